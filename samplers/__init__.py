@@ -1,0 +1,36 @@
+"""Pure numpy sampler chain: logits in, truncated and tempered logits out.
+
+Knows nothing of llama.cpp or the UI. `build_chain(params)` returns a `Chain`, which is a
+llama-cpp-python logits processor.
+"""
+
+from samplers.candidates import Candidates, softmax
+from samplers.chain import Chain, LogitsProcessor, Observer, build_chain, is_active
+from samplers.params import (
+    DEFAULT_ORDER,
+    SAMPLER_NAMES,
+    SAMPLING_SPECS,
+    SPECS,
+    ParameterError,
+    ParamSpec,
+    resolve,
+)
+from samplers.vocab import Vocab
+
+__all__ = [
+    "DEFAULT_ORDER",
+    "SAMPLER_NAMES",
+    "SAMPLING_SPECS",
+    "SPECS",
+    "Candidates",
+    "Chain",
+    "LogitsProcessor",
+    "Observer",
+    "ParamSpec",
+    "ParameterError",
+    "Vocab",
+    "build_chain",
+    "is_active",
+    "resolve",
+    "softmax",
+]

@@ -1,0 +1,280 @@
+"""Every sampling parameter of ../shared/PARAMETERS.md: name, type, default, valid range, help.
+
+This table is the one source of truth: the chain reads its values through it, and
+`presets.Parameters` builds its pydantic fields from it, so a range or a message is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["float", "int", "choice", "str_list", "sampler_list", "bias_map"]
+
+# The stages a user may order with `samplers`; logit_bias always runs first and mirostat
+# replaces the list when it is on, so neither is listed here.
+SAMPLER_NAMES: tuple[str, ...] = (
+    "penalties",
+    "dry",
+    "top_n_sigma",
+    "top_k",
+    "typical_p",
+    "top_p",
+    "min_p",
+    "tfs_z",
+    "top_a",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "xtc",
+    "smoothing",
+    "temperature",
+)
+DEFAULT_ORDER: tuple[str, ...] = SAMPLER_NAMES
+
+
+class ParameterError(ValueError):
+    """A parameter name or value that the contract does not allow."""
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        return _fmt(value)
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: how it is typed, what it defaults to, what is allowed."""
+
+    name: str
+    kind: Kind
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    choices: tuple[int, ...] = field(default=())
+
+    @property
+    def allowed(self) -> str:
+        """What is allowed, in the words of the error messages."""
+        if self.kind == "choice":
+            return "must be one of " + ", ".join(str(c) for c in self.choices)
+        if self.kind == "str_list":
+            return "must be a list of strings"
+        if self.kind == "sampler_list":
+            return "must be a list of sampler names from: " + ", ".join(SAMPLER_NAMES)
+        if self.kind == "bias_map":
+            return "must map token ids or token text to a number or false"
+        noun = "a whole number" if self.kind == "int" else "a number"
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            left = ">" if self.min_exclusive else ">="
+            right = "<" if self.max_exclusive else "<="
+            return f"must be {noun} {left} {_fmt(lo)} and {right} {_fmt(hi)}"
+        if lo is not None:
+            return f"must be {noun} {'>' if self.min_exclusive else '>='} {_fmt(lo)}"
+        if hi is not None:
+            return f"must be {noun} {'<' if self.max_exclusive else '<='} {_fmt(hi)}"
+        return f"must be {noun}"
+
+    def refuse(self, value: Any) -> ParameterError:
+        return ParameterError(f"{self.name}: {_show(value)} is not allowed ({self.allowed})")
+
+    def validate(self, value: Any) -> Any:
+        """Return the value in its canonical type, or raise ParameterError naming it."""
+        if self.kind in ("float", "int", "choice"):
+            return self._number(value)
+        if self.kind == "str_list":
+            if isinstance(value, str):
+                return (value,)
+            if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise self.refuse(value)
+        if self.kind == "sampler_list":
+            return self._sampler_list(value)
+        return self._bias_map(value)
+
+    def parse(self, text: str) -> Any:
+        """Read a value typed by a person (`--set name=value`, `/set parameter`)."""
+        text = text.strip()
+        if self.kind in ("float", "int", "choice"):
+            try:
+                number = float(text) if self.kind == "float" else _parse_int(text)
+            except ValueError:
+                raise self.refuse(text) from None
+            return self.validate(number)
+        if self.kind == "bias_map":
+            try:
+                return self.validate(json.loads(text) if text else {})
+            except json.JSONDecodeError:
+                raise self.refuse(text) from None
+        if text.startswith("["):
+            try:
+                return self.validate(json.loads(text))
+            except json.JSONDecodeError:
+                raise self.refuse(text) from None
+        if self.kind == "sampler_list":
+            return self.validate([p.strip() for p in text.replace(";", ",").split(",") if p.strip()])
+        return self.validate([text])
+
+    def _number(self, value: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.refuse(value)
+        if self.kind in ("int", "choice"):
+            if isinstance(value, float) and not value.is_integer():
+                raise self.refuse(value)
+            value = int(value)
+            if self.kind == "choice":
+                if value not in self.choices:
+                    raise self.refuse(value)
+                return value
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise self.refuse(value)
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and (value < lo or (self.min_exclusive and value == lo)):
+            raise self.refuse(value)
+        if hi is not None and (value > hi or (self.max_exclusive and value == hi)):
+            raise self.refuse(value)
+        return value
+
+    def _sampler_list(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+            raise self.refuse(value)
+        unknown = [v for v in value if v not in SAMPLER_NAMES]
+        if unknown:
+            raise ParameterError(
+                f"{self.name}: {_show(unknown[0])} is not a sampler ({self.allowed})"
+            )
+        if len(set(value)) != len(value):
+            raise ParameterError(f"{self.name}: {_show(list(value))} names a sampler twice")
+        return tuple(value)
+
+    def _bias_map(self, value: Any) -> dict[int | str, float]:
+        if not isinstance(value, Mapping):
+            raise self.refuse(value)
+        out: dict[int | str, float] = {}
+        for key, bias in value.items():
+            token: int | str = key
+            if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+                token = int(key)
+            if isinstance(token, bool) or not isinstance(token, (int, str)):
+                raise self.refuse(value)
+            if isinstance(token, int) and token < 0:
+                raise ParameterError(f"{self.name}: token id {token} is not allowed (must be >= 0)")
+            if bias is False:
+                out[token] = -math.inf
+            elif isinstance(bias, bool) or not isinstance(bias, (int, float)) or math.isnan(bias):
+                raise ParameterError(
+                    f"{self.name}: {_show(bias)} for {_show(key)} is not allowed "
+                    "(must be a number or false)"
+                )
+            else:
+                out[token] = float(bias)
+        return out
+
+
+def _parse_int(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)  # "2.0" is a whole number; "2.5" is refused by validate
+
+
+def _f(name: str, default: float, description: str, **bounds: Any) -> ParamSpec:
+    return ParamSpec(name, "float", default, description, **bounds)
+
+
+def _i(name: str, default: int, description: str, **bounds: Any) -> ParamSpec:
+    return ParamSpec(name, "int", default, description, **bounds)
+
+
+SAMPLING_SPECS: tuple[ParamSpec, ...] = (
+    _f("temperature", 0.8, "Divides the logits; 0 is greedy (argmax only). Higher is more random.",
+       minimum=0.0),
+    _f("dynatemp_range", 0.0, "Entropy-based temperature in [t-r, t+r]; 0 is off.", minimum=0.0),
+    _f("dynatemp_exponent", 1.0, "Exponent on the normalised entropy for dynatemp.", minimum=0.0),
+    _i("top_k", 40, "Keep only the k most likely tokens; 0 is off.", minimum=0),
+    _f("top_p", 0.9, "Keep the smallest set whose probability reaches p; 1 is off.",
+       minimum=0.0, maximum=1.0),
+    _f("min_p", 0.0, "Drop tokens less likely than min_p times the top token; 0 is off.",
+       minimum=0.0, maximum=1.0),
+    _f("typical_p", 1.0, "Locally typical sampling mass; 1 is off.",
+       minimum=0.0, maximum=1.0, min_exclusive=True),
+    _f("top_n_sigma", -1.0, "Keep logits within n standard deviations of the top; <= 0 is off."),
+    _f("xtc_probability", 0.0, "Chance per token that XTC removes the top choices; 0 is off.",
+       minimum=0.0, maximum=1.0),
+    _f("xtc_threshold", 0.1, "XTC removes all tokens above this probability but the least likely.",
+       minimum=0.0, maximum=1.0),
+    _f("dry_multiplier", 0.0, "DRY repetition penalty strength; 0 is off.", minimum=0.0),
+    _f("dry_base", 1.75, "DRY penalty grows as base^(length - allowed_length).", minimum=1.0),
+    _i("dry_allowed_length", 2, "Repeated sequences up to this long are not penalised by DRY.",
+       minimum=0),
+    _i("dry_penalty_last_n", 64, "Tokens DRY looks back over; -1 is the whole context, 0 is off.",
+       minimum=-1),
+    ParamSpec("dry_sequence_breakers", "str_list", ("\n", ":", '"', "*"),
+              "A DRY match never crosses a token containing one of these."),
+    _i("repeat_last_n", 64, "Tokens the penalties look back over; -1 is the whole context.",
+       minimum=-1),
+    _f("repeat_penalty", 1.0, "Penalise repeated tokens (divide positive logits); 1 is off.",
+       minimum=0.0, min_exclusive=True),
+    _f("presence_penalty", 0.0, "Subtract this from every token already seen; 0 is off."),
+    _f("frequency_penalty", 0.0, "Subtract this times the count of each token seen; 0 is off."),
+    ParamSpec("mirostat", "choice", 0, "Mirostat version 1 or 2 (target surprise); 0 is off.",
+              choices=(0, 1, 2)),
+    _f("mirostat_tau", 5.0, "Mirostat target surprise in bits.", minimum=0.0, min_exclusive=True),
+    _f("mirostat_eta", 0.1, "Mirostat learning rate.", minimum=0.0, min_exclusive=True),
+    _f("tfs_z", 1.0, "Tail free sampling; 1 is off.", minimum=0.0, maximum=1.0, min_exclusive=True),
+    _f("top_a", 0.0, "Drop tokens with p < top_a * p_max^2; 0 is off.", minimum=0.0),
+    _f("epsilon_cutoff", 0.0, "Drop tokens with p < epsilon (a probability); 0 is off.",
+       minimum=0.0, maximum=1.0, max_exclusive=True),
+    _f("eta_cutoff", 0.0, "Drop tokens with p < min(eta, sqrt(eta) * exp(-entropy)); 0 is off.",
+       minimum=0.0, maximum=1.0, max_exclusive=True),
+    _f("smoothing_factor", 0.0, "Quadratic sampling strength; 0 is off.", minimum=0.0),
+    _f("smoothing_curve", 1.0, "Cubic term of quadratic sampling; 1 is plain quadratic.",
+       minimum=1.0),
+    ParamSpec("logit_bias", "bias_map", {},
+              "Added to token logits first; keys are ids or text, false bans the token."),
+    _i("min_keep", 1, "Every truncation sampler keeps at least this many tokens.", minimum=1),
+    ParamSpec("samplers", "sampler_list", DEFAULT_ORDER, "The order of the sampler chain."),
+    _i("seed", -1, "Random seed; -1 picks one at random, any other value repeats a run.",
+       minimum=-1),
+)
+
+SPECS: dict[str, ParamSpec] = {s.name: s for s in SAMPLING_SPECS}
+
+
+def resolve(params: Mapping[str, Any] | None, specs: Mapping[str, ParamSpec] = SPECS) -> dict[str, Any]:
+    """Validate a mapping of names to values and fill in every default.
+
+    Raises ParameterError for an unknown name or a value outside its range.
+    """
+    values = {name: spec.default for name, spec in specs.items()}
+    for name, value in (params or {}).items():
+        spec = specs.get(name)
+        if spec is None:
+            raise ParameterError(unknown_name_message(name, specs))
+        values[name] = spec.validate(value)
+    return values
+
+
+def unknown_name_message(name: str, specs: Mapping[str, ParamSpec]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(specs), n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; see `show parameters` for the names"
+    return f"{name}: unknown parameter{hint}"

@@ -1,0 +1,83 @@
+"""Samplers that reshape the distribution without removing tokens (except greedy)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from samplers.candidates import NEG_INF, Candidates
+from samplers.stage import Stage, Step
+
+
+@dataclass
+class Temperature(Stage):
+    """llama.cpp's temp_ext: a fixed temperature, or an entropy-driven one when range > 0.
+
+    Temperature 0 is greedy: the first candidate with the highest logit stays, the others become
+    -inf (the set keeps its size, as in llama.cpp).
+    """
+
+    temperature: float
+    dynatemp_range: float = 0.0
+    dynatemp_exponent: float = 1.0
+    name = "temperature"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.temperature <= 0.0:
+            return greedy(c)
+        if self.dynatemp_range <= 0.0:
+            return _scaled(c, self.temperature)
+        if c.size <= 1:
+            return c
+        return _scaled(c.sort(), self._dynamic(c))
+
+    def _dynamic(self, c: Candidates) -> float:
+        low = max(0.0, self.temperature - self.dynatemp_range)
+        high = self.temperature + self.dynatemp_range
+        probs = c.probs().astype(np.float64)
+        nz = probs[probs > 0]
+        entropy = float(-(nz * np.log(nz)).sum())
+        normalised = entropy / math.log(c.size)
+        return low + (high - low) * normalised**self.dynatemp_exponent
+
+
+def _scaled(c: Candidates, t: float) -> Candidates:
+    if t <= 0.0:
+        return greedy(c)
+    return Candidates(c.ids, c.logits / np.float32(t), c.sorted, c.identity)
+
+
+def greedy(c: Candidates) -> Candidates:
+    if c.size == 0:
+        return c
+    best = int(np.argmax(c.logits))
+    logits = np.full(c.size, NEG_INF, np.float32)
+    logits[best] = c.logits[best]
+    return Candidates(c.ids, logits, c.sorted, c.identity)
+
+
+@dataclass
+class Smoothing(Stage):
+    """Quadratic (and cubic) sampling, text-generation-webui's QuadraticSamplingLogitsWarper."""
+
+    factor: float
+    curve: float = 1.0
+    name = "smoothing"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.factor <= 0.0 or c.size == 0:
+            return c
+        finite = np.isfinite(c.logits)
+        if not finite.any():
+            return c
+        top = c.logits[finite].max()
+        diff = c.logits - top
+        k = (3.0 - self.curve) / 2.0
+        s = (self.curve - 1.0) / 2.0
+        with np.errstate(invalid="ignore"):
+            shaped = -(k * self.factor * diff**2) + (s * self.factor * diff**3) + top
+        logits = np.where(finite, shaped, c.logits).astype(np.float32)
+        # the transform keeps the order of the logits, so a sorted set stays sorted
+        return Candidates(c.ids, logits, c.sorted, c.identity)

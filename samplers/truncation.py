@@ -1,0 +1,217 @@
+"""Truncation samplers: each removes unlikely tokens and keeps at least `min_keep`.
+
+Where llama.cpp has the sampler (src/llama-sampler.cpp) the code follows it step by step, down to
+which set the probabilities are normalised over and whether the result is sorted. The others follow
+text-generation-webui and Hugging Face, as PARAMETERS.md cites.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from samplers.candidates import NEG_INF, Candidates, descending, keep_at_least, softmax
+from samplers.stage import Stage, Step
+
+# llama.cpp's top_p sorts the best 256 first and the rest only when those are not enough.
+_TOP_P_FIRST_PASS = 256
+
+
+@dataclass
+class TopK(Stage):
+    k: int
+    min_keep: int = 1
+    name = "top_k"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.k <= 0:
+            return c
+        k = min(max(self.k, self.min_keep), c.size)
+        return c.top(k)
+
+
+@dataclass
+class TopP(Stage):
+    p: float
+    min_keep: int = 1
+    name = "top_p"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.p >= 1.0:
+            return c
+        p = np.float32(self.p)
+        probs = c.probs()  # normalised over every candidate, before sorting, as llama.cpp does
+        width = c.size if c.sorted else min(_TOP_P_FIRST_PASS, c.size)
+        while True:
+            order = np.arange(width) if c.sorted else descending(c.logits, width)
+            cum = np.cumsum(probs[order], dtype=np.float32)
+            reached = (cum >= p) & (np.arange(1, width + 1) >= self.min_keep)
+            if reached.any():
+                last = int(np.argmax(reached)) + 1
+                break
+            if width == c.size:
+                last = width
+                break
+            width = min(width * 16, c.size)
+        return c.take(order[:last], sorted=True)
+
+
+@dataclass
+class MinP(Stage):
+    p: float
+    min_keep: int = 1
+    name = "min_p"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.p <= 0.0 or c.size == 0:
+            return c
+        # log space, as llama.cpp: keep l >= l_max + ln(p)
+        cut = np.float32(c.logits.max()) + np.float32(math.log(self.p))
+        keep = np.flatnonzero(c.logits >= cut)
+        if keep.shape[0] >= max(self.min_keep, 1):
+            return c.take(keep, sorted=c.sorted)
+        return c.top(min(self.min_keep, c.size))
+
+
+@dataclass
+class Typical(Stage):
+    p: float
+    min_keep: int = 1
+    name = "typical_p"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.p >= 1.0:
+            return c
+        c = c.sort()
+        probs = c.probs()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logp = np.log(probs)
+            entropy = np.float32(-np.sum(np.where(probs > 0, probs * logp, 0), dtype=np.float32))
+            shifted = np.abs(-logp - entropy)
+        order = np.argsort(shifted, kind="stable")
+        cum = np.cumsum(probs[order], dtype=np.float32)
+        ok = (cum > np.float32(self.p)) & (np.arange(c.size) >= self.min_keep - 1)
+        last = int(np.argmax(ok)) + 1 if ok.any() else c.size
+        return c.take(order[:last], sorted=False)
+
+
+@dataclass
+class TopNSigma(Stage):
+    n: float
+    min_keep: int = 1
+    name = "top_n_sigma"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.n <= 0.0 or c.size <= 1:
+            return c
+        finite = c.logits[np.isfinite(c.logits)]
+        if finite.size == 0:
+            return c
+        top = np.float32(finite.max())
+        mean = finite.mean(dtype=np.float64)
+        sigma = math.sqrt(float(np.mean(np.square(finite - mean, dtype=np.float64))))
+        keep = c.logits >= top - np.float32(self.n * sigma)
+        keep = keep_at_least(keep, c.logits, self.min_keep)
+        # llama.cpp masks with -inf and leaves the set its size; later stages see the same.
+        logits = np.where(keep, c.logits, NEG_INF).astype(np.float32, copy=False)
+        return Candidates(c.ids, logits, c.sorted, c.identity)
+
+
+@dataclass
+class Xtc(Stage):
+    probability: float
+    threshold: float
+    min_keep: int = 1
+    name = "xtc"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.probability <= 0.0 or self.threshold > 0.5 or c.size < 2:
+            return c
+        if step.rng.random() > self.probability:
+            return c
+        c = c.sort()
+        above = c.probs() >= np.float32(self.threshold)
+        # index of the last token of the leading run above the threshold
+        last = int(np.argmin(above)) - 1 if not above.all() else c.size - 1
+        if last > 0 and c.size - last >= self.min_keep:
+            return c.take(slice(last, None), sorted=True)
+        return c
+
+
+@dataclass
+class TailFree(Stage):
+    z: float
+    min_keep: int = 1
+    name = "tfs_z"
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.z >= 1.0 or c.size < 3:
+            return c
+        c = c.sort()
+        d2 = np.abs(np.diff(c.probs(), 2))
+        total = d2.sum()
+        if not total > 0:
+            return c
+        cdf = np.cumsum(d2 / total)
+        remove = np.concatenate(([False], cdf > self.z, [True]))
+        remove[: self.min_keep] = False
+        return c.take(np.flatnonzero(~remove), sorted=True)
+
+
+@dataclass
+class _ProbabilityFloor(Stage):
+    """Removes tokens whose probability is under a floor computed from the distribution."""
+
+    value: float
+    min_keep: int = 1
+
+    def floor(self, probs: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def apply(self, c: Candidates, step: Step) -> Candidates:
+        if self.value <= 0.0 or c.size == 0:
+            return c
+        probs = softmax(c.logits)
+        keep = keep_at_least(probs >= self.floor(probs), c.logits, self.min_keep)
+        return c.take(np.flatnonzero(keep), sorted=c.sorted)
+
+
+class TopA(_ProbabilityFloor):
+    name = "top_a"
+
+    def floor(self, probs: np.ndarray) -> float:
+        top = float(probs.max())
+        return self.value * top * top
+
+
+class EpsilonCutoff(_ProbabilityFloor):
+    name = "epsilon_cutoff"
+
+    def floor(self, probs: np.ndarray) -> float:
+        return self.value
+
+
+class EtaCutoff(_ProbabilityFloor):
+    name = "eta_cutoff"
+
+    def floor(self, probs: np.ndarray) -> float:
+        nz = probs[probs > 0].astype(np.float64)
+        entropy = float(-(nz * np.log(nz)).sum())
+        return min(self.value, math.sqrt(self.value) * math.exp(-entropy))
+
+
+__all__ = [
+    "EpsilonCutoff",
+    "EtaCutoff",
+    "MinP",
+    "TailFree",
+    "TopA",
+    "TopK",
+    "TopNSigma",
+    "TopP",
+    "Typical",
+    "Xtc",
+    "descending",
+]
