@@ -52,7 +52,6 @@ def check_gguf(path: str | Path) -> Path:
         raise ModelFileError(f"cannot read model file {p}: {exc.strerror}") from None
     if magic != GGUF_MAGIC:
         raise ModelFileError(
-            f"not a GGUF model file: {p} (it does not start with the GGUF signature; "
-            "llama.cpp needs a .gguf file)"
+            f"not a GGUF model file: {p} (it does not start with the GGUF signature; llama.cpp needs a .gguf file)"
         )
     return p

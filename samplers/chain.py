@@ -46,8 +46,12 @@ _STAGES: dict[str, _Factory] = {
         p["repeat_last_n"], p["repeat_penalty"], p["frequency_penalty"], p["presence_penalty"]
     ),
     "dry": lambda p, v: Dry(
-        p["dry_multiplier"], p["dry_base"], p["dry_allowed_length"], p["dry_penalty_last_n"],
-        tuple(p["dry_sequence_breakers"]), v,
+        p["dry_multiplier"],
+        p["dry_base"],
+        p["dry_allowed_length"],
+        p["dry_penalty_last_n"],
+        tuple(p["dry_sequence_breakers"]),
+        v,
     ),
     "top_n_sigma": lambda p, v: TopNSigma(p["top_n_sigma"], p["min_keep"]),
     "top_k": lambda p, v: TopK(p["top_k"], p["min_keep"]),
@@ -60,9 +64,7 @@ _STAGES: dict[str, _Factory] = {
     "eta_cutoff": lambda p, v: EtaCutoff(p["eta_cutoff"], p["min_keep"]),
     "xtc": lambda p, v: Xtc(p["xtc_probability"], p["xtc_threshold"], p["min_keep"]),
     "smoothing": lambda p, v: Smoothing(p["smoothing_factor"], p["smoothing_curve"]),
-    "temperature": lambda p, v: Temperature(
-        p["temperature"], p["dynatemp_range"], p["dynatemp_exponent"]
-    ),
+    "temperature": lambda p, v: Temperature(p["temperature"], p["dynatemp_range"], p["dynatemp_exponent"]),
 }
 
 

@@ -32,9 +32,7 @@ class LogitBias(Stage):
                     raise ParameterError(f"logit_bias: {key!r} is no token of this model")
             else:
                 if vocab is not None and key >= vocab.size:
-                    raise ParameterError(
-                        f"logit_bias: token id {key} is not allowed (must be < {vocab.size})"
-                    )
+                    raise ParameterError(f"logit_bias: token id {key} is not allowed (must be < {vocab.size})")
                 tokens = [key]
             # text spanning several tokens biases each of them, as llama-server does
             ids.extend(tokens)

@@ -157,9 +157,7 @@ class ParamSpec:
             raise self.refuse(value)
         unknown = [v for v in value if v not in SAMPLER_NAMES]
         if unknown:
-            raise ParameterError(
-                f"{self.name}: {_show(unknown[0])} is not a sampler ({self.allowed})"
-            )
+            raise ParameterError(f"{self.name}: {_show(unknown[0])} is not a sampler ({self.allowed})")
         if len(set(value)) != len(value):
             raise ParameterError(f"{self.name}: {_show(list(value))} names a sampler twice")
         return tuple(value)
@@ -180,8 +178,7 @@ class ParamSpec:
                 out[token] = -math.inf
             elif isinstance(bias, bool) or not isinstance(bias, (int, float)) or math.isnan(bias):
                 raise ParameterError(
-                    f"{self.name}: {_show(bias)} for {_show(key)} is not allowed "
-                    "(must be a number or false)"
+                    f"{self.name}: {_show(bias)} for {_show(key)} is not allowed (must be a number or false)"
                 )
             else:
                 out[token] = float(bias)
@@ -204,55 +201,71 @@ def _i(name: str, default: int, description: str, **bounds: Any) -> ParamSpec:
 
 
 SAMPLING_SPECS: tuple[ParamSpec, ...] = (
-    _f("temperature", 0.8, "Divides the logits; 0 is greedy (argmax only). Higher is more random.",
-       minimum=0.0),
+    _f("temperature", 0.8, "Divides the logits; 0 is greedy (argmax only). Higher is more random.", minimum=0.0),
     _f("dynatemp_range", 0.0, "Entropy-based temperature in [t-r, t+r]; 0 is off.", minimum=0.0),
     _f("dynatemp_exponent", 1.0, "Exponent on the normalised entropy for dynatemp.", minimum=0.0),
     _i("top_k", 40, "Keep only the k most likely tokens; 0 is off.", minimum=0),
-    _f("top_p", 0.9, "Keep the smallest set whose probability reaches p; 1 is off.",
-       minimum=0.0, maximum=1.0),
-    _f("min_p", 0.0, "Drop tokens less likely than min_p times the top token; 0 is off.",
-       minimum=0.0, maximum=1.0),
-    _f("typical_p", 1.0, "Locally typical sampling mass; 1 is off.",
-       minimum=0.0, maximum=1.0, min_exclusive=True),
+    _f("top_p", 0.9, "Keep the smallest set whose probability reaches p; 1 is off.", minimum=0.0, maximum=1.0),
+    _f("min_p", 0.0, "Drop tokens less likely than min_p times the top token; 0 is off.", minimum=0.0, maximum=1.0),
+    _f("typical_p", 1.0, "Locally typical sampling mass; 1 is off.", minimum=0.0, maximum=1.0, min_exclusive=True),
     _f("top_n_sigma", -1.0, "Keep logits within n standard deviations of the top; <= 0 is off."),
-    _f("xtc_probability", 0.0, "Chance per token that XTC removes the top choices; 0 is off.",
-       minimum=0.0, maximum=1.0),
-    _f("xtc_threshold", 0.1, "XTC removes all tokens above this probability but the least likely.",
-       minimum=0.0, maximum=1.0),
+    _f(
+        "xtc_probability", 0.0, "Chance per token that XTC removes the top choices; 0 is off.", minimum=0.0, maximum=1.0
+    ),
+    _f(
+        "xtc_threshold",
+        0.1,
+        "XTC removes all tokens above this probability but the least likely.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
     _f("dry_multiplier", 0.0, "DRY repetition penalty strength; 0 is off.", minimum=0.0),
     _f("dry_base", 1.75, "DRY penalty grows as base^(length - allowed_length).", minimum=1.0),
-    _i("dry_allowed_length", 2, "Repeated sequences up to this long are not penalised by DRY.",
-       minimum=0),
-    _i("dry_penalty_last_n", 64, "Tokens DRY looks back over; -1 is the whole context, 0 is off.",
-       minimum=-1),
-    ParamSpec("dry_sequence_breakers", "str_list", ("\n", ":", '"', "*"),
-              "A DRY match never crosses a token containing one of these."),
-    _i("repeat_last_n", 64, "Tokens the penalties look back over; -1 is the whole context.",
-       minimum=-1),
-    _f("repeat_penalty", 1.0, "Penalise repeated tokens (divide positive logits); 1 is off.",
-       minimum=0.0, min_exclusive=True),
+    _i("dry_allowed_length", 2, "Repeated sequences up to this long are not penalised by DRY.", minimum=0),
+    _i("dry_penalty_last_n", 64, "Tokens DRY looks back over; -1 is the whole context, 0 is off.", minimum=-1),
+    ParamSpec(
+        "dry_sequence_breakers",
+        "str_list",
+        ("\n", ":", '"', "*"),
+        "A DRY match never crosses a token containing one of these.",
+    ),
+    _i("repeat_last_n", 64, "Tokens the penalties look back over; -1 is the whole context.", minimum=-1),
+    _f(
+        "repeat_penalty",
+        1.0,
+        "Penalise repeated tokens (divide positive logits); 1 is off.",
+        minimum=0.0,
+        min_exclusive=True,
+    ),
     _f("presence_penalty", 0.0, "Subtract this from every token already seen; 0 is off."),
     _f("frequency_penalty", 0.0, "Subtract this times the count of each token seen; 0 is off."),
-    ParamSpec("mirostat", "choice", 0, "Mirostat version 1 or 2 (target surprise); 0 is off.",
-              choices=(0, 1, 2)),
+    ParamSpec("mirostat", "choice", 0, "Mirostat version 1 or 2 (target surprise); 0 is off.", choices=(0, 1, 2)),
     _f("mirostat_tau", 5.0, "Mirostat target surprise in bits.", minimum=0.0, min_exclusive=True),
     _f("mirostat_eta", 0.1, "Mirostat learning rate.", minimum=0.0, min_exclusive=True),
     _f("tfs_z", 1.0, "Tail free sampling; 1 is off.", minimum=0.0, maximum=1.0, min_exclusive=True),
     _f("top_a", 0.0, "Drop tokens with p < top_a * p_max^2; 0 is off.", minimum=0.0),
-    _f("epsilon_cutoff", 0.0, "Drop tokens with p < epsilon (a probability); 0 is off.",
-       minimum=0.0, maximum=1.0, max_exclusive=True),
-    _f("eta_cutoff", 0.0, "Drop tokens with p < min(eta, sqrt(eta) * exp(-entropy)); 0 is off.",
-       minimum=0.0, maximum=1.0, max_exclusive=True),
+    _f(
+        "epsilon_cutoff",
+        0.0,
+        "Drop tokens with p < epsilon (a probability); 0 is off.",
+        minimum=0.0,
+        maximum=1.0,
+        max_exclusive=True,
+    ),
+    _f(
+        "eta_cutoff",
+        0.0,
+        "Drop tokens with p < min(eta, sqrt(eta) * exp(-entropy)); 0 is off.",
+        minimum=0.0,
+        maximum=1.0,
+        max_exclusive=True,
+    ),
     _f("smoothing_factor", 0.0, "Quadratic sampling strength; 0 is off.", minimum=0.0),
-    _f("smoothing_curve", 1.0, "Cubic term of quadratic sampling; 1 is plain quadratic.",
-       minimum=1.0),
-    ParamSpec("logit_bias", "bias_map", {},
-              "Added to token logits first; keys are ids or text, false bans the token."),
+    _f("smoothing_curve", 1.0, "Cubic term of quadratic sampling; 1 is plain quadratic.", minimum=1.0),
+    ParamSpec("logit_bias", "bias_map", {}, "Added to token logits first; keys are ids or text, false bans the token."),
     _i("min_keep", 1, "Every truncation sampler keeps at least this many tokens.", minimum=1),
     ParamSpec("samplers", "sampler_list", DEFAULT_ORDER, "The order of the sampler chain."),
-    _i("seed", -1, "Random seed; -1 picks one at random, any other value repeats a run.",
-       minimum=-1),
+    _i("seed", -1, "Random seed; -1 picks one at random, any other value repeats a run.", minimum=-1),
 )
 
 SPECS: dict[str, ParamSpec] = {s.name: s for s in SAMPLING_SPECS}

@@ -86,9 +86,7 @@ class Dry(Stage):
         if not self.enabled or self.vocab is None:
             return
         self._heads = self.vocab.breaker_sequences(self.breakers)
-        self._single = np.array(
-            sorted(t for t, tails in self._heads.items() if () in tails), dtype=np.intc
-        )
+        self._single = np.array(sorted(t for t, tails in self._heads.items() if () in tails), dtype=np.intc)
         self._is_head = np.zeros(self.vocab.size, bool)
         self._is_head[list(self._heads)] = True
 
@@ -136,9 +134,7 @@ class Dry(Stage):
             longest = -1
             for tail in self._heads[int(last[pos])]:
                 # a tail is the rest of the breaker, in the tokens that follow the head
-                if longest < len(tail) <= i and all(
-                    tail[o] == last[pos + o + 1] for o in range(len(tail))
-                ):
+                if longest < len(tail) <= i and all(tail[o] == last[pos + o + 1] for o in range(len(tail))):
                     longest = len(tail)
             if longest >= 0:
                 return i - longest

@@ -23,8 +23,9 @@ assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 class NativeChain:
     """A llama.cpp sampler chain for a PARAMETERS.md mapping, with andon's window semantics."""
 
-    def __init__(self, params: Mapping[str, Any], n_vocab: int, *, history_len: int,
-                 vocab_ptr: Any = None, seed: int = 1234) -> None:
+    def __init__(
+        self, params: Mapping[str, Any], n_vocab: int, *, history_len: int, vocab_ptr: Any = None, seed: int = 1234
+    ) -> None:
         p = resolve(params)
         self.n_vocab = n_vocab
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
@@ -40,30 +41,45 @@ class NativeChain:
             )
             self._keep.append(arr)
             self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(items), arr))
-        temp = llama_cpp.llama_sampler_init_temp_ext(
-            p["temperature"], p["dynatemp_range"], p["dynatemp_exponent"]
-        )
+        temp = llama_cpp.llama_sampler_init_temp_ext(p["temperature"], p["dynatemp_range"], p["dynatemp_exponent"])
         if p["mirostat"]:
             self._add(temp)
             if p["mirostat"] == 1:
-                self._add(llama_cpp.llama_sampler_init_mirostat(n_vocab, seed, p["mirostat_tau"], p["mirostat_eta"], 100))
+                self._add(
+                    llama_cpp.llama_sampler_init_mirostat(n_vocab, seed, p["mirostat_tau"], p["mirostat_eta"], 100)
+                )
             else:
                 self._add(llama_cpp.llama_sampler_init_mirostat_v2(seed, p["mirostat_tau"], p["mirostat_eta"]))
             return
         mk = p["min_keep"]
         for name in p["samplers"]:
             if name == "penalties":
-                self._add(llama_cpp.llama_sampler_init_penalties(
-                    n_vocab, window(p["repeat_last_n"]), p["repeat_penalty"], p["frequency_penalty"], p["presence_penalty"]))
+                self._add(
+                    llama_cpp.llama_sampler_init_penalties(
+                        n_vocab,
+                        window(p["repeat_last_n"]),
+                        p["repeat_penalty"],
+                        p["frequency_penalty"],
+                        p["presence_penalty"],
+                    )
+                )
             elif name == "dry":
                 if p["dry_multiplier"] == 0.0:
                     continue
                 breakers = [b.encode() for b in p["dry_sequence_breakers"]]
                 arr = (ctypes.c_char_p * len(breakers))(*breakers)
                 self._keep.append(arr)
-                self._add(llama_cpp.llama_sampler_init_dry(
-                    vocab_ptr, p["dry_multiplier"], p["dry_base"], p["dry_allowed_length"],
-                    window(p["dry_penalty_last_n"]), arr, len(breakers)))
+                self._add(
+                    llama_cpp.llama_sampler_init_dry(
+                        vocab_ptr,
+                        p["dry_multiplier"],
+                        p["dry_base"],
+                        p["dry_allowed_length"],
+                        window(p["dry_penalty_last_n"]),
+                        arr,
+                        len(breakers),
+                    )
+                )
             elif name == "top_n_sigma":
                 self._add(llama_cpp.llama_sampler_init_top_n_sigma(p["top_n_sigma"]))
             elif name == "top_k":
