@@ -118,6 +118,15 @@ class Chain:
         observe: Observer | None = None,
     ) -> NDArray[np.single]:
         """New logits: removed tokens -inf, temperature applied. `logits` is not modified."""
+        return self.scatter(self.candidates_after(input_ids, logits, observe), logits.shape[0])
+
+    def candidates_after(
+        self,
+        input_ids: NDArray[np.intc],
+        logits: NDArray[np.single],
+        observe: Observer | None = None,
+    ) -> Candidates:
+        """The candidates left after every stage (what `run` scatters back to the vocabulary)."""
         cands = self.candidates(logits)
         step = Step(np.asarray(input_ids), self.rng, logits.shape[0])
         if observe is not None:
@@ -126,7 +135,7 @@ class Chain:
             cands = stage.apply(cands, step)
             if observe is not None:
                 observe(stage.name, cands)
-        return self.scatter(cands, logits.shape[0])
+        return cands
 
     def candidates(self, logits: NDArray[np.single]) -> Candidates:
         n = logits.shape[0]

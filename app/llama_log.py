@@ -1,0 +1,44 @@
+"""llama.cpp's log: silent unless --verbose, but its last error is kept for our messages."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections import deque
+
+_GGML_LOG_LEVEL_ERROR = 3
+_GGML_LOG_LEVEL_CONT = 5
+
+_state = {"verbose": False, "level": 0}
+_errors: deque[str] = deque(maxlen=8)
+_callback = None  # the ctypes callback must outlive every call llama.cpp makes to it
+
+
+def install(verbose: bool) -> None:
+    """Route llama.cpp's log through andon: shown with --verbose, else errors kept quietly."""
+    global _callback
+    import llama_cpp
+
+    _state["verbose"] = verbose
+    if _callback is None:
+
+        @llama_cpp.llama_log_callback
+        def _log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            if level != _GGML_LOG_LEVEL_CONT:
+                _state["level"] = level
+            message = text.decode("utf-8", "replace")
+            if _state["verbose"]:
+                print(message, end="", file=sys.stderr, flush=True)
+            elif _state["level"] == _GGML_LOG_LEVEL_ERROR and message.strip():
+                _errors.append(message.strip())
+
+        _callback = _log
+    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
+def last_error() -> str:
+    """The most telling error llama.cpp logged, without its function-name prefix."""
+    for line in reversed(_errors):
+        if "error loading model:" in line:
+            return line.split("error loading model:", 1)[1].strip()
+    return _errors[-1].split(": ", 1)[-1] if _errors else ""

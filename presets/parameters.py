@@ -1,0 +1,111 @@
+"""`Parameters`: every field of PARAMETERS.md as one frozen pydantic model.
+
+The fields are generated from the ParamSpec table (samplers.params for sampling, the generation
+table below), so a default, a range, a description or an error message exists in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, create_model
+
+from samplers.params import SAMPLING_SPECS, ParameterError, ParamSpec, unknown_name_message
+
+GENERATION_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("num_predict", "int", -1, "Most tokens in a reply; -1 is until end of turn or context full.", minimum=-1),
+    ParamSpec("stop", "str_list", (), "End the reply before any of these strings; the string is not shown."),
+    ParamSpec("num_ctx", "int", 4096, "Context window in tokens.", minimum=64),
+    ParamSpec(
+        "num_gpu", "int", -1, "Layers offloaded to the GPU; -1 is all the backend can take, 0 is CPU only.", minimum=-1
+    ),
+    ParamSpec("num_thread", "int", 0, "CPU threads; 0 lets llama.cpp choose.", minimum=0),
+    ParamSpec("num_batch", "int", 512, "Prompt batch size in tokens.", minimum=1),
+)
+
+ALL_SPECS: dict[str, ParamSpec] = {s.name: s for s in (*SAMPLING_SPECS, *GENERATION_SPECS)}
+SAMPLING_NAMES: frozenset[str] = frozenset(s.name for s in SAMPLING_SPECS)
+MODEL_NAMES: frozenset[str] = frozenset({"num_ctx", "num_gpu", "num_thread", "num_batch"})
+
+
+def _serialize_bias(value: Mapping[int | str, float]) -> dict[str, float | bool]:
+    return {str(k): (False if v == -math.inf else v) for k, v in value.items()}
+
+
+def _serialize_list(value: tuple[str, ...]) -> list[str]:
+    return list(value)
+
+
+def _field(spec: ParamSpec) -> tuple[Any, Any]:
+    annotated: Any = Annotated[Any, PlainValidator(spec.validate)]
+    if spec.kind == "bias_map":
+        annotated = Annotated[Any, PlainValidator(spec.validate), PlainSerializer(_serialize_bias)]
+    elif spec.kind in ("str_list", "sampler_list"):
+        annotated = Annotated[Any, PlainValidator(spec.validate), PlainSerializer(_serialize_list)]
+    default = spec.validate(spec.default)
+    if spec.kind == "bias_map":
+        return annotated, Field(default_factory=dict, description=spec.description)
+    return annotated, Field(default=default, description=spec.description)
+
+
+_Base = create_model(  # type: ignore[call-overload]
+    "_ParametersBase",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    **{name: _field(spec) for name, spec in ALL_SPECS.items()},
+)
+
+
+class Parameters(_Base):  # type: ignore[misc, valid-type]
+    """The effective generation parameters. Build with `Parameters.of(...)` for andon's messages."""
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any] | None = None, base: Parameters | None = None) -> Parameters:
+        """Validate `values` over `base` (or the defaults); ParameterError names the first problem."""
+        values = dict(values or {})
+        for name in values:
+            if name not in ALL_SPECS:
+                raise ParameterError(unknown_name_message(name, ALL_SPECS))
+        merged = {**(base.model_dump() if base is not None else {}), **values}
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            raise ParameterError(_first_message(exc)) from None
+
+    def changed(self, reference: Parameters | None = None) -> dict[str, Any]:
+        """The fields that differ from `reference` (the defaults when None), as plain values."""
+        ref = (reference or DEFAULTS).model_dump()
+        mine = self.model_dump()
+        return {k: v for k, v in mine.items() if v != ref[k]}
+
+    def sampling(self) -> dict[str, Any]:
+        """What the sampler chain takes."""
+        return {k: v for k, v in self.model_dump().items() if k in SAMPLING_NAMES}
+
+    def model_options(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in MODEL_NAMES}
+
+    def to_plain(self, names: Any = None) -> dict[str, Any]:
+        """JSON/TOML-ready values (lists, `false` for banned tokens)."""
+        data = self.model_dump(mode="json")
+        return data if names is None else {k: data[k] for k in names}
+
+
+def _first_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "parameters"
+    msg = err.get("msg", "")
+    if "ctx" in err and isinstance(err["ctx"].get("error"), ParameterError):
+        return str(err["ctx"]["error"])
+    return msg.removeprefix("Value error, ") if msg.startswith("Value error, ") else f"{name}: {msg}"
+
+
+def describe(name: str) -> str:
+    spec = ALL_SPECS[name]
+    return f"{spec.description} ({spec.allowed.removeprefix('must be ')})"
+
+
+DEFAULTS = Parameters()
+
+__all__ = ["ALL_SPECS", "DEFAULTS", "GENERATION_SPECS", "ParameterError", "Parameters", "describe"]

@@ -1,0 +1,56 @@
+"""A preset: a named set of parameters and a system prompt made for one kind of task."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from presets.parameters import DEFAULTS, Parameters
+
+Task = Literal["factual", "creative", "code", "chat"]
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"preset name {name!r} is not allowed (use 1-64 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit)"
+        )
+    return name
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="What the preset is called; also its file name.")
+    description: str = Field("", description="Why its values fit its task, with sources.")
+    task: Task = Field("chat", description="The kind of task it is made for.")
+    system: str = Field("", description="The system prompt.")
+    model: str | None = Field(None, description="The model it was made for (Modelfile FROM), if any.")
+    parameters: Parameters = Field(default_factory=lambda: DEFAULTS)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        return check_name(v)
+
+    def to_document(self) -> dict[str, Any]:
+        """What a preset file holds: only what differs from the defaults."""
+        doc: dict[str, Any] = {}
+        if self.description:
+            doc["description"] = self.description
+        doc["task"] = self.task
+        if self.system:
+            doc["system"] = self.system
+        if self.model:
+            doc["model"] = self.model
+        changed = self.parameters.changed()
+        if changed:
+            doc["parameters"] = self.parameters.to_plain(sorted(changed))
+        return doc
+
+    def with_parameters(self, params: Parameters, **fields: Any) -> Preset:
+        return self.model_copy(update={"parameters": params, **fields})

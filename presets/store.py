@@ -1,0 +1,181 @@
+"""Built-in presets shipped as files, user presets as TOML files in the user config directory.
+
+A user preset shadows a built-in one of the same name; deleting it brings the built-in back.
+A broken file never stops andon: it is reported (file, field, reason), left untouched, and the
+other presets still load.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import ValidationError
+
+from presets.parameters import ParameterError, Parameters
+from presets.paths import presets_dir
+from presets.preset import Preset, check_name
+
+DEFAULT_PRESET = "balanced"
+_DOC_KEYS = {"description", "task", "system", "model", "parameters"}
+
+
+class PresetError(Exception):
+    """A preset that cannot be found, read, saved or deleted; the message says why."""
+
+
+@dataclass(frozen=True)
+class PresetProblem:
+    path: Path
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}" + (f": {self.field}" if self.field else "")
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    preset: Preset
+    source: Literal["builtin", "user"]
+    shadows_builtin: bool = False
+
+
+def parse_document(name: str, text: str, path: Path) -> Preset:
+    """A preset from the text of its TOML file; PresetError naming file, field and reason."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(str(PresetProblem(path, None, f"not valid TOML ({exc})"))) from None
+    return preset_from_document(name, doc, path)
+
+
+def preset_from_document(name: str, doc: dict[str, Any], path: Path) -> Preset:
+    unknown = sorted(set(doc) - _DOC_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(_DOC_KEYS))
+        raise PresetError(str(PresetProblem(path, unknown[0], f"unknown field (allowed: {allowed})")))
+    raw_params = doc.get("parameters", {})
+    if not isinstance(raw_params, dict):
+        raise PresetError(str(PresetProblem(path, "parameters", "must be a table of parameter = value")))
+    try:
+        params = Parameters.of(raw_params)
+    except ParameterError as exc:
+        field = str(exc).split(":", 1)[0]
+        raise PresetError(str(PresetProblem(path, f"parameters.{field}", str(exc).split(": ", 1)[-1]))) from None
+    fields = {k: v for k, v in doc.items() if k != "parameters"}
+    try:
+        return Preset(name=name, parameters=params, **fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise PresetError(str(PresetProblem(path, field, err["msg"]))) from None
+
+
+class PresetStore:
+    """Presets by name: built-in ones from the package, user ones from `user_dir`."""
+
+    def __init__(self, user_dir: Path | None = None) -> None:
+        self.user_dir = user_dir if user_dir is not None else presets_dir()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def builtin_names(self) -> list[str]:
+        return sorted(p.name[:-5] for p in _builtin_files().iterdir() if p.name.endswith(".toml"))
+
+    def user_path(self, name: str) -> Path:
+        return self.user_dir / f"{check_name(name)}.toml"
+
+    def _user_files(self) -> list[Path]:
+        if not self.user_dir.is_dir():
+            return []
+        return sorted(p for p in self.user_dir.glob("*.toml") if p.is_file())
+
+    def builtin(self, name: str) -> Preset:
+        f = _builtin_files() / f"{name}.toml"
+        if not f.is_file():
+            raise PresetError(f"no built-in preset named {name!r}")
+        return parse_document(name, f.read_text("utf-8"), Path(f"builtin/{name}.toml"))
+
+    def scan(self) -> tuple[list[PresetEntry], list[PresetProblem]]:
+        """Every preset that loads, and a problem for each user file that does not."""
+        builtins = {n: self.builtin(n) for n in self.builtin_names()}
+        entries: dict[str, PresetEntry] = {n: PresetEntry(p, "builtin") for n, p in builtins.items()}
+        problems: list[PresetProblem] = []
+        for path in self._user_files():
+            name = path.stem
+            try:
+                check_name(name)
+                preset = parse_document(name, path.read_text("utf-8"), path)
+            except (PresetError, ValueError, OSError, UnicodeDecodeError) as exc:
+                problems.append(_problem(path, exc))
+                continue
+            entries[name] = PresetEntry(preset, "user", shadows_builtin=name in builtins)
+        return [entries[n] for n in sorted(entries)], problems
+
+    def names(self) -> list[str]:
+        return [e.preset.name for e in self.scan()[0]]
+
+    def load(self, name: str) -> Preset:
+        """The user preset of that name, else the built-in one; PresetError says why not."""
+        path = self.user_path(name)
+        if path.is_file():
+            try:
+                return parse_document(name, path.read_text("utf-8"), path)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PresetError(str(_problem(path, exc))) from None
+        if name in self.builtin_names():
+            return self.builtin(name)
+        known = ", ".join(self.names())
+        raise PresetError(f"no preset named {name!r} (presets: {known})")
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def save(self, preset: Preset) -> Path:
+        """Write the preset atomically: a temporary file in the same folder, then a rename."""
+        path = self.user_path(preset.name)
+        data = tomli_w.dumps(preset.to_document(), multiline_strings=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{preset.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def delete(self, name: str) -> Path:
+        path = self.user_path(name)
+        if not path.is_file():
+            if name in self.builtin_names():
+                raise PresetError(f"{name!r} is a built-in preset and cannot be deleted")
+            raise PresetError(f"no user preset named {name!r}")
+        path.unlink()
+        return path
+
+
+def _builtin_files():
+    return resources.files("presets") / "builtin"
+
+
+def _problem(path: Path, exc: BaseException) -> PresetProblem:
+    text = str(exc)
+    prefix = f"{path}: "
+    if text.startswith(prefix):
+        rest = text[len(prefix) :]
+        field, _, reason = rest.partition(": ")
+        if reason and " " not in field:
+            return PresetProblem(path, field, reason)
+        return PresetProblem(path, None, rest)
+    return PresetProblem(path, None, text)
