@@ -141,7 +141,10 @@ class Engine:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             detail = llama_log.last_error() or str(exc)
-            raise ModelLoadError(f"could not load model {path.name}: {detail}") from None
+            raise ModelLoadError(
+                f"could not load model {path}: {detail} "
+                "(the file may be truncated, damaged, or of an architecture this llama.cpp does not support)"
+            ) from None
         self._llama_cpp = llama_cpp
         self._vocab_ptr = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.n_vocab = self.llm.n_vocab()
@@ -264,7 +267,7 @@ class Engine:
         """Stream a reply: Delta events of whole characters, maybe a Notice, then one Done."""
         t0 = time.perf_counter()
         reserve = params.num_predict if params.num_predict > 0 else min(256, self.n_ctx // 4)
-        msgs, tokens, dropped = self.fit(messages, min(reserve, self.n_ctx // 2))
+        _, tokens, dropped = self.fit(messages, min(reserve, self.n_ctx // 2))
         if dropped:
             yield Notice(
                 f"dropped the {dropped} oldest message{'s' if dropped > 1 else ''} "

@@ -6,7 +6,7 @@ import ctypes
 import sys
 from collections import deque
 
-_GGML_LOG_LEVEL_ERROR = 3
+_GGML_LOG_LEVEL_ERROR = 4  # ggml: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 _GGML_LOG_LEVEL_CONT = 5
 
 _state = {"verbose": False, "level": 0}
@@ -20,6 +20,7 @@ def install(verbose: bool) -> None:
     import llama_cpp
 
     _state["verbose"] = verbose
+    _errors.clear()
     if _callback is None:
 
         @llama_cpp.llama_log_callback
@@ -37,8 +38,9 @@ def install(verbose: bool) -> None:
 
 
 def last_error() -> str:
-    """The most telling error llama.cpp logged, without its function-name prefix."""
-    for line in reversed(_errors):
-        if "error loading model:" in line:
-            return line.split("error loading model:", 1)[1].strip()
-    return _errors[-1].split(": ", 1)[-1] if _errors else ""
+    """The first error llama.cpp logged since install(), without its function-name prefix.
+
+    The first is the cause (e.g. "string length 20 exceeds remaining file size 18 bytes");
+    the later ones only say that loading failed.
+    """
+    return _errors[0].split(": ", 1)[-1] if _errors else ""

@@ -69,7 +69,12 @@ def softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
         # Every candidate is -inf: nothing to prefer, so all are equally likely.
         return np.full(logits.shape, 1.0 / logits.size, np.float32)
     e = np.exp(logits - top)
-    return e / e.sum(dtype=np.float32)
+    return e / sequential_sum(e)
+
+
+def sequential_sum(x: NDArray[np.float32]) -> np.float32:
+    """A float32 sum added left to right, as llama.cpp's loops add (numpy's sum is pairwise)."""
+    return np.cumsum(x, dtype=np.float32)[-1] if x.size else np.float32(0)
 
 
 def descending(logits: NDArray[np.float32], k: int) -> NDArray[np.intp]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samplers.candidates import NEG_INF, Candidates, descending, keep_at_least, softmax
+from samplers.candidates import NEG_INF, Candidates, descending, keep_at_least, sequential_sum, softmax
 from samplers.stage import Stage, Step
 
 # llama.cpp's top_p sorts the best 256 first and the rest only when those are not enough.
@@ -88,7 +88,7 @@ class Typical(Stage):
         probs = c.probs()
         with np.errstate(divide="ignore", invalid="ignore"):
             logp = np.log(probs)
-            entropy = np.float32(-np.sum(np.where(probs > 0, probs * logp, 0), dtype=np.float32))
+            entropy = -sequential_sum(np.where(probs > 0, probs * logp, np.float32(0)).astype(np.float32))
             shifted = np.abs(-logp - entropy)
         order = np.argsort(shifted, kind="stable")
         cum = np.cumsum(probs[order], dtype=np.float32)

@@ -1,0 +1,174 @@
+"""The `andon` command line. Commands are thin: they parse, call what the TUI calls, and print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, NoReturn
+
+from app.engine import ContextFullError, Delta, Done, Engine, Message, ModelLoadError, ModelOptions, Notice
+from app.model_files import ModelFileError
+from app.settings import resolve_settings
+from presets.modelfile import ModelfileError
+from presets.parameters import ParameterError
+from presets.store import PresetError
+
+# Errors whose message is written for the user: one line on stderr, exit status 2.
+USER_ERRORS = (ParameterError, PresetError, ModelLoadError, ModelFileError, ModelfileError, ContextFullError)
+
+
+class UsageError(Exception):
+    """Bad command-line usage, reported like every other user error."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    if model:
+        p.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the embedded SmolLM2-135M)")
+    p.add_argument("--preset", metavar="NAME", help="preset to start from (default: balanced)")
+    p.add_argument(
+        "--set", metavar="NAME=VALUE", action="append", default=[],
+        help="override a parameter (repeatable; names from `andon presets show balanced`)",
+    )  # fmt: skip
+    p.add_argument("--verbose", action="store_true", help="show llama.cpp's log and timings")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="andon", description="Offline chat with GGUF models and a complete sampler chain.")
+    parser.add_argument("--model", metavar="PATH", help="GGUF model for the chat app")
+    parser.add_argument("--preset", metavar="NAME", help="preset for new chats in the app")
+    parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    ask = sub.add_parser("ask", help="answer one prompt, streaming to standard output")
+    ask.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads standard input")
+    _common(ask)
+    ask.add_argument("--system", metavar="TEXT", help="system prompt (default: the preset's)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object with text, usage and parameters")
+    ask.set_defaults(func=cmd_ask)
+
+    from app import presets_cli
+
+    presets_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            from app.tui.run import run_app
+
+            return run_app(model=args.model, preset=args.preset, verbose=args.verbose)
+        return int(args.func(args) or 0)
+    except (*USER_ERRORS, UsageError) as exc:
+        print(f"andon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nandon: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: never a traceback for the user
+        if verbose:
+            traceback.print_exc()
+        print(f"andon: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for details)", file=sys.stderr)
+        return 1
+
+
+class Interrupt:
+    """Ctrl-C asks the reply to stop between tokens; the partial reply is kept."""
+
+    def __init__(self) -> None:
+        self.flag = threading.Event()
+
+    def __enter__(self) -> Interrupt:
+        self._old = signal.signal(signal.SIGINT, lambda *_: self.flag.set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+    def __call__(self) -> bool:
+        return self.flag.is_set()
+
+
+def read_prompt(prompt: str) -> str:
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise UsageError("the prompt is empty")
+    return text
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    prompt = read_prompt(args.prompt)
+    settings = resolve_settings(args.preset, args.set, args.system, args.model)
+    engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
+    messages: list[Message] = []
+    if settings.system:
+        messages.append({"role": "system", "content": settings.system})
+    messages.append({"role": "user", "content": prompt})
+    done: Done | None = None
+    with Interrupt() as interrupted:
+        for event in engine.stream(messages, settings.params, cancelled=interrupted):
+            if isinstance(event, Delta) and not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Notice):
+                print(f"andon: {event.text}", file=sys.stderr)
+            elif isinstance(event, Done):
+                done = event
+    assert done is not None
+    if args.json:
+        print(json.dumps(ask_result(done, settings.params.to_plain(), engine.model_name), ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+        if done.finish_reason == "cancelled":
+            print("andon: reply stopped", file=sys.stderr)
+        if args.verbose:
+            print_usage(done)
+    return 130 if done.finish_reason == "cancelled" else 0
+
+
+def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, Any]:
+    u = done.usage
+    return {
+        "text": done.text,
+        "finish_reason": done.finish_reason,
+        "usage": {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "ttft_s": round(u.ttft_s, 4),
+            "tokens_per_second": round(u.tokens_per_second, 2),
+        },
+        "parameters": parameters,
+        "seed": done.seed,
+        "model": model,
+    }
+
+
+def print_usage(done: Done) -> None:
+    u = done.usage
+    print(
+        f"prompt tokens:      {u.prompt_tokens} ({u.prompt_eval_tokens} evaluated)\n"
+        f"completion tokens:  {u.completion_tokens}\n"
+        f"time to first token: {u.ttft_s:.3f} s\n"
+        f"tokens per second:  {u.tokens_per_second:.1f}\n"
+        f"finish reason:      {done.finish_reason}\n"
+        f"seed:               {done.seed}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""What every command resolves first: the preset, the parameters, the system prompt, the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.model_files import embedded_model_path
+from presets.commands import apply, parse_assignments
+from presets.parameters import Parameters
+from presets.preset import Preset
+from presets.store import DEFAULT_PRESET, PresetStore
+
+
+@dataclass(frozen=True)
+class Settings:
+    preset: Preset
+    params: Parameters
+    system: str
+    model_path: Path
+
+
+def model_path_for(model: str | None, preset: Preset | None = None) -> Path:
+    """--model, else a GGUF path the preset names, else the embedded model."""
+    if model:
+        return Path(model).expanduser()
+    if preset is not None and preset.model and preset.model.endswith(".gguf") and Path(preset.model).is_file():
+        return Path(preset.model)
+    return embedded_model_path()
+
+
+def resolve_settings(
+    preset_name: str | None,
+    sets: Sequence[str] = (),
+    system: str | None = None,
+    model: str | None = None,
+    store: PresetStore | None = None,
+) -> Settings:
+    store = store or PresetStore()
+    preset = store.load(preset_name or DEFAULT_PRESET)
+    params = apply(preset.parameters, parse_assignments(sets))
+    return Settings(
+        preset=preset,
+        params=params,
+        system=preset.system if system is None else system,
+        model_path=model_path_for(model, preset),
+    )
