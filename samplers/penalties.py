@@ -151,13 +151,21 @@ class Dry(Stage):
         cand = np.flatnonzero(last[: n - 1] == last[n - 1])
         lengths = np.zeros(n - 1, np.int64)
         k = 0
-        while cand.size and k < cap:
+        # a few vectorised steps over all candidates; most matches end within them
+        while cand.size > 8 and k < cap:
             k += 1
             lengths[cand] = k
             prev = cand - k
             ok = prev >= 0
             cand, prev = cand[ok], prev[ok]
             cand = cand[last[prev] == last[n - 1 - k]]
+        # the few long matches left: one slice comparison each
+        backwards = last[::-1]
+        for j in cand.tolist():
+            span = min(j + 1, cap)
+            earlier = last[j - span + 1 : j + 1][::-1]
+            differ = np.flatnonzero(earlier != backwards[:span])
+            lengths[j] = int(differ[0]) if differ.size else span
         # with allowed_length 0, llama.cpp counts zero-length repeats too: every position
         hit = np.flatnonzero(lengths >= self.allowed_length)
         if hit.size == 0:

@@ -106,12 +106,16 @@ class TopNSigma(Stage):
     def apply(self, c: Candidates, step: Step) -> Candidates:
         if self.n <= 0.0 or c.size <= 1:
             return c
-        finite = c.logits[np.isfinite(c.logits)]
+        finite = c.logits if np.isfinite(c.logits.min()) else c.logits[np.isfinite(c.logits)]
         if finite.size == 0:
             return c
         top = np.float32(finite.max())
-        mean = finite.mean(dtype=np.float64)
-        sigma = math.sqrt(float(np.mean(np.square(finite - mean, dtype=np.float64))))
+        mean = np.float32(finite.sum(dtype=np.float32) / np.float32(finite.size))
+        centred = finite - mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            # population sigma in float, as llama.cpp: a DRY penalty near FLT_MAX overflows it to
+            # inf there too, and then nothing is removed
+            sigma = math.sqrt(float(np.dot(centred, centred)) / finite.size)
         keep = c.logits >= top - np.float32(self.n * sigma)
         keep = keep_at_least(keep, c.logits, self.min_keep)
         # llama.cpp masks with -inf and leaves the set its size; later stages see the same.

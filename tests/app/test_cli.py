@@ -1,0 +1,90 @@
+"""`andon` as a user runs it: real processes, real exit codes, nothing but one line on errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def andon(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        input=stdin, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def assert_user_error(result, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_ask_answers_on_stdout():
+    r = andon("ask", "What is the capital of Japan?", "--set", "temperature=0")
+    assert r.returncode == 0, r.stderr
+    assert "Tokyo" in r.stdout
+    assert r.stderr == ""  # llama.cpp's log stays silent
+
+
+def test_ask_reads_standard_input():
+    r = andon("ask", "-", "--set", "temperature=0", stdin="What is the capital of Japan?")
+    assert r.returncode == 0 and "Tokyo" in r.stdout
+
+
+def test_ask_json_object():
+    r = andon("ask", "What is the capital of Japan?", "--preset", "factual", "--json", "--set", "num_predict=40")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert "Tokyo" in out["text"]
+    assert out["finish_reason"] in ("stop", "length")
+    assert set(out["usage"]) == {"prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_second"}
+    assert out["usage"]["completion_tokens"] > 0
+    assert out["parameters"]["temperature"] == 0.0 and out["parameters"]["num_predict"] == 40
+
+
+def test_system_and_stop_options():
+    r = andon("ask", "What is the capital of Japan?", "--set", "temperature=0", "--set", "stop=Tokyo",
+              "--system", "Answer in one sentence.")  # fmt: skip
+    assert r.returncode == 0 and "Tokyo" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--set", "temperature=-1"], ["temperature", "-1", ">= 0"]),
+        (["--set", "temprature=1"], ["temprature", "unknown parameter", "temperature"]),
+        (["--set", "top_k=many"], ["top_k", "'many'", "whole number"]),
+        (["--set", "top_p=1.5"], ["top_p", "1.5", "<= 1"]),
+        (["--set", "mirostat=3"], ["mirostat", "0, 1, 2"]),
+        (["--set", "temperature"], ["NAME=VALUE"]),
+        (["--model", "/no/such/model.gguf"], ["not found", "/no/such/model.gguf"]),
+        (["--preset", "nosuch"], ["no preset named 'nosuch'", "balanced"]),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(args, needles):
+    assert_user_error(andon("ask", "hi", *args), *needles)
+
+
+def test_file_that_is_not_gguf(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_text("this is not a model")
+    assert_user_error(andon("ask", "hi", "--model", str(fake)), "not a GGUF model file", str(fake))
+
+
+def test_broken_gguf_file(tmp_path, model_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(model_path.read_bytes()[:4000])
+    assert_user_error(andon("ask", "hi", "--model", str(broken)), "could not load model", str(broken))
+
+
+def test_usage_errors_are_one_line_too():
+    assert_user_error(andon("ask"), "PROMPT")
+    assert_user_error(andon("frobnicate"), "frobnicate")
+    assert_user_error(andon("ask", "   "), "empty")

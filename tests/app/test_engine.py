@@ -1,0 +1,157 @@
+"""End-to-end on the embedded SmolLM2 model: what a user of `andon ask` and the app relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.engine import ContextFullError, Delta, Done, Notice, StopFilter
+from presets import Parameters
+from samplers import build_chain
+
+GREEDY = Parameters.of({"temperature": 0})
+JAPAN = [{"role": "user", "content": "What is the capital of Japan?"}]
+
+
+def run(engine, messages, params, cancelled=None):
+    deltas, notices, done = [], [], None
+    for event in engine.stream(messages, params, cancelled=cancelled):
+        if isinstance(event, Delta):
+            deltas.append(event.text)
+        elif isinstance(event, Notice):
+            notices.append(event.text)
+        else:
+            done = event
+    assert isinstance(done, Done)
+    return deltas, notices, done
+
+
+def test_capital_of_japan_at_temperature_zero_is_tokyo(engine):
+    deltas, _, done = run(engine, JAPAN, GREEDY)
+    assert "Tokyo" in done.text
+    assert "".join(deltas) == done.text
+    assert done.finish_reason == "stop"
+
+
+def test_greedy_is_the_same_every_time(engine):
+    texts = {run(engine, JAPAN, GREEDY)[2].text for _ in range(3)}
+    assert len(texts) == 1
+
+
+def test_usage_figures(engine):
+    _, _, done = run(engine, JAPAN, GREEDY)
+    u = done.usage
+    assert u.prompt_tokens == len(engine.chat_tokens(JAPAN))
+    assert u.completion_tokens == len(done.tokens) > 0
+    assert 0 < u.ttft_s < 30
+    assert u.tokens_per_second > 0
+
+
+def test_num_predict_stops_with_length(engine):
+    params = Parameters.of({"temperature": 0.8, "num_predict": 7, "seed": 1})
+    _, _, done = run(engine, [{"role": "user", "content": "Write a long story about a dragon."}], params)
+    assert done.finish_reason == "length"
+    assert done.usage.completion_tokens == 7
+
+
+def test_stop_string_is_never_shown_even_split_across_tokens(engine):
+    base = run(engine, JAPAN, GREEDY)[2].text
+    assert "Tokyo" in base
+    # "kyo" starts inside a token ("Tok" + "yo" or similar): held back, never shown
+    for stop in ("Tokyo", "kyo", "of Japan is"):
+        deltas, _, done = run(engine, JAPAN, Parameters.of({"temperature": 0, "stop": [stop]}))
+        shown = "".join(deltas)
+        assert stop not in shown
+        assert shown == done.text == base[: base.index(stop)]
+        assert done.finish_reason == "stop"
+
+
+def test_stop_filter_holds_partial_matches():
+    f = StopFilter(["</end>"])
+    assert f.feed("hello </") == ("hello ", False)
+    assert f.feed("en") == ("", False)
+    assert f.feed("x") == ("</enx", False)
+    assert f.feed(" ok </end> never") == (" ok ", True)
+
+
+def test_cancellation_between_tokens_keeps_the_partial_reply(engine):
+    count = {"n": 0}
+
+    def cancelled():
+        count["n"] += 1
+        return count["n"] > 5
+
+    params = Parameters.of({"temperature": 0.7, "seed": 3})
+    deltas, _, done = run(engine, [{"role": "user", "content": "Tell me about dragons."}], params, cancelled)
+    assert done.finish_reason == "cancelled"
+    assert done.usage.completion_tokens == 5
+    assert done.text == "".join(deltas) and done.text
+
+
+def test_multi_turn_reuses_the_kv_cache(engine):
+    _, _, first = run(engine, JAPAN, GREEDY)
+    follow = [*JAPAN, {"role": "assistant", "content": first.text}, {"role": "user", "content": "And France?"}]
+    _, _, second = run(engine, follow, GREEDY)
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+    # only the new turn's tokens are evaluated, not the whole history again
+    assert second.usage.prompt_eval_tokens < second.usage.prompt_tokens - first.usage.prompt_tokens + 10
+
+
+def test_outgrown_history_drops_oldest_turns_but_never_the_system_prompt(model_path):
+    from app.engine import Engine, ModelOptions
+
+    small = Engine(ModelOptions(model_path, num_ctx=256))
+    try:
+        system = {"role": "system", "content": "You are terse."}
+        history = [system]
+        for i in range(12):
+            history += [
+                {"role": "user", "content": f"Question number {i} about the weather today?"},
+                {"role": "assistant", "content": f"Answer number {i}: it is sunny and warm outside."},
+            ]
+        history.append({"role": "user", "content": "What is the capital of Japan?"})
+        params = Parameters.of({"temperature": 0, "num_predict": 16})
+        msgs, tokens, dropped = small.fit(history, 16)
+        assert dropped > 0 and msgs[0] == system and msgs[-1] == history[-1]
+        assert len(tokens) + 16 <= 256
+        _, notices, done = run(small, history, params)
+        assert done.text
+        assert notices and "dropped" in notices[0] and "num_ctx" in notices[0]
+        with pytest.raises(ContextFullError, match="num_ctx"):
+            small.fit([system, {"role": "user", "content": "word " * 400}], 16)
+    finally:
+        small.close()
+
+
+def test_the_chain_plugs_into_llama_cpp_python_as_a_logits_processor(engine):
+    """llama-cpp-python's own create_completion, steered only by andon's chain."""
+    from llama_cpp import LogitsProcessorList
+
+    prompt = engine.format_chat(JAPAN)
+    plain = engine.llm.create_completion(prompt, max_tokens=8, temperature=0)["choices"][0]["text"]
+    first = engine.tokenize(plain, special=False)[0]
+    # ban the token greedy decoding would start with; temperature 0 leaves one token per step
+    chain = build_chain({"temperature": 0, "logit_bias": {first: False}})
+    steered = engine.llm.create_completion(
+        prompt, max_tokens=8, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
+        logits_processor=LogitsProcessorList([chain]),
+    )["choices"][0]["text"]  # fmt: skip
+    assert steered and steered != plain
+    assert engine.tokenize(steered, special=False)[0] != first
+    # andon's engine with the same parameters writes the same text
+    engine.llm.reset()
+    params = Parameters.of({"temperature": 0, "logit_bias": {str(first): False}, "num_predict": 8})
+    assert run(engine, JAPAN, params)[2].text.startswith(steered.strip()[:10])
+
+
+def test_seeded_sampling_is_reproducible(engine):
+    params = Parameters.of({"temperature": 1.0, "seed": 42, "num_predict": 20})
+    story = [{"role": "user", "content": "Write a story about a dragon."}]
+    a, b = run(engine, story, params)[2], run(engine, story, params)[2]
+    assert a.text == b.text and a.seed == b.seed == 42
+
+
+def test_logits_view_is_the_models_next_token_distribution(engine):
+    engine.prefill(engine.chat_tokens(JAPAN))
+    logits = np.array(engine.logits())
+    assert logits.shape == (engine.n_vocab,) and np.isfinite(logits).all()
