@@ -46,7 +46,12 @@ class Temperature(Stage):
 def _scaled(c: Candidates, t: float) -> Candidates:
     if t <= 0.0:
         return greedy(c)
-    return Candidates(c.ids, c.logits / np.float32(t), c.sorted, c.identity)
+    with np.errstate(over="ignore"):
+        logits = c.logits / np.float32(t)
+    if np.isposinf(logits).any():
+        # a temperature so close to 0 that the logits overflow: that is greedy decoding
+        return greedy(c)
+    return Candidates(c.ids, logits, c.sorted, c.identity)
 
 
 def greedy(c: Candidates) -> Candidates:

@@ -53,12 +53,14 @@ def test_never_nan_never_empty_min_keep_respected(p, values, history, seed):
     hist = np.array([h % len(values) for h in history], np.intc)
     out = build_chain(p, seed=seed)(hist, logits)
     assert out.shape == logits.shape
-    assert not np.isnan(out).any()
+    assert not np.isnan(out).any() and not np.isposinf(out).any()
     kept = int(np.isfinite(out).sum())
     assert kept >= 1
     available = int(np.isfinite(logits).sum())
-    if p["temperature"] > 0 and not p["mirostat"] and available:
-        # -inf inputs are not candidates anyone can keep; greedy and mirostat keep fewer by design
+    can_be_greedy = p["temperature"] == 0 or p["temperature"] - p["dynatemp_range"] <= 0
+    if not can_be_greedy and not p["mirostat"] and available:
+        # -inf inputs are not candidates anyone can keep; greedy (temperature 0, or a dynamic
+        # temperature whose lower bound is 0, as in llama.cpp) and mirostat keep fewer by design
         assert kept >= min(p["min_keep"], available)
     if available:
         assert np.isfinite(logits[np.isfinite(out)]).all()  # never revives a removed token

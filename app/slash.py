@@ -1,0 +1,97 @@
+"""Slash commands in the chat input, as in `ollama run`. An invalid command changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from app.chat import ChatSession
+from presets.commands import USAGE_SET, confirm_set, parse_set_parameter, show_parameters
+from presets.parameters import ParameterError
+from presets.store import PresetError
+
+Action = Literal["quit", "cleared", "settings"] | None
+
+HELP = """Available commands:
+  /set parameter NAME VALUE   Set a parameter (e.g. /set parameter temperature 0.7)
+  /set system TEXT            Set the system prompt for this chat
+  /show parameters            Show the preset's parameters and this chat's changes
+  /show system                Show the system prompt
+  /preset NAME                Switch this chat's preset (keeps your /set changes)
+  /load NAME                  Load a preset afresh (drops your /set changes and system prompt)
+  /save NAME                  Save the current settings as a user preset
+  /clear                      Clear this chat's messages
+  /help, /?                   Show this help
+  /bye                        Quit
+
+Keys:
+  Enter send          Ctrl+J new line       Esc stop the reply
+  Ctrl+R regenerate   Ctrl+L edit last      Ctrl+N new chat
+  Ctrl+T next preset  F3 pick a preset      F4 parameters
+  F9 copy reply       F10 copy code block   F2 rename   F8 delete
+  Ctrl+S export       Ctrl+P command palette            Ctrl+Q quit"""
+
+
+@dataclass
+class SlashResult:
+    text: str
+    action: Action = None
+    ok: bool = True
+
+
+def run_slash(session: ChatSession, line: str) -> SlashResult:
+    words = line.strip().split(maxsplit=2)
+    command = words[0].lower()
+    try:
+        if command in ("/help", "/?"):
+            return SlashResult(HELP)
+        if command in ("/bye", "/exit"):
+            return SlashResult("", "quit")
+        if command == "/clear":
+            session.clear()
+            return SlashResult("Cleared session context", "cleared")
+        if command == "/set":
+            return _set(session, words[1:])
+        if command == "/show":
+            return _show(session, words[1:])
+        if command in ("/preset", "/load", "/save"):
+            if len(words) != 2:
+                return SlashResult(f"usage: {command} NAME", ok=False)
+            name = words[1]
+            if command == "/save":
+                session.save_as_preset(name)
+                return SlashResult(f"Saved the current settings as preset '{name}'")
+            preset = session.switch_preset(name, keep_changes=command == "/preset")
+            return SlashResult(f"Preset '{preset.name}' applies from the next reply", "settings")
+    except (ParameterError, PresetError, ValueError) as exc:
+        return SlashResult(f"error: {exc}", ok=False)
+    return SlashResult(f"Unknown command '{words[0]}'. Type /? for help", ok=False)
+
+
+def _set(session: ChatSession, args: list[str]) -> SlashResult:
+    if not args:
+        return SlashResult("usage: /set parameter NAME VALUE | /set system TEXT", ok=False)
+    if args[0] == "parameter":
+        if len(args) < 2:
+            return SlashResult(USAGE_SET, ok=False)
+        name, value = parse_set_parameter(args[1])
+        session.set_parameters({name: value})
+        return SlashResult(confirm_set(name, value), "settings")
+    if args[0] == "system":
+        if len(args) < 2 or not args[1].strip():
+            return SlashResult("usage: /set system TEXT", ok=False)
+        text = args[1].strip()
+        if text.startswith('"""') and text.endswith('"""') and len(text) >= 6:
+            text = text[3:-3]
+        session.set_system(text)
+        return SlashResult("Set system message.", "settings")
+    return SlashResult(f"Unknown command '/set {args[0]}'. Type /? for help", ok=False)
+
+
+def _show(session: ChatSession, args: list[str]) -> SlashResult:
+    what = args[0] if args else ""
+    if what == "parameters":
+        return SlashResult(show_parameters(session.preset.parameters, session.changes))
+    if what == "system":
+        return SlashResult(session.system or "No system message was specified for this model.")
+    return SlashResult("usage: /show parameters | /show system", ok=False)

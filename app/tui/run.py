@@ -1,0 +1,19 @@
+"""Start the chat app with the real llama.cpp engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.engine import Engine, ModelOptions
+from app.model_files import embedded_model_path
+
+
+def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False) -> int:
+    from app.tui.app import AndonApp
+
+    def factory(options: ModelOptions) -> Engine:
+        return Engine(options)
+
+    path = Path(model).expanduser() if model else embedded_model_path
+    AndonApp(factory, path, preset=preset, verbose=verbose).run()
+    return 0

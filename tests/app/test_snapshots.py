@@ -1,0 +1,63 @@
+"""Snapshots of the main screens (pytest-textual-snapshot). Update with --snapshot-update."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.history import History
+from app.tui.app import AndonApp
+from presets.store import PresetStore
+from tests.app.fakes import FakeEngine
+
+SIZE = (110, 34)
+
+
+def seeded_app(tmp_path: Path) -> AndonApp:
+    history = History(tmp_path / "h.sqlite3")
+    chat = history.create_chat("Capitals", "factual")
+    history.add_message(chat.id, "user", "What is the capital of Japan?")
+    history.add_message(chat.id, "assistant", "The capital of Japan is **Tokyo**.\n\n```python\nprint('Tokyo')\n```")
+    history.create_chat("Dragon story", "creative")
+    return AndonApp(lambda o: FakeEngine(o), Path("/models/fake.gguf"), history=history,
+                    store=PresetStore(tmp_path / "presets"))  # fmt: skip
+
+
+async def _settle(pilot) -> None:
+    pilot.app.query_one("#input").cursor_blink = False  # a blinking cursor makes two screens differ
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_chat_screen(snap_compare, tmp_path):
+    assert snap_compare(seeded_app(tmp_path), terminal_size=SIZE, run_before=_settle)
+
+
+def test_parameter_panel(snap_compare, tmp_path):
+    async def open_panel(pilot):
+        await _settle(pilot)
+        await pilot.press("f4")
+        await pilot.pause()
+
+    assert snap_compare(seeded_app(tmp_path), terminal_size=SIZE, run_before=open_panel)
+
+
+def test_preset_picker(snap_compare, tmp_path):
+    async def pick(pilot):
+        await _settle(pilot)
+        await pilot.press("f3")
+        await pilot.pause()
+
+    assert snap_compare(seeded_app(tmp_path), terminal_size=SIZE, run_before=pick)
+
+
+def test_help_and_streamed_reply(snap_compare, tmp_path):
+    async def chat(pilot):
+        await _settle(pilot)
+        pilot.app.query_one("#input").text = "Hello"
+        await pilot.press("enter")
+        await _settle(pilot)
+        pilot.app.query_one("#input").text = "/help"
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(seeded_app(tmp_path), terminal_size=SIZE, run_before=chat)

@@ -1,0 +1,303 @@
+"""The chat app driven with Textual's Pilot against a fake engine that yields scripted tokens."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.history import History
+from app.tui.app import AndonApp
+from app.tui.widgets import ChatInput, MessageBox, StatusBar
+from presets.store import PresetStore
+from tests.app.fakes import FakeEngine
+
+SIZE = (110, 34)
+
+
+def make_app(tmp_path: Path, **fake) -> tuple[AndonApp, list[FakeEngine]]:
+    engines: list[FakeEngine] = []
+
+    def factory(options):
+        engine = FakeEngine(options, **fake)
+        engines.append(engine)
+        return engine
+
+    app = AndonApp(factory, Path("/models/fake.gguf"), history=History(tmp_path / "h.sqlite3"),
+                   store=PresetStore(tmp_path / "presets"))  # fmt: skip
+    return app, engines
+
+
+async def send(pilot, text: str) -> None:
+    pilot.app.query_one(ChatInput).text = text
+    await pilot.press("enter")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_streams_a_reply_and_stores_both_messages(tmp_path):
+    app, engines = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hello there")
+        boxes = list(app.query(MessageBox))
+        assert [b.message.role for b in boxes] == ["user", "assistant"]
+        assert boxes[1].message.content == "Hello from the fake model."
+        status = str(app.query_one(StatusBar).render())
+        assert "fake-model" in status and "preset: balanced" in status and "42.0 tok/s" in status
+        assert "/4096" in status
+        # what the model saw: the preset's system prompt and the user's message
+        messages, _ = engines[0].calls[0]
+        assert messages[-1] == {"role": "user", "content": "hello there"} and messages[0]["role"] == "system"
+    stored = History(tmp_path / "h.sqlite3")
+    chat = stored.chats()[0]
+    assert chat.title == "hello there"
+    assert [(m.role, m.status) for m in stored.messages(chat.id)] == [("user", "complete"), ("assistant", "complete")]
+
+
+async def test_enter_sends_and_ctrl_j_adds_a_new_line(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a", "ctrl+j", "b")
+        assert app.query_one(ChatInput).text == "a\nb"
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        assert app.session.messages[0].content == "a\nb"
+        assert app.query_one(ChatInput).text == ""
+
+
+async def test_message_sent_before_the_model_loads_waits_for_it(tmp_path):
+    gate = threading.Event()
+
+    def slow_factory(options):
+        gate.wait(5)
+        return FakeEngine(options)
+
+    app = AndonApp(slow_factory, Path("/m.gguf"), history=History(tmp_path / "h.db"),
+                   store=PresetStore(tmp_path / "p"))  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not app.loaded.is_set()
+        app.query_one(ChatInput).text = "early bird"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "waiting for the model" in str(app.query_one(StatusBar).render())
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.session.messages[-1].content == "Hello from the fake model."
+
+
+async def test_escape_stops_a_reply_and_keeps_it_marked_stopped(tmp_path):
+    app, _ = make_app(tmp_path, script=["word "] * 200, delay=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one(ChatInput).text = "go on"
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        reply = app.session.messages[-1]
+        assert reply.status == "stopped" and reply.content.startswith("word")
+        assert len(reply.content.split()) < 200
+        assert "stopped" in str(list(app.query(MessageBox))[-1].header_text())
+    stored = History(tmp_path / "h.sqlite3")
+    assert stored.messages(stored.chats()[0].id)[-1].status == "stopped"
+
+
+async def test_killed_mid_reply_keeps_message_and_partial_reply(tmp_path):
+    history = History(tmp_path / "h.sqlite3")
+    chat = history.create_chat("interrupted", "balanced")
+    history.add_message(chat.id, "user", "tell me a story")
+    history.add_message(chat.id, "assistant", "Once upon a", status="streaming")
+    history.close()  # as if andon had been killed here
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert [m.content for m in app.session.messages] == ["tell me a story", "Once upon a"]
+        assert app.session.messages[-1].status == "stopped"
+
+
+async def test_regenerate_and_edit_last_message(tmp_path):
+    app, engines = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first question")
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [m.role for m in app.session.messages] == ["user", "assistant"]
+        assert len(engines[0].calls) == 2
+        await pilot.press("ctrl+l")
+        assert app.query_one(ChatInput).text == "first question"
+        app.query_one(ChatInput).text = "second question"
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [m.content for m in app.session.messages if m.role == "user"] == ["second question"]
+
+
+async def test_one_key_switches_preset_and_it_is_saved_with_the_chat(tmp_path):
+    app, engines = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        names = app.store.names()
+        start = app.session.preset.name
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        now = app.session.preset.name
+        assert now == names[(names.index(start) + 1) % len(names)]
+        assert f"preset: {now}" in str(app.query_one(StatusBar).render())
+        await send(pilot, "hi")
+        assert engines[0].calls[-1][1] == app.store.load(now).parameters  # applies to the next reply
+    assert History(tmp_path / "h.sqlite3").chats()[0].preset == now
+
+
+async def test_command_palette_has_preset_entries(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Preset: factual")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.preset.name == "factual"
+
+
+async def test_slash_commands_like_ollama_run(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/set parameter temperature 0.3")
+        assert app.session.params.temperature == 0.3 and app.session.changes == {"temperature": 0.3}
+        await send(pilot, "/set parameter temperature -4")
+        assert app.session.params.temperature == 0.3  # refused: nothing changed
+        notices = [str(n.render()) for n in app.query(".notice")]
+        assert any("temperature: -4 is not allowed" in n for n in notices)
+        await send(pilot, '/set parameter stop "<end>" STOP')
+        assert app.session.params.stop == ("<end>", "STOP")
+        await send(pilot, "/set system You are a pirate.")
+        assert app.session.system == "You are a pirate."
+        await send(pilot, "/show parameters")
+        assert any("User defined parameters:" in str(n.render()) for n in app.query(".notice"))
+        await send(pilot, "/save piratey")
+        assert app.store.load("piratey").system == "You are a pirate."
+        await send(pilot, "/preset creative")
+        assert app.session.preset.name == "creative" and app.session.params.temperature == 0.3
+        await send(pilot, "/load factual")
+        assert app.session.preset.name == "factual" and app.session.changes == {}
+        await send(pilot, "/frobnicate")
+        assert "Unknown command '/frobnicate'" in str(list(app.query(".notice"))[-1].render())
+        await send(pilot, "hello")
+        await send(pilot, "/clear")
+        assert app.session.messages == []
+        await send(pilot, "/bye")
+    assert app.return_code is not None or not app.is_running
+
+
+async def test_parameter_panel_edits_in_place_with_cli_validation(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        field = app.query_one("#param-top_k")
+        field.value = "12"
+        field.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.params.top_k == 12
+        assert app.query_one("#param-top_k").parent.has_class("changed")
+        bad = app.query_one("#param-top_p")
+        bad.value = "2"
+        bad.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.params.top_p == 0.95  # refused, unchanged
+        assert app.query_one("#param-top_p").value == "0.95"
+
+
+async def test_chats_new_rename_delete_export(tmp_path, monkeypatch):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first chat")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await send(pilot, "second chat")
+        assert len(app.history.chats()) == 2
+        await pilot.press("f2")
+        await pilot.pause()
+        app.screen.query_one("#prompt-input").value = "Renamed"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.chat.title == "Renamed"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        exports = list((tmp_path / "data" / "andon" / "exports").glob("*.md"))
+        assert exports and "second chat" in exports[0].read_text()
+        await pilot.press("f8")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert [c.title for c in app.history.chats()] == ["first chat"]
+
+
+async def test_copy_reply_and_code_block(tmp_path):
+    app, _ = make_app(tmp_path, script=["Here:\n", "```python\n", "print(1)\n", "```\n"])
+    copied = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.copy_to_clipboard = copied.append
+        await send(pilot, "code please")
+        await pilot.press("f9")
+        await pilot.press("f10")
+        await pilot.pause()
+    assert copied == ["Here:\n```python\nprint(1)\n```\n", "print(1)\n"]
+
+
+async def test_model_that_fails_to_load_is_a_message_not_a_traceback(tmp_path):
+    from app.engine import ModelLoadError
+
+    def failing(options):
+        raise ModelLoadError("could not load model /m.gguf: bad magic")
+
+    app = AndonApp(failing, Path("/m.gguf"), history=History(tmp_path / "h.db"), store=PresetStore(tmp_path / "p"))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hello")
+        texts = [str(n.render()) for n in app.query(".notice")]
+        assert any("bad magic" in t for t in texts)
+        assert app.session.messages[-1].status == "error"
+
+
+@pytest.mark.parametrize("n_ctx", [64])
+async def test_context_full_is_a_message(tmp_path, n_ctx):
+    from app.engine import ContextFullError
+
+    class Full(FakeEngine):
+        def stream(self, messages, params, cancelled=None, chain=None):
+            raise ContextFullError("the message needs 900 tokens of context, but num_ctx is 64")
+            yield  # pragma: no cover
+
+    app = AndonApp(lambda o: Full(o), Path("/m.gguf"), history=History(tmp_path / "h.db"),
+                   store=PresetStore(tmp_path / "p"))  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "a very long message")
+        assert any("num_ctx is 64" in str(n.render()) for n in app.query(".notice"))
+
+
+def test_app_keys_work_while_typing():
+    """No app key is taken by the message box (TextArea binds ctrl+e, ctrl+k, f6, f7 ...)."""
+    input_keys = {k for b in ChatInput.BINDINGS for k in b.key.split(",")}
+    input_keys |= {k for cls in ChatInput.__mro__ for b in getattr(cls, "BINDINGS", []) for k in b.key.split(",")}
+    app_keys = {k for b in AndonApp.BINDINGS for k in b.key.split(",")} - {"escape"}
+    assert not app_keys & input_keys, app_keys & input_keys
+
+
+@pytest.mark.model
+async def test_real_model_in_the_app(tmp_path, model_path):
+    from app.engine import Engine
+
+    app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
+                   store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "What is the capital of Japan?")
+        assert "Tokyo" in app.session.messages[-1].content
+        status = str(app.query_one(StatusBar).render())
+        assert "preset: factual" in status and "tok/s" in status and "– tok/s" not in status
