@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from presets.store import DEFAULT_PRESET, PresetStore
 from samplers import Chain
 
 SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the history
+FLUSH_EVERY_S = 0.1  # how often streamed text is handed to the UI (10 updates a second)
 
 
 class EngineLike(Protocol):
@@ -83,6 +85,7 @@ class PresetCommands(Provider):
 class AndonApp(App[None]):
     CSS_PATH = "andon.tcss"
     TITLE = "andon"
+    AUTO_FOCUS = "#input"  # typing goes to the message box from the first frame
     COMMANDS = App.COMMANDS | {PresetCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop", id="reply.stop"),
@@ -108,6 +111,9 @@ class AndonApp(App[None]):
     @dataclass
     class ReplyEvent(Message):
         event: Event | str  # a str is an error to show
+
+    class ReplyText(Message):
+        """New text is waiting in the app's buffer (sent at most every FLUSH_EVERY_S)."""
 
     def __init__(
         self,
@@ -136,6 +142,8 @@ class AndonApp(App[None]):
         self.last_tps: float | None = None
         self.context_used = 0
         self._status_note = ""
+        self._pending: list[str] = []
+        self._pending_lock = threading.Lock()
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -399,6 +407,16 @@ class AndonApp(App[None]):
 
     @work(thread=True, exclusive=True, group="reply")
     def generate(self, session: ChatSession, reply: StoredMessage) -> None:
+        # The reply thread needs the GIL back quickly after each llama.cpp call; the UI thread
+        # renders in between. A shorter switch interval while a reply streams keeps tokens flowing.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
+        try:
+            self._generate(session, reply)
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _generate(self, session: ChatSession, reply: StoredMessage) -> None:
         worker = get_current_worker()
         while not self.loaded.wait(0.1):
             if worker.is_cancelled:
@@ -423,16 +441,24 @@ class AndonApp(App[None]):
                 self.post_message(self.ReplyEvent(f"error: {exc}"))
                 return
         text: list[str] = []
-        last_save = time.monotonic()
+        last_save = last_flush = time.monotonic()
         messages = session.engine_messages()
         try:
             for event in engine.stream(messages, params, cancelled=lambda: worker.is_cancelled):
                 if isinstance(event, Delta):
                     text.append(event.text)
-                    if time.monotonic() - last_save > SAVE_EVERY_S:
+                    with self._pending_lock:
+                        self._pending.append(event.text)
+                    now = time.monotonic()
+                    if now - last_flush > FLUSH_EVERY_S:
+                        # one UI update per frame, not per token: the UI stays responsive
+                        self.post_message(self.ReplyText())
+                        last_flush = now
+                    if now - last_save > SAVE_EVERY_S:
                         self.history.update_message(reply.id, "".join(text))
-                        last_save = time.monotonic()
-                elif isinstance(event, Done):
+                        last_save = now
+                    continue
+                if isinstance(event, Done):
                     status = "stopped" if event.finish_reason == "cancelled" else "complete"
                     stats = {
                         "completion_tokens": event.usage.completion_tokens,
@@ -457,20 +483,29 @@ class AndonApp(App[None]):
         reply.content, reply.status = text, status
         self.post_message(self.ReplyEvent(Done(text, "cancelled", Usage(), -1)))
 
+    def _take_pending(self) -> str:
+        with self._pending_lock:
+            text = "".join(self._pending)
+            self._pending.clear()
+        return text
+
+    async def on_andon_app_reply_text(self, message: ReplyText) -> None:
+        text = self._take_pending()
+        if text and self._stream is not None:
+            await self._stream.write(text)
+
     async def on_andon_app_reply_event(self, message: ReplyEvent) -> None:
         event = message.event
         if isinstance(event, str):
             self.say(event, error=True)
             return
-        if isinstance(event, Delta):
-            if self._stream is not None:
-                await self._stream.write(event.text)
-        elif isinstance(event, Notice):
+        if isinstance(event, Notice):
             self.say(event.text)
         elif isinstance(event, Done):
             await self._end_stream(event)
 
     async def _end_stream(self, done: Done) -> None:
+        self._take_pending()  # the final full update below shows it
         box = self.streaming
         if self._stream is not None:
             await self._stream.stop()
@@ -546,6 +581,8 @@ class AndonApp(App[None]):
         if self.loaded.is_set():
             note = "" if engine is not None else "model not loaded"
             self._status_note = ""
+        self._pending: list[str] = []
+        self._pending_lock = threading.Lock()
         model = engine.model_name if engine is not None else self.model_options(self.session.params).path.name
         self.query_one(StatusBar).show(
             model=model,

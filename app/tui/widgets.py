@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -29,13 +29,20 @@ class ChatInput(TextArea):
     """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "submit", "Send", show=False, priority=True, id="input.send"),
         Binding("ctrl+j,shift+enter", "newline", "New line", show=False, id="input.newline"),
     ]
 
     @dataclass
     class Submitted(Message):
         text: str
+
+    def on_key(self, event: events.Key) -> None:
+        # Enter is handled here, in the box's own queue, so it always comes after the keys typed
+        # before it (an app-level priority binding would run ahead of them and split the text).
+        if event.key == "enter":
+            event.prevent_default()
+            event.stop()
+            self.action_submit()
 
     def action_submit(self) -> None:
         text = self.text

@@ -301,3 +301,22 @@ async def test_real_model_in_the_app(tmp_path, model_path):
         assert "Tokyo" in app.session.messages[-1].content
         status = str(app.query_one(StatusBar).render())
         assert "preset: factual" in status and "tok/s" in status and "– tok/s" not in status
+
+
+async def test_a_burst_of_typing_then_enter_sends_all_of_it(tmp_path):
+    """Keys that arrive faster than the box handles them (fast typing, tmux, a paste without
+    bracketed-paste) must be sent whole: Enter is handled in order, after the text before it."""
+    from textual import events
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        text = "What is the capital of Japan?"
+        for ch in text:
+            app.post_message(events.Key(ch, ch))
+        app.post_message(events.Key("enter", "\r"))
+        await pilot.pause(0.2)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.session.messages[0].content == text
+        assert app.query_one(ChatInput).text == ""
