@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 
 class PromptScreen(ModalScreen[str | None]):
+    AUTO_FOCUS = "#prompt-input"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Cancel")]
 
     def __init__(self, title: str, value: str = "") -> None:
@@ -35,6 +36,7 @@ class PromptScreen(ModalScreen[str | None]):
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    AUTO_FOCUS = ""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
@@ -54,6 +56,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class PresetPicker(ModalScreen[str | None]):
+    AUTO_FOCUS = "OptionList"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Cancel")]
 
     def __init__(self, names: list[str], current: str) -> None:
