@@ -58,6 +58,9 @@ def build_parser() -> Parser:
     from app import presets_cli
 
     presets_cli.add_parser(sub)
+    from app import tools_cli
+
+    tools_cli.add_parsers(sub, _common)
     return parser
 
 

@@ -1,9 +1,10 @@
 """The working set a chain passes from stage to stage.
 
 It mirrors llama.cpp's `llama_token_data_array`: the token ids still in play, their logits, and
-whether they are sorted by logit (descending). Truncation shrinks the set; a few samplers
-(top-n-sigma, greedy) mark tokens with -inf without shrinking it, exactly as llama.cpp does, so
-later stages see the same candidates in both.
+whether they are sorted by logit (descending). Truncation shrinks the set. llama.cpp's
+top-n-sigma instead marks tokens with -inf and leaves them in the array; here they are dropped
+and counted in `masked`, so the few things that see them in llama.cpp (XTC's size checks,
+dynatemp's maximum entropy, top_k's min(k, size)) see the same total without carrying them.
 """
 
 from __future__ import annotations
@@ -23,13 +24,24 @@ class Candidates:
     sorted: bool = False
     # True while `ids` is still 0..n_vocab-1 in order, so an id is its own position.
     identity: bool = False
+    # -inf entries llama.cpp would still hold after top-n-sigma (probability 0, never sampled)
+    masked: int = 0
 
     @property
     def size(self) -> int:
         return int(self.ids.shape[0])
 
-    def take(self, index: NDArray[np.intp] | slice, *, sorted: bool) -> Candidates:
-        return Candidates(self.ids[index], self.logits[index], sorted)
+    @property
+    def total(self) -> int:
+        """The size llama.cpp's array would have: these candidates and the masked ones."""
+        return self.size + self.masked
+
+    def take(self, index: NDArray[np.intp] | slice, *, sorted: bool, masked: int = 0) -> Candidates:
+        return Candidates(self.ids[index], self.logits[index], sorted, masked=masked)
+
+    def with_logits(self, logits: NDArray[np.float32], *, sorted: bool | None = None) -> Candidates:
+        """The same candidates with new logits."""
+        return Candidates(self.ids, logits, self.sorted if sorted is None else sorted, self.identity, self.masked)
 
     def positions(self, token_ids: NDArray[np.intc]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """Where each of `token_ids` sits in this set: (index into token_ids, position)."""

@@ -47,4 +47,4 @@ class LogitBias(Stage):
             return c
         logits = c.logits.copy()
         np.add.at(logits, pos, self.biases[which])
-        return Candidates(c.ids, logits, False, c.identity)
+        return c.with_logits(logits, sorted=False)

@@ -34,7 +34,7 @@ def _adjust(c: Candidates, token_ids: NDArray[np.intc], fn) -> Candidates:
         return c
     logits = c.logits.copy()
     logits[pos] = fn(logits[pos], which)
-    return Candidates(c.ids, logits, False, c.identity)
+    return c.with_logits(logits, sorted=False)
 
 
 @dataclass

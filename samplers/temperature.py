@@ -29,9 +29,9 @@ class Temperature(Stage):
             return greedy(c)
         if self.dynatemp_range <= 0.0:
             return _scaled(c, self.temperature)
-        if c.size <= 1:
+        if c.total <= 1:
             return c
-        return _scaled(c.sort(), self._dynamic(c))
+        return _scaled(c, self._dynamic(c))  # llama.cpp sorts first; the order changes nothing here
 
     def _dynamic(self, c: Candidates) -> float:
         low = max(0.0, self.temperature - self.dynatemp_range)
@@ -39,7 +39,7 @@ class Temperature(Stage):
         probs = c.probs().astype(np.float64)
         nz = probs[probs > 0]
         entropy = float(-(nz * np.log(nz)).sum())
-        normalised = entropy / math.log(c.size)
+        normalised = entropy / math.log(c.total)  # llama.cpp counts its -inf masked entries here
         return low + (high - low) * normalised**self.dynatemp_exponent
 
 
@@ -51,7 +51,7 @@ def _scaled(c: Candidates, t: float) -> Candidates:
     if np.isposinf(logits).any():
         # a temperature so close to 0 that the logits overflow: that is greedy decoding
         return greedy(c)
-    return Candidates(c.ids, logits, c.sorted, c.identity)
+    return c.with_logits(logits)
 
 
 def greedy(c: Candidates) -> Candidates:
@@ -60,7 +60,7 @@ def greedy(c: Candidates) -> Candidates:
     best = int(np.argmax(c.logits))
     logits = np.full(c.size, NEG_INF, np.float32)
     logits[best] = c.logits[best]
-    return Candidates(c.ids, logits, c.sorted, c.identity)
+    return c.with_logits(logits)
 
 
 @dataclass
@@ -85,4 +85,4 @@ class Smoothing(Stage):
             shaped = -(k * self.factor * diff**2) + (s * self.factor * diff**3) + top
         logits = np.where(finite, shaped, c.logits).astype(np.float32)
         # the transform keeps the order of the logits, so a sorted set stays sorted
-        return Candidates(c.ids, logits, c.sorted, c.identity)
+        return c.with_logits(logits)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samplers.candidates import NEG_INF, Candidates, descending, keep_at_least, sequential_sum, softmax
+from samplers.candidates import Candidates, descending, keep_at_least, sequential_sum, softmax
 from samplers.stage import Stage, Step
 
 # llama.cpp's top_p sorts the best 256 first and the rest only when those are not enough.
@@ -28,8 +28,11 @@ class TopK(Stage):
     def apply(self, c: Candidates, step: Step) -> Candidates:
         if self.k <= 0:
             return c
-        k = min(max(self.k, self.min_keep), c.size)
-        return c.top(k)
+        k = min(max(self.k, self.min_keep), c.total)
+        if k <= c.size:
+            return c.top(k)
+        # llama.cpp keeps k entries: all candidates and k - size of its -inf masked ones
+        return c.sort().take(slice(None), sorted=True, masked=k - c.size)
 
 
 @dataclass
@@ -52,8 +55,8 @@ class TopP(Stage):
                 last = int(np.argmax(reached)) + 1
                 break
             if width == c.size:
-                last = width
-                break
+                # never reached: llama.cpp keeps everything, its masked entries too
+                return c.take(order, sorted=True, masked=c.masked)
             width = min(width * 16, c.size)
         return c.take(order[:last], sorted=True)
 
@@ -72,7 +75,10 @@ class MinP(Stage):
         keep = np.flatnonzero(c.logits >= cut)
         if keep.shape[0] >= max(self.min_keep, 1):
             return c.take(keep, sorted=c.sorted)
-        return c.top(min(self.min_keep, c.size))
+        kept = min(self.min_keep, c.total)
+        if kept <= c.size:
+            return c.top(kept)
+        return c.sort().take(slice(None), sorted=True, masked=kept - c.size)
 
 
 @dataclass
@@ -118,9 +124,11 @@ class TopNSigma(Stage):
             sigma = math.sqrt(float(np.dot(centred, centred)) / finite.size)
         keep = c.logits >= top - np.float32(self.n * sigma)
         keep = keep_at_least(keep, c.logits, self.min_keep)
-        # llama.cpp masks with -inf and leaves the set its size; later stages see the same.
-        logits = np.where(keep, c.logits, NEG_INF).astype(np.float32, copy=False)
-        return Candidates(c.ids, logits, c.sorted, c.identity)
+        index = np.flatnonzero(keep)
+        if index.size == c.size:
+            return c
+        # llama.cpp sets the others to -inf and keeps them in its array: count them as masked
+        return c.take(index, sorted=c.sorted, masked=c.masked + c.size - index.size)
 
 
 @dataclass
@@ -131,17 +139,22 @@ class Xtc(Stage):
     name = "xtc"
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.probability <= 0.0 or self.threshold > 0.5 or c.size < 2:
+        if self.probability <= 0.0 or self.threshold > 0.5 or c.total < 2:
             return c
         if step.rng.random() > self.probability:
             return c
-        c = c.sort()
-        above = c.probs() >= np.float32(self.threshold)
-        # index of the last token of the leading run above the threshold
-        last = int(np.argmin(above)) - 1 if not above.all() else c.size - 1
-        if last > 0 and c.size - last >= self.min_keep:
-            return c.take(slice(last, None), sorted=True)
-        return c
+        # llama.cpp sorts everything and walks the leading run of tokens with p >= threshold;
+        # that run is exactly the set above the threshold (at most 1/threshold tokens), so only
+        # those few are sorted here
+        probs = c.probs()
+        above = np.flatnonzero(probs >= np.float32(self.threshold))
+        if above.size < 2 or c.total - (above.size - 1) < self.min_keep:
+            return c
+        least = above[np.argmin(c.logits[above])]  # the least likely of them stays
+        keep = np.ones(c.size, bool)
+        keep[above] = False
+        keep[least] = True
+        return c.take(np.flatnonzero(keep), sorted=c.sorted, masked=c.masked)
 
 
 @dataclass

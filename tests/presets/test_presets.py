@@ -30,8 +30,10 @@ def test_builtin_presets_exist_with_descriptions_that_cite_sources():
     assert "arXiv" in store.builtin("creative").description
     factual, creative = store.builtin("factual").parameters, store.builtin("creative").parameters
     assert factual.temperature == 0.0  # the same answer every time
-    assert creative.min_p > 0 and creative.xtc_probability > 0 and creative.dry_multiplier > 0
-    assert creative.top_p == 1.0  # min_p, not top_p, does the truncation at high temperature
+    # high temperature made safe by top-n-sigma (or min_p), with XTC and DRY, not plain top_p
+    assert creative.temperature > 1.0 and (creative.top_n_sigma > 0 or creative.min_p > 0)
+    assert creative.xtc_probability > 0 and creative.dry_multiplier > 0
+    assert creative.top_p == 1.0
 
 
 def test_user_presets_live_under_xdg_config_home(tmp_path):
@@ -100,14 +102,14 @@ def test_cli_presets_lifecycle(tmp_path):
     listing = andon("presets", "list").stdout
     assert "tuned" in listing and "factual" in listing
     shown = andon("presets", "show", "tuned").stdout
-    assert "temperature" in shown and "0.9" in shown and "min_p" in shown
+    assert "temperature" in shown and "0.9" in shown and "top_n_sigma" in shown
     exported = andon("presets", "export", "tuned")
     assert exported.returncode == 0 and "PARAMETER temperature 0.9" in exported.stdout
     modelfile = tmp_path / "Modelfile"
     modelfile.write_text(exported.stdout)
     assert andon("presets", "import", str(modelfile), "--name", "again").returncode == 0
     again = PresetStore().load("again")
-    assert again.parameters.temperature == 0.9 and again.parameters.min_p == 0.1
+    assert again.parameters.temperature == 0.9 and again.parameters.top_k == 0
     assert andon("presets", "delete", "tuned").returncode == 0
     assert andon("presets", "show", "tuned").returncode == 2
 
@@ -161,6 +163,7 @@ def test_export_then_import_roundtrip():
     back = parse_modelfile(text)
     ollama_known = {k: v for k, v in creative.parameters.changed().items()
                     if k in ("temperature", "top_k", "top_p", "min_p")}  # fmt: skip
+    assert "# PARAMETER top_n_sigma 1" in text
     assert back.parameters == ollama_known and back.system == creative.system
 
 
@@ -188,3 +191,23 @@ def test_show_parameters_matches_ollamas_layout():
 def test_ask_with_factual_preset_answers_straight():
     r = andon("ask", "What is the capital of Japan?", "--preset", "factual")
     assert r.returncode == 0 and "Tokyo" in r.stdout
+
+
+def test_creative_stays_truncated_when_the_context_repeats_itself():
+    """A long verbatim repeat makes DRY's penalty enormous; if it ran before top-n-sigma it would
+    inflate sigma until every token of the vocabulary survives, at temperature 1.5."""
+    import numpy as np
+
+    from samplers import build_chain
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    logits = (rng.standard_normal(n) * 2).astype(np.float32)
+    logits[rng.choice(n, 5, replace=False)] += 9
+    history = rng.integers(0, n, 600).astype(np.intc)
+    history[-200:] = history[100:300]  # the reply repeats 200 tokens of the prompt verbatim
+    creative = PresetStore().load("creative").parameters.sampling()
+    kept = np.isfinite(build_chain(creative, seed=1)(history, logits)).sum()
+    assert 1 <= kept <= 20
+    llama_order = {**creative, "samplers": ["dry", "top_n_sigma", "xtc", "temperature"]}
+    assert np.isfinite(build_chain(llama_order, seed=1)(history, logits)).sum() > n / 2  # what it avoids

@@ -1,0 +1,163 @@
+"""What the samplers did to the next-token distribution: before the chain and after each stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.engine import Engine, Message
+from presets.parameters import Parameters
+from samplers import Candidates, build_chain, softmax
+
+
+@dataclass
+class Stage:
+    name: str
+    kept: int  # candidates with probability > 0 after this stage
+    probs: dict[int, float]  # for the tokens shown; a removed token is absent
+
+
+@dataclass
+class Inspection:
+    prompt: list[tuple[int, str, bool]]  # id, text, special
+    n_vocab: int
+    shown: list[int]  # token ids in the order of the table
+    texts: dict[int, str]
+    stages: list[Stage]
+    temperatures: dict[float, dict[int, float]] = field(default_factory=dict)
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": [{"id": i, "text": t, "special": s} for i, t, s in self.prompt],
+            "n_vocab": self.n_vocab,
+            "stages": [{"name": s.name, "kept": s.kept} for s in self.stages],
+            "candidates": [
+                {"id": t, "text": self.texts[t], "p": {s.name: round(s.probs.get(t, 0.0), 6) for s in self.stages}}
+                for t in self.shown
+            ],
+            "temperatures": {
+                str(temp): {str(t): round(p.get(t, 0.0), 6) for t in self.shown}
+                for temp, p in self.temperatures.items()
+            },
+        }
+
+
+def _probs_of(c: Candidates, tokens: Sequence[int]) -> tuple[int, dict[int, float]]:
+    p = softmax(c.logits)
+    where = {int(i): float(q) for i, q in zip(c.ids.tolist(), p.tolist(), strict=True) if q > 0}
+    return len(where), {t: where[t] for t in tokens if t in where}
+
+
+def prompt_tokens(engine: Engine, messages: Sequence[Message] | None, raw: str | None) -> list[int]:
+    if raw is not None:
+        return engine.tokenize(raw, special=True, add_bos=True)
+    assert messages is not None
+    return engine.chat_tokens(messages)
+
+
+def inspect_next(
+    engine: Engine,
+    tokens: Sequence[int],
+    params: Parameters,
+    top: int = 10,
+    temperatures: Sequence[float] = (),
+) -> Inspection:
+    """The top candidates for the token after `tokens`, through every stage of the chain."""
+    engine.prefill(tokens)
+    logits = np.array(engine.logits(), dtype=np.float32)
+    context = np.asarray(tokens, dtype=np.intc)
+    seed = params.seed if params.seed >= 0 else 0
+    views: list[tuple[str, Candidates]] = []
+    chain = build_chain(params.sampling(), vocab=engine.vocab, seed=seed)
+    chain.candidates_after(context, logits, lambda name, c: views.append((name, c)))
+    before = softmax(logits)
+    final = views[-1][1]
+    final_p = softmax(final.logits)
+    top_before = [int(i) for i in np.argsort(-before, kind="stable")[:top]]
+    top_after = [int(final.ids[i]) for i in np.argsort(-final_p, kind="stable")[:top] if final_p[i] > 0]
+    shown = list(dict.fromkeys([*top_before, *top_after]))
+    stages = [Stage(name, *_probs_of(c, shown)) for name, c in views]
+    result = Inspection(
+        prompt=[(t, engine.piece(t, special=True).decode("utf-8", "replace"), _is_special(engine, t)) for t in tokens],
+        n_vocab=engine.n_vocab,
+        shown=shown,
+        texts={t: engine.piece(t, special=True).decode("utf-8", "replace") for t in shown},
+        stages=stages,
+    )
+    for temp in temperatures:
+        result.temperatures[temp] = tempered(logits, temp, shown)
+    return result
+
+
+def tempered(logits: np.ndarray, temperature: float, tokens: Sequence[int]) -> dict[int, float]:
+    """Temperature alone on the raw logits (no other sampler), as sampling guides draw it."""
+    if temperature <= 0:
+        best = int(np.argmax(logits))
+        return {t: (1.0 if t == best else 0.0) for t in tokens}
+    p = softmax((logits / np.float32(temperature)).astype(np.float32))
+    return {t: float(p[t]) for t in tokens}
+
+
+def _is_special(engine: Engine, token: int) -> bool:
+    return engine.piece(token, special=False) == b"" and engine.piece(token, special=True) != b""
+
+
+# --- rendering for the terminal --------------------------------------------------------------
+
+BAR_WIDTH = 20
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(p: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar of `width` cells for a probability, to 1/8 of a cell."""
+    eighths = round(max(0.0, min(1.0, p)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (_BLOCKS[part] if part else "")).ljust(width)
+
+
+def show_token(text: str) -> str:
+    return repr(text)[1:-1] if text.strip() != text or not text.isprintable() else text
+
+
+def render(result: Inspection, *, with_prompt: bool = True) -> str:
+    lines: list[str] = []
+    if with_prompt:
+        lines.append(f"Prompt: {len(result.prompt)} tokens")
+        lines.append("  " + " ".join(f"[{i}]{show_token(t)}" for i, t, _ in result.prompt))
+        lines.append("")
+    names = [s.name for s in result.stages]
+    lines.append(f"Next token: {len(result.shown)} candidates of {result.n_vocab}; probability before the chain "
+                 "(input) and after each stage (✗ removed)")  # fmt: skip
+    width = max(8, *(len(show_token(result.texts[t])) for t in result.shown)) + 2
+    cols = [max(7, len(n)) for n in names]
+    header = f"{'token':<{width}}{'id':>7}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, cols, strict=True))
+    lines.append(header + "  final")
+    for t in result.shown:
+        cells = []
+        for s, w in zip(result.stages, cols, strict=True):
+            cells.append(f"{s.probs[t] * 100:>{w - 1}.2f}%" if t in s.probs else f"{'✗':>{w}}")
+        final = result.final.probs.get(t, 0.0)
+        lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells) + f"  {bar(final)}")
+    lines.append("")
+    lines.append("kept after each stage: " + ", ".join(f"{s.name} {s.kept}" for s in result.stages))
+    if result.temperatures:
+        lines.append("")
+        lines.append("The same candidates under several temperatures (temperature alone, no other sampler):")
+        temps = list(result.temperatures)
+        lines.append(
+            f"{'token':<{width}}{'id':>7}  " + "  ".join(f"{'T=' + format(tt, 'g'):<{BAR_WIDTH + 8}}" for tt in temps)
+        )
+        for t in result.shown:
+            cells = [
+                f"{result.temperatures[tt].get(t, 0.0) * 100:6.2f}% {bar(result.temperatures[tt].get(t, 0.0))}"
+                for tt in temps
+            ]
+            lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells))
+    return "\n".join(lines)
