@@ -10,19 +10,9 @@ import threading
 import traceback
 from typing import Any, NoReturn
 
-from app.engine import ContextFullError, Delta, Done, Engine, Message, ModelLoadError, ModelOptions, Notice
-from app.model_files import ModelFileError
-from app.settings import resolve_settings
-from presets.modelfile import ModelfileError
-from presets.parameters import ParameterError
-from presets.store import PresetError
-
-# Errors whose message is written for the user: one line on stderr, exit status 2.
-USER_ERRORS = (ParameterError, PresetError, ModelLoadError, ModelFileError, ModelfileError, ContextFullError)
-
-
-class UsageError(Exception):
-    """Bad command-line usage, reported like every other user error."""
+from app.engine import Delta, Done, Engine, Message, ModelOptions, Notice
+from app.errors import USER_ERRORS, UsageError
+from app.settings import read_prompt, resolve_settings
 
 
 class Parser(argparse.ArgumentParser):
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_app(model=args.model, preset=args.preset, verbose=args.verbose)
         return int(args.func(args) or 0)
-    except (*USER_ERRORS, UsageError) as exc:
+    except USER_ERRORS as exc:
         print(f"andon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -104,13 +94,6 @@ class Interrupt:
 
     def __call__(self) -> bool:
         return self.flag.is_set()
-
-
-def read_prompt(prompt: str) -> str:
-    text = sys.stdin.read() if prompt == "-" else prompt
-    if not text.strip():
-        raise UsageError("the prompt is empty")
-    return text
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

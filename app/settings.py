@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import UsageError
 from app.model_files import embedded_model_path
 from presets.commands import apply, parse_assignments
 from presets.parameters import Parameters
@@ -46,3 +48,11 @@ def resolve_settings(
         system=preset.system if system is None else system,
         model_path=model_path_for(model, preset),
     )
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt argument, or standard input for `-`; an empty prompt is a usage error."""
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise UsageError("the prompt is empty")
+    return text

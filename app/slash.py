@@ -29,7 +29,7 @@ Keys:
   Ctrl+R regenerate   Ctrl+L edit last      Ctrl+N new chat
   Ctrl+T next preset  F3 pick a preset      F4 parameters
   F9 copy reply       F10 copy code block   F2 rename   F8 delete
-  Ctrl+S export       Ctrl+P command palette            Ctrl+Q quit"""
+  F5 inspector        Ctrl+S export         Ctrl+P command palette   Ctrl+Q quit"""
 
 
 @dataclass

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from app.cli import UsageError, read_prompt
 from app.engine import Engine, ModelOptions
+from app.errors import UsageError
 from app.evaluation import compare, evaluate, questions
 from app.inspector import inspect_next, prompt_tokens, render
 from app.model_files import embedded_model_path
-from app.settings import model_path_for, resolve_settings
+from app.settings import model_path_for, read_prompt, resolve_settings
 from presets.store import PresetStore
 
 

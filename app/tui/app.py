@@ -29,6 +29,7 @@ from app.tui.widgets import (
     ChatItem,
     ChatList,
     Conversation,
+    InspectorPanel,
     MessageBox,
     ParameterPanel,
     StatusBar,
@@ -92,6 +93,7 @@ class AndonApp(App[None]):
         Binding("ctrl+t", "next_preset", "Next preset", id="preset.next"),
         Binding("f3", "pick_preset", "Presets", id="preset.pick"),
         Binding("f4", "toggle_parameters", "Parameters", id="parameters.toggle"),
+        Binding("f5", "toggle_inspector", "Inspector", id="inspector.toggle"),
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="reply.regenerate"),
         Binding("ctrl+l", "edit_last", "Edit last", id="message.edit"),
@@ -144,6 +146,7 @@ class AndonApp(App[None]):
         self._status_note = ""
         self._pending: list[str] = []
         self._pending_lock = threading.Lock()
+        self.engine_lock = threading.Lock()  # one user of the engine at a time: a reply or an inspection
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -152,6 +155,7 @@ class AndonApp(App[None]):
             yield ChatList(id="chats")
             with Vertical(id="chat"):
                 yield Conversation(id="conversation")
+                yield InspectorPanel(id="inspector", classes="hidden")
                 yield LoadingIndicator(id="loading")
                 yield ChatInput(id="input")
             yield ParameterPanel(id="parameters", classes="hidden")
@@ -329,6 +333,64 @@ class AndonApp(App[None]):
         if not panel.has_class("hidden"):
             self.refresh_parameters()
 
+    def action_toggle_inspector(self) -> None:
+        panel = self.query_one(InspectorPanel)
+        panel.toggle_class("hidden")
+        if not panel.has_class("hidden"):
+            self.refresh_inspector()
+
+    def refresh_inspector(self, position: int | None = None) -> None:
+        panel = self.query_one(InspectorPanel)
+        if panel.has_class("hidden") or self.session is None:
+            return
+        reply = self.session.last("assistant")
+        tokens = reply.stats.get("tokens", []) if reply else []
+        if position is None:
+            engine = self.engine
+            pieces = [_piece(engine, t) for t in tokens] if engine is not None and hasattr(engine, "piece") else []
+            panel.set_tokens(pieces)
+        if self.is_streaming():
+            panel.show_text("The inspector updates when the reply ends.")
+            return
+        panel.show_text("computing…")
+        self.inspect(self.session, position)
+
+    @on(InspectorPanel.Chosen)
+    def _inspect_chosen(self, event: InspectorPanel.Chosen) -> None:
+        self.refresh_inspector(event.position)
+
+    @work(thread=True, exclusive=True, group="inspect")
+    def inspect(self, session: ChatSession, position: int | None) -> None:
+        from app.inspector import inspect_next, render
+
+        if not self.loaded.wait(60) or self.engine is None:
+            self.call_from_thread(self.query_one(InspectorPanel).show_text, "The model is not loaded.")
+            return
+        engine = self.engine
+        if not hasattr(engine, "logits"):
+            self.call_from_thread(self.query_one(InspectorPanel).show_text, "This engine cannot be inspected.")
+            return
+        messages = session.engine_messages()
+        reply = session.last("assistant")
+        chosen = None
+        if position is not None and reply is not None and messages and messages[-1]["role"] == "assistant":
+            reply_tokens = reply.stats.get("tokens", [])
+            context = engine.chat_tokens(messages[:-1]) + reply_tokens[:position]
+            chosen = reply_tokens[position] if position < len(reply_tokens) else None
+            title = f"Reply token {position}: the candidates when it was chosen"
+        else:
+            context = engine.chat_tokens(messages)
+            title = "Next token of this chat"
+        try:
+            with self.engine_lock:
+                result = inspect_next(engine, context, session.params, top=10)
+            text = render(result, with_prompt=False)
+            if chosen is not None:
+                text += f"\nchosen: {_piece(engine, chosen)!r} (id {chosen})"
+        except Exception as exc:  # shown in the panel, never a traceback
+            text = f"error: {type(exc).__name__}: {exc}"
+        self.call_from_thread(self.query_one(InspectorPanel).show_text, f"{title}\n\n{text}")
+
     def refresh_parameters(self) -> None:
         panel = self.query_one(ParameterPanel)
         if self.session is not None and not panel.has_class("hidden"):
@@ -444,7 +506,7 @@ class AndonApp(App[None]):
         last_save = last_flush = time.monotonic()
         messages = session.engine_messages()
         try:
-            for event in engine.stream(messages, params, cancelled=lambda: worker.is_cancelled):
+            for event in self._locked_stream(engine, messages, params, lambda: worker.is_cancelled):
                 if isinstance(event, Delta):
                     text.append(event.text)
                     with self._pending_lock:
@@ -461,6 +523,7 @@ class AndonApp(App[None]):
                 if isinstance(event, Done):
                     status = "stopped" if event.finish_reason == "cancelled" else "complete"
                     stats = {
+                        "tokens": event.tokens,
                         "completion_tokens": event.usage.completion_tokens,
                         "prompt_tokens": event.usage.prompt_tokens,
                         "tokens_per_second": round(event.usage.tokens_per_second, 2),
@@ -476,6 +539,10 @@ class AndonApp(App[None]):
         except Exception as exc:  # never a traceback in the app
             self._finish_unloaded(session, reply, "error", "".join(text))
             self.post_message(self.ReplyEvent(f"error: the reply failed: {type(exc).__name__}: {exc}"))
+
+    def _locked_stream(self, engine: EngineLike, messages, params: Parameters, cancelled):
+        with self.engine_lock:
+            yield from engine.stream(messages, params, cancelled=cancelled)
 
     def _finish_unloaded(self, session: ChatSession, reply: StoredMessage, status, text: str = "") -> None:
         """End a reply that did not finish normally: store what there is, close the stream."""
@@ -518,6 +585,7 @@ class AndonApp(App[None]):
             self.last_tps = done.usage.tokens_per_second
             self.context_used = done.usage.prompt_tokens + done.usage.completion_tokens
         self.update_status()
+        self.refresh_inspector()
 
     def action_stop(self) -> None:
         self.workers.cancel_group(self, "reply")
@@ -581,8 +649,6 @@ class AndonApp(App[None]):
         if self.loaded.is_set():
             note = "" if engine is not None else "model not loaded"
             self._status_note = ""
-        self._pending: list[str] = []
-        self._pending_lock = threading.Lock()
         model = engine.model_name if engine is not None else self.model_options(self.session.params).path.name
         self.query_one(StatusBar).show(
             model=model,
@@ -600,3 +666,7 @@ class AndonApp(App[None]):
         self.workers.cancel_all()
         if self.engine is not None:
             self.engine.close()
+
+
+def _piece(engine, token: int) -> str:
+    return engine.piece(token, special=True).decode("utf-8", "replace")

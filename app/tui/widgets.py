@@ -11,7 +11,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Label, ListItem, ListView, Markdown, Static, TextArea
+from textual.widgets import Input, Label, ListItem, ListView, Markdown, OptionList, Static, TextArea
+from textual.widgets.option_list import Option
 
 from app.history import Chat, StoredMessage
 from presets.commands import format_value
@@ -172,3 +173,37 @@ def _text(value) -> str:
 
         return json.dumps(value, ensure_ascii=False)
     return format_value(value)
+
+
+class InspectorPanel(Vertical):
+    """The next-token view: choose "next token" or a token of the last reply; the table follows."""
+
+    @dataclass
+    class Chosen(Message):
+        position: int | None  # None: the next token of the chat; else the index in the reply
+
+    def compose(self) -> ComposeResult:
+        yield Label("Inspector: next-token candidates through the chain", classes="panel-title")
+        yield OptionList(id="inspector-tokens")
+        yield VerticalScroll(Static("", id="inspector-table", markup=False), id="inspector-scroll")
+
+    def set_tokens(self, pieces: list[str]) -> None:
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_option(Option("next token of this chat", id="next"))
+        for i, piece in enumerate(pieces):
+            options.add_option(Option(f"reply token {i}: {show_piece(piece)}", id=f"t{i}"))
+        options.highlighted = 0
+
+    def show_text(self, text: str) -> None:
+        self.query_one("#inspector-table", Static).update(text)
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        option = event.option.id or "next"
+        self.post_message(self.Chosen(None if option == "next" else int(option[1:])))
+
+
+def show_piece(piece: str) -> str:
+    return repr(piece)[1:-1] if piece.strip() != piece or not piece.isprintable() else piece

@@ -320,3 +320,43 @@ async def test_a_burst_of_typing_then_enter_sends_all_of_it(tmp_path):
         await pilot.pause()
         assert app.session.messages[0].content == text
         assert app.query_one(ChatInput).text == ""
+
+
+async def test_status_updates_never_reset_the_stream_buffer(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        lock, buffer = app.engine_lock, app._pending
+        app._pending.append("held")
+        app.update_status()
+        assert app.engine_lock is lock and app._pending is buffer and buffer == ["held"]
+
+
+@pytest.mark.model
+async def test_inspector_panel_for_next_token_and_a_reply_token(tmp_path, model_path):
+    from app.engine import Engine
+    from app.tui.widgets import InspectorPanel
+
+    app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
+                   store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip
+    async with app.run_test(size=(140, 50)) as pilot:
+        await send(pilot, "What is the capital of Japan?")
+        await pilot.press("f5")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        panel = app.query_one(InspectorPanel)
+        text = str(app.query_one("#inspector-table").render())
+        assert "Next token of this chat" in text and "kept after each stage" in text
+        reply = app.session.messages[-1]
+        assert reply.stats["tokens"]  # the reply's tokens are recorded for the inspector
+        options = panel.query_one("#inspector-tokens")
+        assert options.option_count == 1 + len(reply.stats["tokens"])
+        # choose the reply token that says "Tokyo": its candidates, and which one was chosen
+        pieces = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        index = next(i for i, p in enumerate(pieces) if "Tok" in p)
+        options.highlighted = index
+        options.action_select()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = str(app.query_one("#inspector-table").render())
+        assert f"Reply token {index - 1}" in text and "chosen:" in text and "Tok" in text
