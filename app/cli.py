@@ -26,7 +26,7 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     p.add_argument("--preset", metavar="NAME", help="preset to start from (default: balanced)")
     p.add_argument(
         "--set", metavar="NAME=VALUE", action="append", default=[],
-        help="override a parameter (repeatable; names from `andon presets show balanced`)",
+        help="override a parameter (repeatable; `andon presets parameters` lists them all)",
     )  # fmt: skip
     p.add_argument("--verbose", action="store_true", help="show llama.cpp's log and timings")
 

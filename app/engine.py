@@ -90,6 +90,24 @@ Event = Delta | Notice | Done
 CancelCheck = Callable[[], bool]
 
 
+class TextDecoder:
+    """Token bytes to text, whole UTF-8 characters only.
+
+    A character split across tokens is held until its last byte arrives; bytes that can never
+    form a character are shown as U+FFFD; a character cut off by the end of the reply is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def finish(self) -> str:
+        self._decoder.reset()  # an incomplete last character is dropped, never shown as U+FFFD
+        return ""
+
+
 class StopFilter:
     """Holds back text that may be the start of a stop string, so none is ever shown."""
 
@@ -298,7 +316,7 @@ class Engine:
         seed: int,
         dropped: int,
     ) -> Iterator[Event]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder = TextDecoder()
         stops = StopFilter(params.stop)
         text: list[str] = []
         out_tokens: list[int] = []
@@ -315,7 +333,7 @@ class Engine:
             if self.is_end_of_turn(token):
                 break
             out_tokens.append(token)
-            shown, hit_stop = stops.feed(decoder.decode(self.piece(token)))
+            shown, hit_stop = stops.feed(decoder.feed(self.piece(token)))
             if shown:
                 text.append(shown)
                 yield Delta(shown)
@@ -327,7 +345,7 @@ class Engine:
             self.llm.eval([token])
         if not hit_stop:
             # what was held back as a possible stop string was not one after all
-            tail = stops.flush() + decoder.decode(b"", final=True)
+            tail = stops.flush() + decoder.finish()
             if tail:
                 text.append(tail)
                 yield Delta(tail)

@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     imp.add_argument("--name", help="preset name (default: the file's name)")
     imp.set_defaults(func=cmd_import)
 
+    par = ps.add_parser("parameters", help="every parameter: default, what is allowed, what it does")
+    par.set_defaults(func=cmd_parameters)
+
     exp = ps.add_parser("export", help="print a preset as an Ollama Modelfile")
     exp.add_argument("name")
     exp.set_defaults(func=cmd_export)
@@ -131,4 +134,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     preset = PresetStore().load(args.name)
     sys.stdout.write(export_modelfile(preset, default_model=f"./{EMBEDDED_NAME}"))
+    return 0
+
+
+def cmd_parameters(args: argparse.Namespace) -> int:
+    from presets.commands import format_value
+    from presets.parameters import ALL_SPECS
+
+    plain = DEFAULTS.to_plain()
+    for name, spec in ALL_SPECS.items():
+        print(f"{name:<22} default {format_value(plain[name]):<12} {spec.allowed.removeprefix('must be ')}")
+        print(f"{'':<22} {spec.description}")
     return 0

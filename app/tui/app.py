@@ -290,10 +290,14 @@ class AndonApp(App[None]):
         if self.session is None:
             return
         folder = data_dir() / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in self.session.chat.title)[:40] or "chat"
         path = folder / f"{self.session.chat.id}-{safe}.md"
-        path.write_text(self.history.to_markdown(self.session.chat.id), "utf-8")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.history.to_markdown(self.session.chat.id), "utf-8")
+        except OSError as exc:
+            self.notify(f"Could not write {path}: {exc.strerror}", title="Export failed", severity="error")
+            return
         self.notify(f"Exported to {path}", title="Export")
 
     # --- presets and parameters ---------------------------------------------------------------

@@ -10,6 +10,10 @@ from app.model_files import embedded_model_path
 
 def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False) -> int:
     from app.tui.app import AndonApp
+    from presets.store import PresetStore
+
+    if preset is not None:
+        PresetStore().load(preset)  # an unknown preset is one clear line before the app starts
 
     def factory(options: ModelOptions) -> Engine:
         return Engine(options)

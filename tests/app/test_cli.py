@@ -88,3 +88,34 @@ def test_usage_errors_are_one_line_too():
     assert_user_error(andon("ask"), "PROMPT")
     assert_user_error(andon("frobnicate"), "frobnicate")
     assert_user_error(andon("ask", "   "), "empty")
+
+
+def test_unknown_preset_for_the_app_is_one_line():
+    assert_user_error(andon("--preset", "nosuch"), "no preset named 'nosuch'")
+
+
+def test_parameters_listing_has_every_parameter_with_help():
+    from presets.parameters import ALL_SPECS
+
+    r = andon("presets", "parameters")
+    assert r.returncode == 0
+    for name, spec in ALL_SPECS.items():
+        assert name in r.stdout and spec.description in r.stdout
+
+
+def test_ctrl_c_stops_the_reply_and_keeps_what_was_written():
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "ask", "Write a very long story about a dragon.", "--set", "seed=3",
+         "--set", "temperature=0.8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first = proc.stdout.read(20)  # the reply has started
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert len(first + rest) > 20
+    assert "reply stopped" in err and "Traceback" not in err

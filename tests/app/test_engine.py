@@ -155,3 +155,23 @@ def test_logits_view_is_the_models_next_token_distribution(engine):
     engine.prefill(engine.chat_tokens(JAPAN))
     logits = np.array(engine.logits())
     assert logits.shape == (engine.n_vocab,) and np.isfinite(logits).all()
+
+
+def test_streams_whole_utf8_characters_only(engine):
+    """Byte-level tokens can split a character; no delta may carry half of one."""
+    prompt = [{"role": "user", "content": "Write the word Tokyo in Japanese: 東京. Then write café, naïve and 😀."}]
+    for seed in (4, 7):  # replies in Japanese that num_predict cuts in the middle of a character
+        deltas, _, done = run(engine, prompt, Parameters.of({"temperature": 0.9, "seed": seed, "num_predict": 60}))
+        assert all("\ufffd" not in d for d in deltas)
+        assert any(ord(ch) > 0x3000 for ch in done.text)  # the reply did use multi-byte characters
+
+
+def test_text_decoder_holds_split_characters():
+    from app.engine import TextDecoder
+
+    d = TextDecoder()
+    data = "東京😀".encode()
+    shown = [d.feed(data[i : i + 1]) for i in range(len(data))]
+    assert shown == ["", "", "東", "", "", "京", "", "", "", "😀"]
+    assert d.feed("é".encode()[:1]) == "" and d.finish() == ""  # a cut-off character is dropped
+    assert TextDecoder().feed(b"a\xffb") == "a\ufffdb"  # bytes that are no character at all
