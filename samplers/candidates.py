@@ -66,6 +66,13 @@ class Candidates:
         order = descending(self.logits, self.size)
         return self.take(order, sorted=True)
 
+    def keep_top(self, n: int) -> Candidates:
+        """The n best; past these candidates, llama.cpp's masked -inf entries fill the count."""
+        n = min(n, self.total)
+        if n <= self.size:
+            return self.top(n)
+        return self.sort().take(slice(None), sorted=True, masked=n - self.size)
+
     def top(self, k: int) -> Candidates:
         """The k highest-logit candidates, sorted."""
         if self.sorted:

@@ -118,7 +118,7 @@ class Chain:
         observe: Observer | None = None,
     ) -> NDArray[np.single]:
         """New logits: removed tokens -inf, temperature applied. `logits` is not modified."""
-        return self.scatter(self.candidates_after(input_ids, logits, observe), logits.shape[0])
+        return self.scatter(self.candidates_after(input_ids, logits, observe), logits)
 
     def candidates_after(
         self,
@@ -146,14 +146,13 @@ class Chain:
         return Candidates(self._ids, values, sorted=False, identity=True)
 
     @staticmethod
-    def scatter(cands: Candidates, n_vocab: int) -> NDArray[np.single]:
-        out = np.full(n_vocab, -np.inf, np.float32)
+    def scatter(cands: Candidates, logits: NDArray[np.single]) -> NDArray[np.single]:
+        """Full-vocabulary logits: the candidates' values, -inf for every other token."""
+        out = np.full(logits.shape[0], -np.inf, np.float32)
         out[cands.ids] = cands.logits
-        if cands.size and not np.isfinite(cands.logits).any():
-            # Never hand back a distribution with nothing in it: keep the first candidate.
-            out[cands.ids[0]] = 0.0
-        elif cands.size == 0:
-            out[0] = 0.0
+        if not np.isfinite(cands.logits).any():
+            # Never hand back a distribution with nothing in it: keep the best token the input had.
+            out[int(np.argmax(logits))] = 0.0
         return out
 
 

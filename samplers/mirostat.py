@@ -57,8 +57,8 @@ class Mirostat(Stage):
             return 1
         i = np.arange(m, dtype=np.float32)
         t = np.log((i + 2) / (i + 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            b = np.log(p[:m] / p[1 : m + 1])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            b = np.log(p[:m] / p[1 : m + 1])  # a tiny p overflows the ratio, as in llama.cpp's float
         s_hat = float(np.sum(t * b, dtype=np.float32) / np.sum(t * t, dtype=np.float32))
         eps = s_hat - 1.0
         try:

@@ -28,11 +28,7 @@ class TopK(Stage):
     def apply(self, c: Candidates, step: Step) -> Candidates:
         if self.k <= 0:
             return c
-        k = min(max(self.k, self.min_keep), c.total)
-        if k <= c.size:
-            return c.top(k)
-        # llama.cpp keeps k entries: all candidates and k - size of its -inf masked ones
-        return c.sort().take(slice(None), sorted=True, masked=k - c.size)
+        return c.keep_top(max(self.k, self.min_keep))
 
 
 @dataclass
@@ -75,10 +71,7 @@ class MinP(Stage):
         keep = np.flatnonzero(c.logits >= cut)
         if keep.shape[0] >= max(self.min_keep, 1):
             return c.take(keep, sorted=c.sorted)
-        kept = min(self.min_keep, c.total)
-        if kept <= c.size:
-            return c.top(kept)
-        return c.sort().take(slice(None), sorted=True, masked=kept - c.size)
+        return c.keep_top(self.min_keep)
 
 
 @dataclass
@@ -147,7 +140,9 @@ class Xtc(Stage):
         # that run is exactly the set above the threshold (at most 1/threshold tokens), so only
         # those few are sorted here
         probs = c.probs()
-        above = np.flatnonzero(probs >= np.float32(self.threshold))
+        # a token of probability 0 (a -inf logit) is never "above" the threshold; llama.cpp's
+        # threshold 0 would count it and could leave nothing but -inf to sample from
+        above = np.flatnonzero((probs >= np.float32(self.threshold)) & (probs > 0))
         if above.size < 2 or c.total - (above.size - 1) < self.min_keep:
             return c
         least = above[np.argmin(c.logits[above])]  # the least likely of them stays
