@@ -81,7 +81,7 @@ class Smoothing(Stage):
         diff = c.logits - top
         k = (3.0 - self.curve) / 2.0
         s = (self.curve - 1.0) / 2.0
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # d <= 0: overflow only reaches -inf
             shaped = -(k * self.factor * diff**2) + (s * self.factor * diff**3) + top
         logits = np.where(finite, shaped, c.logits).astype(np.float32)
         # the transform keeps the order of the logits, so a sorted set stays sorted
