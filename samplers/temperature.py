@@ -77,12 +77,15 @@ class Smoothing(Stage):
         finite = np.isfinite(c.logits)
         if not finite.any():
             return c
-        top = c.logits[finite].max()
-        diff = c.logits - top
+        top = float(c.logits[finite].max())
+        diff = np.where(finite, c.logits, top).astype(np.float64) - top  # <= 0; float64: no overflow
         k = (3.0 - self.curve) / 2.0
         s = (self.curve - 1.0) / 2.0
-        with np.errstate(invalid="ignore", over="ignore"):  # d <= 0: overflow only reaches -inf
-            shaped = -(k * self.factor * diff**2) + (s * self.factor * diff**3) + top
+        shaped = -(k * self.factor * diff**2) + top
+        if s:  # the cubic term (smoothing_curve > 1); skipped at 0, where 0 * inf would be NaN
+            shaped += s * self.factor * diff**3
+        with np.errstate(over="ignore"):  # beyond float32's range is -inf: a token never chosen
+            shaped = shaped.astype(np.float32)
         logits = np.where(finite, shaped, c.logits).astype(np.float32)
-        # the transform keeps the order of the logits, so a sorted set stays sorted
-        return c.with_logits(logits)
+        # for curve <= 3 the transform is monotone, so a sorted set stays sorted
+        return c.with_logits(logits, sorted=c.sorted and self.curve <= 3.0)
