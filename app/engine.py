@@ -25,6 +25,7 @@ from presets.parameters import Parameters
 from samplers import Candidates, Chain, Vocab, build_chain
 
 FinishReason = Literal["stop", "length", "cancelled"]
+PREFILL_BLOCK = 32  # prompt tokens are evaluated in blocks aligned to this (see Engine.prefill)
 
 
 class Message(TypedDict):
@@ -168,6 +169,7 @@ class Engine:
         self.n_vocab = self.llm.n_vocab()
         self.n_ctx = self.llm.n_ctx()
         self._pieces: dict[int, bytes] = {}
+        self._canonical = 0  # cached tokens evaluated in aligned blocks (a prompt, not a reply)
         self._vocab: Vocab | None = None
         self._formatter = self._chat_formatter()
 
@@ -263,7 +265,14 @@ class Engine:
         return self.llm.input_ids[: self.llm.n_tokens]
 
     def prefill(self, tokens: Sequence[int]) -> int:
-        """Evaluate `tokens`, reusing the cached prefix; returns how many were evaluated."""
+        """Evaluate `tokens`, reusing the cached prefix; returns how many were evaluated.
+
+        llama.cpp's logits depend slightly on how a prompt is cut into batches, so a prompt is
+        always evaluated in blocks that start at multiples of PREFILL_BLOCK: asked again (or in a
+        new chat after another), the same prompt is computed the same way and greedy decoding
+        repeats itself exactly. A conversation that continues past the cached prompt (the reply
+        and a new message) evaluates only the tokens it adds.
+        """
         cached = self.context_ids()
         n = min(len(cached), len(tokens))
         same = 0
@@ -271,8 +280,16 @@ class Engine:
             diff = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
             same = int(diff[0]) if diff.size else n
         same = min(same, len(tokens) - 1)  # the last prompt token must be evaluated for logits
-        self.llm.n_tokens = same
-        self.llm.eval(list(tokens[same:]))
+        if same <= self._canonical:
+            block = max(1, min(PREFILL_BLOCK, self.options.num_batch))
+            same = same // block * block
+            self.llm.n_tokens = same
+            for start in range(same, len(tokens), block):
+                self.llm.eval(list(tokens[start : start + block]))
+            self._canonical = len(tokens)
+        else:
+            self.llm.n_tokens = same
+            self.llm.eval(list(tokens[same:]))
         return len(tokens) - same
 
     def stream(

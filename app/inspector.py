@@ -161,3 +161,23 @@ def render(result: Inspection, *, with_prompt: bool = True) -> str:
             ]
             lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells))
     return "\n".join(lines)
+
+
+def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequence[int],
+                 params: Parameters, position: int | None) -> str:  # fmt: skip
+    """The inspector panel's text: the chat's next token, or token `position` of the last reply.
+
+    `messages` ends with that reply when a position is given.
+    """
+    chosen = None
+    if position is not None and messages and messages[-1]["role"] == "assistant":
+        context = engine.chat_tokens(messages[:-1]) + list(reply_tokens[:position])
+        chosen = reply_tokens[position] if position < len(reply_tokens) else None
+        title = f"Reply token {position}: the candidates when it was chosen"
+    else:
+        context = engine.chat_tokens(messages)
+        title = "Next token of this chat"
+    text = render(inspect_next(engine, context, params, top=10), with_prompt=False)
+    if chosen is not None:
+        text += f"\nchosen: {engine.piece(chosen, special=True).decode('utf-8', 'replace')!r} (id {chosen})"
+    return f"{title}\n\n{text}"

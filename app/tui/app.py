@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -21,8 +19,10 @@ from textual.widgets import Footer, LoadingIndicator, Markdown
 from textual.worker import Worker, get_current_worker
 
 from app.chat import ChatSession
-from app.engine import ContextFullError, Delta, Done, Event, ModelLoadError, ModelOptions, Notice, Usage
+from app.engine import Done, Notice
 from app.history import History, StoredMessage
+from app.tui.engine_host import EngineFactory, EngineHost, EngineLike
+from app.tui.reply import ReplyError, Update, run_reply
 from app.tui.screens import ConfirmScreen, PresetPicker, PromptScreen
 from app.tui.widgets import (
     ChatInput,
@@ -40,27 +40,8 @@ from app.tui.widgets import Notice as NoticeLine
 from presets.parameters import ParameterError, Parameters
 from presets.paths import data_dir
 from presets.store import DEFAULT_PRESET, PresetStore
-from samplers import Chain
 
-SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the history
-FLUSH_EVERY_S = 0.1  # how often streamed text is handed to the UI (10 updates a second)
-
-
-class EngineLike(Protocol):
-    """What the app needs of an engine; tests pass a fake that yields scripted tokens."""
-
-    model_name: str
-    n_ctx: int
-    options: ModelOptions
-
-    def stream(self, messages, params: Parameters, cancelled=None, chain: Chain | None = None): ...
-
-    def chat_tokens(self, messages) -> list[int]: ...
-
-    def close(self) -> None: ...
-
-
-EngineFactory = Callable[[ModelOptions], EngineLike]
+__all__ = ["AndonApp", "EngineFactory", "EngineLike"]
 
 
 class PresetCommands(Provider):
@@ -104,18 +85,12 @@ class AndonApp(App[None]):
         Binding("ctrl+s", "export_chat", "Export", id="chat.export"),
     ]
 
-    @dataclass
     class Loaded(Message):
-        engine: EngineLike | None
-        error: str | None = None
-        seconds: float = 0.0
+        """The first model load has ended (see the host's engine and error)."""
 
     @dataclass
-    class ReplyEvent(Message):
-        event: Event | str  # a str is an error to show
-
-    class ReplyText(Message):
-        """New text is waiting in the app's buffer (sent at most every FLUSH_EVERY_S)."""
+    class ReplyUpdate(Message):
+        update: Update
 
     def __init__(
         self,
@@ -128,15 +103,10 @@ class AndonApp(App[None]):
         verbose: bool = False,
     ) -> None:
         super().__init__()
-        self.engine_factory = engine_factory
-        self._model_path = model_path
+        self.host = EngineHost(engine_factory, model_path, verbose)
         self.history = history or History()
         self.store = store or PresetStore()
         self.start_preset = preset
-        self.verbose = verbose
-        self.engine: EngineLike | None = None
-        self.engine_error: str | None = None
-        self.loaded = threading.Event()
         self.session: ChatSession | None = None
         self.streaming: MessageBox | None = None
         self._stream = None
@@ -144,9 +114,10 @@ class AndonApp(App[None]):
         self.last_tps: float | None = None
         self.context_used = 0
         self._status_note = ""
-        self._pending: list[str] = []
-        self._pending_lock = threading.Lock()
-        self.engine_lock = threading.Lock()  # one user of the engine at a time: a reply or an inspection
+
+    @property
+    def engine(self) -> EngineLike | None:
+        return self.host.engine
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -170,44 +141,20 @@ class AndonApp(App[None]):
         if recovered:
             self.say(f"{recovered} reply interrupted last time was kept and marked stopped.")
         self.query_one(ChatInput).focus()
-        self.load_engine(self.model_options(self.session.params if self.session else Parameters()))
-
-    def model_path(self) -> Path:
-        return self._model_path() if callable(self._model_path) else self._model_path
-
-    def model_options(self, params: Parameters) -> ModelOptions:
-        try:
-            path = self.model_path()
-        except Exception as exc:  # the embedded model missing: reported when loading
-            path = Path(f"<{exc}>")
-        return ModelOptions.from_parameters(path, params, self.verbose)
+        self.load_engine(self.host.options(self.session.params if self.session else Parameters()))
 
     # --- the model ----------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load")
-    def load_engine(self, options: ModelOptions) -> None:
-        self.loaded.clear()
-        t0 = time.perf_counter()
+    def load_engine(self, options) -> None:
         self.call_from_thread(self.set_status_note, f"loading {options.path.name}…")
-        try:
-            if self.engine is not None:
-                self.engine.close()
-                self.engine = None
-            engine = self.engine_factory(options)
-        except (ModelLoadError, OSError, ValueError) as exc:
-            self.post_message(self.Loaded(None, str(exc)))
-        except Exception as exc:  # never a traceback in the app
-            self.post_message(self.Loaded(None, f"could not load the model: {type(exc).__name__}: {exc}"))
-        else:
-            self.post_message(self.Loaded(engine, None, time.perf_counter() - t0))
+        self.host.load(options)
+        self.post_message(self.Loaded())
 
     def on_andon_app_loaded(self, message: Loaded) -> None:
-        self.engine = message.engine
-        self.engine_error = message.error
-        self.loaded.set()
         self.query_one("#loading").display = False
-        if message.error:
-            self.say(f"error: {message.error}", error=True)
+        if self.host.error:
+            self.say(f"error: {self.host.error}", error=True)
         self.update_status()
 
     # --- chats --------------------------------------------------------------------------------
@@ -365,35 +312,20 @@ class AndonApp(App[None]):
 
     @work(thread=True, exclusive=True, group="inspect")
     def inspect(self, session: ChatSession, position: int | None) -> None:
-        from app.inspector import inspect_next, render
+        from app.inspector import inspect_chat
 
-        if not self.loaded.wait(60) or self.engine is None:
-            self.call_from_thread(self.query_one(InspectorPanel).show_text, "The model is not loaded.")
+        panel = self.query_one(InspectorPanel)
+        if not self.host.loaded.wait(60) or self.engine is None or not hasattr(self.engine, "logits"):
+            self.call_from_thread(panel.show_text, "The model is not loaded, or this engine cannot be inspected.")
             return
-        engine = self.engine
-        if not hasattr(engine, "logits"):
-            self.call_from_thread(self.query_one(InspectorPanel).show_text, "This engine cannot be inspected.")
-            return
-        messages = session.engine_messages()
         reply = session.last("assistant")
-        chosen = None
-        if position is not None and reply is not None and messages and messages[-1]["role"] == "assistant":
-            reply_tokens = reply.stats.get("tokens", [])
-            context = engine.chat_tokens(messages[:-1]) + reply_tokens[:position]
-            chosen = reply_tokens[position] if position < len(reply_tokens) else None
-            title = f"Reply token {position}: the candidates when it was chosen"
-        else:
-            context = engine.chat_tokens(messages)
-            title = "Next token of this chat"
+        tokens = reply.stats.get("tokens", []) if reply else []
         try:
-            with self.engine_lock:
-                result = inspect_next(engine, context, session.params, top=10)
-            text = render(result, with_prompt=False)
-            if chosen is not None:
-                text += f"\nchosen: {_piece(engine, chosen)!r} (id {chosen})"
+            with self.host.lock:
+                text = inspect_chat(self.engine, session.engine_messages(), tokens, session.params, position)
         except Exception as exc:  # shown in the panel, never a traceback
             text = f"error: {type(exc).__name__}: {exc}"
-        self.call_from_thread(self.query_one(InspectorPanel).show_text, f"{title}\n\n{text}")
+        self.call_from_thread(panel.show_text, text)
 
     def refresh_parameters(self) -> None:
         panel = self.query_one(ParameterPanel)
@@ -467,116 +399,36 @@ class AndonApp(App[None]):
         self.streaming = box
         self._stream = Markdown.get_stream(box.body)
         self.query_one(Conversation).anchor()
-        if not self.loaded.is_set():
+        if not self.host.loaded.is_set():
             self.set_status_note("waiting for the model to load…")
         self.generate(self.session, reply)
 
     @work(thread=True, exclusive=True, group="reply")
     def generate(self, session: ChatSession, reply: StoredMessage) -> None:
+        worker = get_current_worker()
         # The reply thread needs the GIL back quickly after each llama.cpp call; the UI thread
         # renders in between. A shorter switch interval while a reply streams keeps tokens flowing.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
         try:
-            self._generate(session, reply)
+            run_reply(self.host, self.history, session, reply, lambda: worker.is_cancelled,
+                      lambda update: self.post_message(self.ReplyUpdate(update)))  # fmt: skip
         finally:
             sys.setswitchinterval(interval)
 
-    def _generate(self, session: ChatSession, reply: StoredMessage) -> None:
-        worker = get_current_worker()
-        while not self.loaded.wait(0.1):
-            if worker.is_cancelled:
-                self._finish_unloaded(session, reply, "stopped")
-                return
-        params = session.params
-        engine = self.engine
-        if engine is None:
-            self._finish_unloaded(session, reply, "error")
-            self.post_message(self.ReplyEvent(f"error: the model is not loaded ({self.engine_error})"))
-            return
-        if engine.options.num_ctx != params.num_ctx or any(
-            getattr(engine.options, k) != v for k, v in params.model_options().items()
-        ):
-            self.call_from_thread(self.set_status_note, "reloading the model for the new settings…")
-            try:
-                engine.close()
-                engine = self.engine = self.engine_factory(self.model_options(params))
-            except Exception as exc:
-                self.engine = None
-                self._finish_unloaded(session, reply, "error")
-                self.post_message(self.ReplyEvent(f"error: {exc}"))
-                return
-        text: list[str] = []
-        last_save = last_flush = time.monotonic()
-        messages = session.engine_messages()
-        try:
-            for event in self._locked_stream(engine, messages, params, lambda: worker.is_cancelled):
-                if isinstance(event, Delta):
-                    text.append(event.text)
-                    with self._pending_lock:
-                        self._pending.append(event.text)
-                    now = time.monotonic()
-                    if now - last_flush > FLUSH_EVERY_S:
-                        # one UI update per frame, not per token: the UI stays responsive
-                        self.post_message(self.ReplyText())
-                        last_flush = now
-                    if now - last_save > SAVE_EVERY_S:
-                        self.history.update_message(reply.id, "".join(text))
-                        last_save = now
-                    continue
-                if isinstance(event, Done):
-                    status = "stopped" if event.finish_reason == "cancelled" else "complete"
-                    stats = {
-                        "tokens": event.tokens,
-                        "completion_tokens": event.usage.completion_tokens,
-                        "prompt_tokens": event.usage.prompt_tokens,
-                        "tokens_per_second": round(event.usage.tokens_per_second, 2),
-                        "finish_reason": event.finish_reason,
-                        "seed": event.seed,
-                    }
-                    self.history.update_message(reply.id, event.text, status, stats)
-                    reply.content, reply.status, reply.stats = event.text, status, stats
-                self.post_message(self.ReplyEvent(event))
-        except ContextFullError as exc:
-            self._finish_unloaded(session, reply, "error", "".join(text))
-            self.post_message(self.ReplyEvent(f"error: {exc}"))
-        except Exception as exc:  # never a traceback in the app
-            self._finish_unloaded(session, reply, "error", "".join(text))
-            self.post_message(self.ReplyEvent(f"error: the reply failed: {type(exc).__name__}: {exc}"))
-
-    def _locked_stream(self, engine: EngineLike, messages, params: Parameters, cancelled):
-        with self.engine_lock:
-            yield from engine.stream(messages, params, cancelled=cancelled)
-
-    def _finish_unloaded(self, session: ChatSession, reply: StoredMessage, status, text: str = "") -> None:
-        """End a reply that did not finish normally: store what there is, close the stream."""
-        self.history.update_message(reply.id, text, status)
-        reply.content, reply.status = text, status
-        self.post_message(self.ReplyEvent(Done(text, "cancelled", Usage(), -1)))
-
-    def _take_pending(self) -> str:
-        with self._pending_lock:
-            text = "".join(self._pending)
-            self._pending.clear()
-        return text
-
-    async def on_andon_app_reply_text(self, message: ReplyText) -> None:
-        text = self._take_pending()
-        if text and self._stream is not None:
-            await self._stream.write(text)
-
-    async def on_andon_app_reply_event(self, message: ReplyEvent) -> None:
-        event = message.event
-        if isinstance(event, str):
-            self.say(event, error=True)
-            return
-        if isinstance(event, Notice):
-            self.say(event.text)
-        elif isinstance(event, Done):
-            await self._end_stream(event)
+    async def on_andon_app_reply_update(self, message: ReplyUpdate) -> None:
+        update = message.update
+        if isinstance(update, str):
+            if self._stream is not None:
+                await self._stream.write(update)
+        elif isinstance(update, ReplyError):
+            self.say(update.text, error=True)
+        elif isinstance(update, Notice):
+            self.say(update.text)
+        else:
+            await self._end_stream(update)
 
     async def _end_stream(self, done: Done) -> None:
-        self._take_pending()  # the final full update below shows it
         box = self.streaming
         if self._stream is not None:
             await self._stream.stop()
@@ -650,10 +502,10 @@ class AndonApp(App[None]):
             return
         engine = self.engine
         note = self._status_note
-        if self.loaded.is_set():
+        if self.host.loaded.is_set():
             note = "" if engine is not None else "model not loaded"
             self._status_note = ""
-        model = engine.model_name if engine is not None else self.model_options(self.session.params).path.name
+        model = engine.model_name if engine is not None else self.host.options(self.session.params).path.name
         self.query_one(StatusBar).show(
             model=model,
             preset=self.session.preset.name + (" *" if self.session.changes else ""),
@@ -668,8 +520,7 @@ class AndonApp(App[None]):
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()
-        if self.engine is not None:
-            self.engine.close()
+        self.host.close()
 
 
 def _piece(engine, token: int) -> str:

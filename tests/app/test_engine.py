@@ -175,3 +175,17 @@ def test_text_decoder_holds_split_characters():
     assert shown == ["", "", "東", "", "", "京", "", "", "", "😀"]
     assert d.feed("é".encode()[:1]) == "" and d.finish() == ""  # a cut-off character is dropped
     assert TextDecoder().feed(b"a\xffb") == "a\ufffdb"  # bytes that are no character at all
+
+
+def test_same_prompt_gives_bit_identical_logits_whatever_the_cache_held(engine):
+    """Greedy replies repeat exactly: a prompt is always evaluated in the same aligned blocks."""
+    japan = engine.chat_tokens(JAPAN)
+    other = engine.chat_tokens([{"role": "user", "content": "Name three colours of the rainbow, please."}])
+    engine.prefill(japan)
+    first = np.array(engine.logits())
+    run(engine, [{"role": "user", "content": "Write a haiku."}], Parameters.of({"num_predict": 12, "seed": 2}))
+    engine.prefill(other)
+    engine.prefill(japan)
+    assert np.array_equal(np.array(engine.logits()), first)
+    engine.prefill(japan)  # asked again right away: only the last block is evaluated again
+    assert np.array_equal(np.array(engine.logits()), first)

@@ -77,7 +77,7 @@ async def test_message_sent_before_the_model_loads_waits_for_it(tmp_path):
                    store=PresetStore(tmp_path / "p"))  # fmt: skip
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert not app.loaded.is_set()
+        assert not app.host.loaded.is_set()
         app.query_one(ChatInput).text = "early bird"
         await pilot.press("enter")
         await pilot.pause()
@@ -322,14 +322,36 @@ async def test_a_burst_of_typing_then_enter_sends_all_of_it(tmp_path):
         assert app.query_one(ChatInput).text == ""
 
 
-async def test_status_updates_never_reset_the_stream_buffer(tmp_path):
-    app, _ = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        lock, buffer = app.engine_lock, app._pending
-        app._pending.append("held")
-        app.update_status()
-        assert app.engine_lock is lock and app._pending is buffer and buffer == ["held"]
+def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
+    """The reply thread hands the UI a few batches, not one message per token, and the
+    history holds the reply; every outcome ends with exactly one Done."""
+    from app.chat import ChatSession
+    from app.engine import Done, ModelOptions
+    from app.tui.engine_host import EngineHost
+    from app.tui.reply import run_reply
+
+    history = History(tmp_path / "h.db")
+    store = PresetStore(tmp_path / "p")
+    session = ChatSession(history, history.create_chat("t", "balanced"), store)
+    session.add_user("hi")
+    host = EngineHost(lambda o: FakeEngine(o, script=["tok "] * 300), Path("/m.gguf"))
+    host.load(host.options(session.params))
+    reply = session.start_reply()
+    updates = []
+    run_reply(host, history, session, reply, lambda: False, updates.append)
+    texts = [u for u in updates if isinstance(u, str)]
+    assert "".join(texts) == "tok " * 300
+    assert len(texts) < 30  # batched: 300 tokens in far fewer UI updates
+    assert [type(u) for u in updates if not isinstance(u, str)] == [Done]
+    stored = history.messages(session.chat.id)[-1]
+    assert stored.content == "tok " * 300 and stored.status == "complete" and stored.stats["tokens_per_second"]
+
+    failed = EngineHost(lambda o: (_ for _ in ()).throw(OSError("disk on fire")), Path("/m.gguf"))
+    failed.load(ModelOptions(Path("/m.gguf")))
+    updates.clear()
+    run_reply(failed, history, session, session.start_reply(), lambda: False, updates.append)
+    assert "disk on fire" in updates[0].text and isinstance(updates[-1], Done)
+    assert history.messages(session.chat.id)[-1].status == "error"
 
 
 @pytest.mark.model

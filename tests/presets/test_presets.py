@@ -191,6 +191,8 @@ def test_show_parameters_matches_ollamas_layout():
 def test_ask_with_factual_preset_answers_straight():
     r = andon("ask", "What is the capital of Japan?", "--preset", "factual")
     assert r.returncode == 0 and "Tokyo" in r.stdout
+    r = andon("ask", "When did World War II end?", "--preset", "factual")
+    assert r.returncode == 0 and "1945" in r.stdout
 
 
 def test_creative_stays_truncated_when_the_context_repeats_itself():
