@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.engine import ContextFullError, ModelLoadError
+from app.history import HistoryError
 from app.model_files import ModelFileError
 from presets.modelfile import ModelfileError
 from presets.parameters import ParameterError
@@ -20,5 +21,6 @@ USER_ERRORS = (
     ModelFileError,
     ModelfileError,
     ContextFullError,
+    HistoryError,
     UsageError,
 )

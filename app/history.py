@@ -89,15 +89,25 @@ def _locked(method):
     return wrapper
 
 
+class HistoryError(Exception):
+    """The chat history cannot be opened; the file is left as it is."""
+
+
 class History:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else history_db()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()  # the reply worker writes from its own thread
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.migrate()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise HistoryError(
+                f"cannot open the chat history {self.path}: {exc}. andon has not changed it; "
+                "move it aside to start a new history, or set XDG_DATA_HOME to use another folder"
+            ) from None
 
     def migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -119,3 +119,12 @@ def test_ctrl_c_stops_the_reply_and_keeps_what_was_written():
     assert proc.returncode == 130
     assert len(first + rest) > 20
     assert "reply stopped" in err and "Traceback" not in err
+
+
+def test_corrupt_chat_history_is_reported_and_left_alone(tmp_path):
+    data = tmp_path / "data" / "andon"
+    data.mkdir(parents=True)
+    (data / "history.sqlite3").write_bytes(b"not a database at all")
+    r = andon("--preset", "factual")
+    assert_user_error(r, "cannot open the chat history", "history.sqlite3", "has not changed it")
+    assert (data / "history.sqlite3").read_bytes() == b"not a database at all"
