@@ -98,10 +98,6 @@ class Chain:
         self.rng = np.random.default_rng(seed)
         self._ids: NDArray[np.intc] | None = None
 
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.stages]
-
     def reset(self) -> None:
         """Start over: forget mirostat's mu and reseed XTC's generator."""
         self.rng = np.random.default_rng(self.seed)
