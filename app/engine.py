@@ -68,6 +68,8 @@ class Usage:
 @dataclass
 class Delta:
     text: str
+    completion_tokens: int = 0  # tokens generated so far, for a live rate
+    seconds: float = 0.0  # since the first token
 
 
 @dataclass
@@ -353,7 +355,7 @@ class Engine:
             shown, hit_stop = stops.feed(decoder.feed(self.piece(token)))
             if shown:
                 text.append(shown)
-                yield Delta(shown)
+                yield Delta(shown, len(out_tokens), time.perf_counter() - t_first)
             if hit_stop:
                 break
             if 0 < params.num_predict <= len(out_tokens) or self.llm.n_tokens >= self.n_ctx:

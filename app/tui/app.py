@@ -22,7 +22,7 @@ from app.chat import ChatSession
 from app.engine import Done, Notice
 from app.history import History, StoredMessage
 from app.tui.engine_host import EngineFactory, EngineHost, EngineLike
-from app.tui.reply import ReplyError, Update, run_reply
+from app.tui.reply import ReplyError, TextBatch, Update, run_reply
 from app.tui.screens import ConfirmScreen, PresetPicker, PromptScreen
 from app.tui.widgets import (
     ChatInput,
@@ -418,9 +418,12 @@ class AndonApp(App[None]):
 
     async def on_andon_app_reply_update(self, message: ReplyUpdate) -> None:
         update = message.update
-        if isinstance(update, str):
+        if isinstance(update, TextBatch):
             if self._stream is not None:
-                await self._stream.write(update)
+                await self._stream.write(update.text)
+            if update.tokens_per_second > 0:
+                self.last_tps = update.tokens_per_second  # live while the reply streams
+                self.update_status()
         elif isinstance(update, ReplyError):
             self.say(update.text, error=True)
         elif isinstance(update, Notice):

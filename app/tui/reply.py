@@ -25,7 +25,13 @@ class ReplyError:
     text: str
 
 
-Update = str | Notice | Done | ReplyError  # a str is a batch of new text
+@dataclass
+class TextBatch:
+    text: str
+    tokens_per_second: float  # the live rate, 0 until it can be measured
+
+
+Update = TextBatch | Notice | Done | ReplyError
 
 
 def reply_stats(done: Done) -> dict:
@@ -53,6 +59,7 @@ def run_reply(
             return _end(history, reply, emit, "stopped", "")
     text: list[str] = []
     batch: list[str] = []
+    rate = 0.0
     last_save = last_flush = time.monotonic()
     try:
         with host.lock:
@@ -61,9 +68,11 @@ def run_reply(
                 if isinstance(event, Delta):
                     text.append(event.text)
                     batch.append(event.text)
+                    if event.seconds > 0:
+                        rate = (event.completion_tokens - 1) / event.seconds
                     now = time.monotonic()
                     if now - last_flush > FLUSH_EVERY_S:
-                        emit("".join(batch))
+                        emit(TextBatch("".join(batch), rate))
                         batch.clear()
                         last_flush = now
                     if now - last_save > SAVE_EVERY_S:
@@ -71,7 +80,7 @@ def run_reply(
                         last_save = now
                 elif isinstance(event, Done):
                     if batch:
-                        emit("".join(batch))
+                        emit(TextBatch("".join(batch), rate))
                     status: Status = "stopped" if event.finish_reason == "cancelled" else "complete"
                     stats = reply_stats(event)
                     history.update_message(reply.id, event.text, status, stats)

@@ -189,3 +189,12 @@ def test_same_prompt_gives_bit_identical_logits_whatever_the_cache_held(engine):
     assert np.array_equal(np.array(engine.logits()), first)
     engine.prefill(japan)  # asked again right away: only the last block is evaluated again
     assert np.array_equal(np.array(engine.logits()), first)
+
+
+def test_deltas_carry_a_live_token_count(engine):
+    params = Parameters.of({"temperature": 0.8, "seed": 5, "num_predict": 30})
+    events = [e for e in engine.stream([{"role": "user", "content": "Tell me about cats."}], params)]
+    deltas = [e for e in events if isinstance(e, Delta)]
+    counts = [d.completion_tokens for d in deltas]
+    assert counts == sorted(counts) and counts[-1] <= events[-1].usage.completion_tokens
+    assert deltas[-1].seconds > 0

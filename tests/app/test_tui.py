@@ -328,7 +328,7 @@ def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
     from app.chat import ChatSession
     from app.engine import Done, ModelOptions
     from app.tui.engine_host import EngineHost
-    from app.tui.reply import run_reply
+    from app.tui.reply import TextBatch, run_reply
 
     history = History(tmp_path / "h.db")
     store = PresetStore(tmp_path / "p")
@@ -339,10 +339,10 @@ def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
     reply = session.start_reply()
     updates = []
     run_reply(host, history, session, reply, lambda: False, updates.append)
-    texts = [u for u in updates if isinstance(u, str)]
+    texts = [u.text for u in updates if isinstance(u, TextBatch)]
     assert "".join(texts) == "tok " * 300
     assert len(texts) < 30  # batched: 300 tokens in far fewer UI updates
-    assert [type(u) for u in updates if not isinstance(u, str)] == [Done]
+    assert [type(u) for u in updates if not isinstance(u, TextBatch)] == [Done]
     stored = history.messages(session.chat.id)[-1]
     assert stored.content == "tok " * 300 and stored.status == "complete" and stored.stats["tokens_per_second"]
 
