@@ -185,7 +185,7 @@ class Engine:
     def vocab(self) -> Vocab:
         """Token texts for DRY and logit_bias, built on first use."""
         if self._vocab is None:
-            texts = [self.piece(i, special=True).decode("utf-8", "replace") for i in range(self.n_vocab)]
+            texts = [self.token_text(i) for i in range(self.n_vocab)]
             self._vocab = Vocab(texts, lambda s: self.tokenize(s, special=False))
         return self._vocab
 
@@ -205,6 +205,10 @@ class Engine:
             cached = self._pieces[key] = buf.raw[:n]
         return cached
 
+    def token_text(self, token: int) -> str:
+        """A token's text for display, special tokens (BOS, <|im_start|>) spelled out."""
+        return self.piece(token, special=True).decode("utf-8", "replace")
+
     def is_end_of_turn(self, token: int) -> bool:
         return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab_ptr, token))
 
@@ -215,8 +219,8 @@ class Engine:
         template = meta.get("tokenizer.chat_template")
         if not template:
             return None
-        bos = self.piece(self.llm.token_bos(), special=True).decode("utf-8", "replace")
-        eos = self.piece(self.llm.token_eos(), special=True).decode("utf-8", "replace")
+        bos = self.token_text(self.llm.token_bos())
+        eos = self.token_text(self.llm.token_eos())
         return Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
 
     def format_chat(self, messages: Sequence[Message]) -> str:
@@ -312,12 +316,13 @@ class Engine:
             )
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
         if chain is None:
-            chain = build_chain(params.sampling(), vocab=self._vocab_if_needed(params), seed=seed)
+            chain = build_chain(params.sampling(), vocab=self.vocab_for(params), seed=seed)
         rng = np.random.default_rng([seed, 1])
         evaluated = self.prefill(tokens)
         yield from self._decode(chain, rng, params, cancelled, t0, len(tokens), evaluated, seed, dropped)
 
-    def _vocab_if_needed(self, params: Parameters) -> Vocab | None:
+    def vocab_for(self, params: Parameters) -> Vocab | None:
+        """The token texts, only when these parameters need them (DRY breakers, logit_bias by text)."""
         needs = (params.dry_multiplier != 0 and params.dry_sequence_breakers) or any(
             isinstance(k, str) and not k.isdigit() for k in params.logit_bias
         )

@@ -89,6 +89,13 @@ def _locked(method):
     return wrapper
 
 
+_CHAT_COLUMNS = "SELECT id, title, preset, model, system, parameters, updated FROM chats"
+
+
+def _chat(row: tuple) -> Chat:
+    return Chat(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+
 class HistoryError(Exception):
     """The chat history cannot be opened; the file is left as it is."""
 
@@ -133,13 +140,13 @@ class History:
 
     @_locked
     def chats(self) -> list[Chat]:
-        rows = self.db.execute(
-            "SELECT id, title, preset, model, system, parameters, updated FROM chats ORDER BY updated DESC, id DESC"
-        ).fetchall()
-        return [Chat(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        rows = self.db.execute(f"{_CHAT_COLUMNS} ORDER BY updated DESC, id DESC").fetchall()
+        return [_chat(r) for r in rows]
 
+    @_locked
     def chat(self, chat_id: int) -> Chat | None:
-        return next((c for c in self.chats() if c.id == chat_id), None)
+        row = self.db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone()
+        return _chat(row) if row else None
 
     @_locked
     def update_chat(self, chat: Chat) -> None:

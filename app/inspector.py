@@ -50,9 +50,10 @@ class Inspection:
 
 
 def _probs_of(c: Candidates, tokens: Sequence[int]) -> tuple[int, dict[int, float]]:
+    """(candidates with p > 0, p of each of `tokens` still in play)."""
     p = softmax(c.logits)
-    where = {int(i): float(q) for i, q in zip(c.ids.tolist(), p.tolist(), strict=True) if q > 0}
-    return len(where), {t: where[t] for t in tokens if t in where}
+    which, pos = c.positions(np.asarray(tokens, dtype=np.intc))
+    return int(np.count_nonzero(p)), {int(tokens[w]): float(p[i]) for w, i in zip(which, pos, strict=True) if p[i] > 0}
 
 
 def prompt_tokens(engine: Engine, messages: Sequence[Message] | None, raw: str | None) -> list[int]:
@@ -75,7 +76,7 @@ def inspect_next(
     context = np.asarray(tokens, dtype=np.intc)
     seed = params.seed if params.seed >= 0 else 0
     views: list[tuple[str, Candidates]] = []
-    chain = build_chain(params.sampling(), vocab=engine.vocab, seed=seed)
+    chain = build_chain(params.sampling(), vocab=engine.vocab_for(params), seed=seed)
     chain.candidates_after(context, logits, lambda name, c: views.append((name, c)))
     before = softmax(logits)
     final = views[-1][1]
@@ -85,10 +86,10 @@ def inspect_next(
     shown = list(dict.fromkeys([*top_before, *top_after]))
     stages = [Stage(name, *_probs_of(c, shown)) for name, c in views]
     result = Inspection(
-        prompt=[(t, engine.piece(t, special=True).decode("utf-8", "replace"), _is_special(engine, t)) for t in tokens],
+        prompt=[(t, engine.token_text(t), _is_special(engine, t)) for t in tokens],
         n_vocab=engine.n_vocab,
         shown=shown,
-        texts={t: engine.piece(t, special=True).decode("utf-8", "replace") for t in shown},
+        texts={t: engine.token_text(t) for t in shown},
         stages=stages,
     )
     for temp in temperatures:
@@ -179,5 +180,5 @@ def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequ
         title = "Next token of this chat"
     text = render(inspect_next(engine, context, params, top=10), with_prompt=False)
     if chosen is not None:
-        text += f"\nchosen: {engine.piece(chosen, special=True).decode('utf-8', 'replace')!r} (id {chosen})"
+        text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"
     return f"{title}\n\n{text}"

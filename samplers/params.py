@@ -125,7 +125,7 @@ class ParamSpec:
             except json.JSONDecodeError:
                 raise self.refuse(text) from None
         if self.kind == "sampler_list":
-            return self.validate([p.strip() for p in text.replace(";", ",").split(",") if p.strip()])
+            return self.validate(text.replace(";", ","))  # validate splits a string on commas
         return self.validate([text])
 
     def _number(self, value: Any) -> float | int:

@@ -298,7 +298,9 @@ class AndonApp(App[None]):
         tokens = reply.stats.get("tokens", []) if reply else []
         if position is None:
             engine = self.engine
-            pieces = [_piece(engine, t) for t in tokens] if engine is not None and hasattr(engine, "piece") else []
+            pieces = (
+                [engine.token_text(t) for t in tokens] if engine is not None and hasattr(engine, "token_text") else []
+            )
             panel.set_tokens(pieces)
         if self.is_streaming():
             panel.show_text("The inspector updates when the reply ends.")
@@ -524,7 +526,3 @@ class AndonApp(App[None]):
     def on_unmount(self) -> None:
         self.workers.cancel_all()
         self.host.close()
-
-
-def _piece(engine, token: int) -> str:
-    return engine.piece(token, special=True).decode("utf-8", "replace")

@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, ListItem, ListView, Markdown, OptionLi
 from textual.widgets.option_list import Option
 
 from app.history import Chat, StoredMessage
+from app.inspector import show_token
 from presets.commands import format_value
 from presets.parameters import ALL_SPECS, ParameterError, Parameters, describe
 
@@ -192,7 +193,7 @@ class InspectorPanel(Vertical):
         options.clear_options()
         options.add_option(Option("next token of this chat", id="next"))
         for i, piece in enumerate(pieces):
-            options.add_option(Option(f"reply token {i}: {show_piece(piece)}", id=f"t{i}"))
+            options.add_option(Option(f"reply token {i}: {show_token(piece)}", id=f"t{i}"))
         options.highlighted = 0
 
     def show_text(self, text: str) -> None:
@@ -203,7 +204,3 @@ class InspectorPanel(Vertical):
         event.stop()
         option = event.option.id or "next"
         self.post_message(self.Chosen(None if option == "next" else int(option[1:])))
-
-
-def show_piece(piece: str) -> str:
-    return repr(piece)[1:-1] if piece.strip() != piece or not piece.isprintable() else piece
