@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.engine import Message
-from app.history import Chat, History, StoredMessage
-from presets.commands import apply
-from presets.parameters import Parameters
-from presets.preset import Preset
-from presets.store import DEFAULT_PRESET, PresetError, PresetStore
+from andon.app.engine import Message
+from andon.app.history import Chat, History, StoredMessage
+from andon.presets.commands import apply
+from andon.presets.parameters import Parameters
+from andon.presets.preset import Preset
+from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 
 
 class ChatSession:

@@ -10,9 +10,9 @@ import threading
 import traceback
 from typing import Any, NoReturn
 
-from app.engine import Delta, Done, Engine, Message, ModelOptions, Notice
-from app.errors import USER_ERRORS, UsageError
-from app.settings import read_prompt, resolve_settings
+from andon.app.engine import Delta, Done, Engine, Message, ModelOptions, Notice
+from andon.app.errors import USER_ERRORS, UsageError
+from andon.app.settings import read_prompt, resolve_settings
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,10 +45,10 @@ def build_parser() -> Parser:
     ask.add_argument("--json", action="store_true", help="print one JSON object with text, usage and parameters")
     ask.set_defaults(func=cmd_ask)
 
-    from app import presets_cli
+    from andon.app import presets_cli
 
     presets_cli.add_parser(sub)
-    from app import tools_cli
+    from andon.app import tools_cli
 
     tools_cli.add_parsers(sub, _common)
     return parser
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            from app.tui.run import run_app
+            from andon.app.tui.run import run_app
 
             return run_app(model=args.model, preset=args.preset, verbose=args.verbose)
         return int(args.func(args) or 0)

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 import numpy as np
+from andon.app import llama_log
+from andon.app.model_files import ModelFileError, check_gguf
+from andon.presets.parameters import Parameters
+from andon.samplers import Candidates, Chain, Vocab, build_chain
 from numpy.typing import NDArray
-
-from app import llama_log
-from app.model_files import ModelFileError, check_gguf
-from presets.parameters import Parameters
-from samplers import Candidates, Chain, Vocab, build_chain
 
 FinishReason = Literal["stop", "length", "cancelled"]
 PREFILL_BLOCK = 32  # prompt tokens are evaluated in blocks aligned to this (see Engine.prefill)

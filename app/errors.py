@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.engine import ContextFullError, ModelLoadError
-from app.history import HistoryError
-from app.model_files import ModelFileError
-from presets.modelfile import ModelfileError
-from presets.parameters import ParameterError
-from presets.store import PresetError
+from andon.app.engine import ContextFullError, ModelLoadError
+from andon.app.history import HistoryError
+from andon.app.model_files import ModelFileError
+from andon.presets.modelfile import ModelfileError
+from andon.presets.parameters import ParameterError
+from andon.presets.store import PresetError
 
 
 class UsageError(Exception):

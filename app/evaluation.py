@@ -12,10 +12,9 @@ from importlib import resources
 from typing import Any
 
 import sacrebleu
-
-from app.engine import Done, Engine, Message
-from presets.commands import apply
-from presets.parameters import Parameters
+from andon.app.engine import Done, Engine, Message
+from andon.presets.commands import apply
+from andon.presets.parameters import Parameters
 
 
 def run_reply(engine: Engine, messages: Sequence[Message], params: Parameters) -> Done:
@@ -26,7 +25,8 @@ def run_reply(engine: Engine, messages: Sequence[Message], params: Parameters) -
 
 
 def messages_for(system: str, prompt: str) -> list[Message]:
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    out: list[Message] = [{"role": "system", "content": system}] if system else []
+    return [*out, {"role": "user", "content": prompt}]
 
 
 # --- diversity -------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def _normal(text: str) -> str:
 
 
 def questions() -> list[Question]:
-    data = json.loads((resources.files("app") / "data" / "questions.json").read_text("utf-8"))
+    data = json.loads((resources.files("andon.app") / "data" / "questions.json").read_text("utf-8"))
     return [Question(q["question"], tuple(q["answers"]), q["topic"]) for q in data]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from presets.paths import history_db
+from andon.presets.paths import history_db
 
 Status = Literal["complete", "streaming", "stopped", "error"]
 

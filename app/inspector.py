@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from app.engine import Engine, Message
-from presets.parameters import Parameters
-from samplers import Candidates, build_chain, softmax
+from andon.app.engine import Engine, Message
+from andon.presets.parameters import Parameters
+from andon.samplers import Candidates, build_chain, softmax
 
 
 @dataclass

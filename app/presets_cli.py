@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.model_files import EMBEDDED_NAME
-from presets.commands import apply, parameter_lines, parse_assignments
-from presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
-from presets.parameters import DEFAULTS
-from presets.preset import check_name
-from presets.store import DEFAULT_PRESET, PresetError, PresetStore
+from andon.app.model_files import EMBEDDED_NAME
+from andon.presets.commands import apply, parameter_lines, parse_assignments
+from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
+from andon.presets.parameters import DEFAULTS
+from andon.presets.preset import check_name
+from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 
 
 def add_parser(sub) -> None:
@@ -138,8 +138,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_parameters(args: argparse.Namespace) -> int:
-    from presets.commands import format_value
-    from presets.parameters import ALL_SPECS
+    from andon.presets.commands import format_value
+    from andon.presets.parameters import ALL_SPECS
 
     plain = DEFAULTS.to_plain()
     for name, spec in ALL_SPECS.items():

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import UsageError
-from app.model_files import embedded_model_path
-from presets.commands import apply, parse_assignments
-from presets.parameters import Parameters
-from presets.preset import Preset
-from presets.store import DEFAULT_PRESET, PresetStore
+from andon.app.errors import UsageError
+from andon.app.model_files import embedded_model_path
+from andon.presets.commands import apply, parse_assignments
+from andon.presets.parameters import Parameters
+from andon.presets.preset import Preset
+from andon.presets.store import DEFAULT_PRESET, PresetStore
 
 
 @dataclass(frozen=True)

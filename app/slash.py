@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from app.chat import ChatSession
-from presets.commands import USAGE_SET, confirm_set, parse_set_parameter, show_parameters
-from presets.parameters import ParameterError
-from presets.store import PresetError
+from andon.app.chat import ChatSession
+from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, show_parameters
+from andon.presets.parameters import ParameterError
+from andon.presets.store import PresetError
 
 Action = Literal["quit", "cleared", "settings"] | None
 

@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
-from app.engine import Engine, ModelOptions
-from app.errors import UsageError
-from app.evaluation import compare, evaluate, questions
-from app.inspector import inspect_next, prompt_tokens, render
-from app.model_files import embedded_model_path
-from app.settings import model_path_for, read_prompt, resolve_settings
-from presets.store import PresetStore
+from andon.app.engine import Engine, ModelOptions
+from andon.app.errors import UsageError
+from andon.app.evaluation import compare, evaluate, messages_for, questions
+from andon.app.inspector import inspect_next, prompt_tokens, render
+from andon.app.model_files import embedded_model_path
+from andon.app.settings import model_path_for, read_prompt, resolve_settings
+from andon.presets.store import PresetStore
 
 
 def add_parsers(sub, common) -> None:
@@ -67,7 +67,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     s = resolve_settings(args.preset, args.set, args.system, args.model)
     engine = Engine(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))
-    messages = ([{"role": "system", "content": s.system}] if s.system else []) + [{"role": "user", "content": prompt}]
+    messages = messages_for(s.system, prompt)
     tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
     result = inspect_next(engine, tokens, s.params, args.top, temps)
     if args.json:

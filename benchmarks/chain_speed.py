@@ -13,9 +13,8 @@ import argparse
 import time
 
 import numpy as np
-
-from presets.store import PresetStore
-from samplers import build_chain
+from andon.presets.store import PresetStore
+from andon.samplers import build_chain
 
 EVERYTHING = {
     "repeat_penalty": 1.1, "presence_penalty": 0.2, "frequency_penalty": 0.1, "repeat_last_n": -1,

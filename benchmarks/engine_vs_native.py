@@ -12,9 +12,9 @@ import argparse
 import statistics
 import time
 
-from app.engine import Done, Engine, ModelOptions
-from app.model_files import embedded_model_path
-from presets.store import PresetStore
+from andon.app.engine import Done, Engine, ModelOptions
+from andon.app.model_files import embedded_model_path
+from andon.presets.store import PresetStore
 
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 

@@ -18,15 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from andon.app.engine import Done, Engine, ModelOptions
+from andon.app.history import History
+from andon.app.model_files import embedded_model_path
+from andon.app.tui.app import AndonApp
+from andon.app.tui.widgets import ChatInput
+from andon.presets.commands import apply
+from andon.presets.store import PresetStore
 from textual import events
-
-from app.engine import Done, Engine, ModelOptions
-from app.history import History
-from app.model_files import embedded_model_path
-from app.tui.app import AndonApp
-from app.tui.widgets import ChatInput
-from presets.commands import apply
-from presets.store import PresetStore
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."
 

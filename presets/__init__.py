@@ -1,5 +1,5 @@
 """Parameters and presets: pydantic models, built-in presets, files on disk, Ollama compatibility."""
 
-from presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parameters, describe
+from andon.presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parameters, describe
 
 __all__ = ["ALL_SPECS", "DEFAULTS", "ParameterError", "Parameters", "describe"]

@@ -7,8 +7,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parameters
-from samplers.params import unknown_name_message
+from andon.presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parameters
+from andon.samplers.params import unknown_name_message
 
 USAGE_SET = "usage: /set parameter NAME VALUE (e.g. /set parameter temperature 0.7)"
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from presets.commands import format_value, parse_words
-from presets.parameters import ALL_SPECS, ParameterError, Parameters
-from presets.preset import Preset
+from andon.presets.commands import format_value, parse_words
+from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters
+from andon.presets.preset import Preset
 
 # Parameters a current Ollama accepts in a Modelfile (api.Options and its Runner options).
 OLLAMA_PARAMETERS = frozenset({
@@ -45,6 +45,7 @@ class ImportedModelfile:
         return Preset(
             name=name,
             description=description or "Imported from an Ollama Modelfile.",
+            task="chat",
             system=self.system,
             model=self.model,
             parameters=params,

@@ -10,9 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+from andon.samplers.params import SAMPLING_SPECS, ParameterError, ParamSpec, unknown_name_message
 from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, create_model
-
-from samplers.params import SAMPLING_SPECS, ParameterError, ParamSpec, unknown_name_message
 
 GENERATION_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("num_predict", "int", -1, "Most tokens in a reply; -1 is until end of turn or context full.", minimum=-1),
@@ -25,7 +24,26 @@ GENERATION_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("num_batch", "int", 512, "Prompt batch size in tokens.", minimum=1),
 )
 
-ALL_SPECS: dict[str, ParamSpec] = {s.name: s for s in (*SAMPLING_SPECS, *GENERATION_SPECS)}
+# Structured output, speculative decoding, thinking and placement (PARAMETERS.md).
+OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("format", "format", "", 'Free text (""), any JSON ("json"), or JSON valid for a schema.'),
+    ParamSpec("grammar", "str", "", "A GBNF grammar the reply must be a sentence of; empty is off."),
+    ParamSpec("draft", "str", "", 'Speculative decoding: "" off, "ngram" (prompt lookup) or a draft model.'),
+    ParamSpec("draft_max", "int", 16, "Most tokens drafted per step.", minimum=0, maximum=256),
+    ParamSpec("draft_min", "int", 0, "Fewest drafted tokens worth verifying.", minimum=0, maximum=256),
+    ParamSpec(
+        "draft_p_min",
+        "float",
+        0.75,
+        "A draft model stops where its top probability falls below this.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParamSpec("think", "bool", True, "Ask reasoning models to think before answering, where the template allows."),
+    ParamSpec("rpc", "endpoint_list", (), "llama.cpp RPC servers (host:port) that hold some of the model's layers."),
+)
+
+ALL_SPECS: dict[str, ParamSpec] = {s.name: s for s in (*SAMPLING_SPECS, *GENERATION_SPECS, *OUTPUT_SPECS)}
 SAMPLING_NAMES: frozenset[str] = frozenset(s.name for s in SAMPLING_SPECS)
 MODEL_NAMES: frozenset[str] = frozenset({"num_ctx", "num_gpu", "num_thread", "num_batch"})
 
@@ -42,7 +60,7 @@ def _field(spec: ParamSpec) -> tuple[Any, Any]:
     annotated: Any = Annotated[Any, PlainValidator(spec.validate)]
     if spec.kind == "bias_map":
         annotated = Annotated[Any, PlainValidator(spec.validate), PlainSerializer(_serialize_bias)]
-    elif spec.kind in ("str_list", "sampler_list"):
+    elif spec.kind in ("str_list", "sampler_list", "endpoint_list"):
         annotated = Annotated[Any, PlainValidator(spec.validate), PlainSerializer(_serialize_list)]
     default = spec.validate(spec.default)
     if spec.kind == "bias_map":
@@ -108,4 +126,4 @@ def describe(name: str) -> str:
 
 DEFAULTS = Parameters()
 
-__all__ = ["ALL_SPECS", "DEFAULTS", "GENERATION_SPECS", "ParameterError", "Parameters", "describe"]
+__all__ = ["ALL_SPECS", "DEFAULTS", "GENERATION_SPECS", "OUTPUT_SPECS", "ParameterError", "Parameters", "describe"]

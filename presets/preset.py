@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from andon.presets.parameters import DEFAULTS, Parameters
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from presets.parameters import DEFAULTS, Parameters
 
 Task = Literal["factual", "creative", "code", "chat"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
+from andon.presets.parameters import ParameterError, Parameters
+from andon.presets.paths import presets_dir
+from andon.presets.preset import Preset, check_name
 from pydantic import ValidationError
-
-from presets.parameters import ParameterError, Parameters
-from presets.paths import presets_dir
-from presets.preset import Preset, check_name
 
 DEFAULT_PRESET = "balanced"
 _DOC_KEYS = {"description", "task", "system", "model", "parameters"}
@@ -75,8 +74,8 @@ def preset_from_document(name: str, doc: dict[str, Any], path: Path) -> Preset:
         return Preset(name=name, parameters=params, **fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise PresetError(str(PresetProblem(path, field, err["msg"]))) from None
+        where = ".".join(str(p) for p in err["loc"]) or None
+        raise PresetError(str(PresetProblem(path, where, err["msg"]))) from None
 
 
 class PresetStore:
@@ -166,7 +165,7 @@ class PresetStore:
 
 
 def _builtin_files():
-    return resources.files("presets") / "builtin"
+    return resources.files("andon.presets") / "builtin"
 
 
 def _problem(path: Path, exc: BaseException) -> PresetProblem:

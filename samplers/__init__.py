@@ -4,9 +4,9 @@ Knows nothing of llama.cpp or the UI. `build_chain(params)` returns a `Chain`, w
 llama-cpp-python logits processor.
 """
 
-from samplers.candidates import Candidates, softmax
-from samplers.chain import Chain, LogitsProcessor, Observer, build_chain, is_active
-from samplers.params import (
+from andon.samplers.candidates import Candidates, softmax
+from andon.samplers.chain import Chain, LogitsProcessor, Observer, build_chain, is_active
+from andon.samplers.params import (
     DEFAULT_ORDER,
     SAMPLER_NAMES,
     SAMPLING_SPECS,
@@ -15,7 +15,7 @@ from samplers.params import (
     ParamSpec,
     resolve,
 )
-from samplers.vocab import Vocab
+from andon.samplers.vocab import Vocab
 
 __all__ = [
     "DEFAULT_ORDER",

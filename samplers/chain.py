@@ -6,16 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
-
-from samplers.candidates import Candidates
-from samplers.logit_bias import LogitBias
-from samplers.mirostat import Mirostat
-from samplers.params import resolve
-from samplers.penalties import Dry, Penalties
-from samplers.stage import Stage, Step
-from samplers.temperature import Smoothing, Temperature
-from samplers.truncation import (
+from andon.samplers.candidates import Candidates
+from andon.samplers.logit_bias import LogitBias
+from andon.samplers.mirostat import Mirostat
+from andon.samplers.params import resolve
+from andon.samplers.penalties import Dry, Penalties
+from andon.samplers.stage import Stage, Step
+from andon.samplers.temperature import Smoothing, Temperature
+from andon.samplers.truncation import (
     EpsilonCutoff,
     EtaCutoff,
     MinP,
@@ -27,7 +25,8 @@ from samplers.truncation import (
     Typical,
     Xtc,
 )
-from samplers.vocab import Vocab
+from andon.samplers.vocab import Vocab
+from numpy.typing import NDArray
 
 
 class LogitsProcessor(Protocol):

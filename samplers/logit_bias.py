@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-from samplers.candidates import Candidates
-from samplers.params import ParameterError
-from samplers.stage import Stage, Step
-from samplers.vocab import Vocab
+from andon.samplers.candidates import Candidates
+from andon.samplers.params import ParameterError
+from andon.samplers.stage import Stage, Step
+from andon.samplers.vocab import Vocab
 
 
 @dataclass

@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from andon.samplers.candidates import Candidates
+from andon.samplers.stage import Stage, Step
 from numpy.typing import NDArray
-
-from samplers.candidates import Candidates
-from samplers.stage import Stage, Step
 
 _M = 100  # llama.cpp's number of tokens used to estimate s_hat
 

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["float", "int", "choice", "str_list", "sampler_list", "bias_map"]
+Kind = Literal[
+    "float", "int", "choice", "bool", "str", "str_list", "sampler_list", "bias_map", "format", "endpoint_list"
+]
 
 # The stages a user may order with `samplers`; logit_bias always runs first and mirostat
 # replaces the list when it is on, so neither is listed here.
@@ -76,6 +78,14 @@ class ParamSpec:
             return "must be a list of sampler names from: " + ", ".join(SAMPLER_NAMES)
         if self.kind == "bias_map":
             return "must map token ids or token text to a number or false"
+        if self.kind == "bool":
+            return "must be true or false"
+        if self.kind == "str":
+            return "must be text"
+        if self.kind == "format":
+            return 'must be "" (free text), "json", or a JSON schema object'
+        if self.kind == "endpoint_list":
+            return "must be a list of host:port (port 1-65535)"
         noun = "a whole number" if self.kind == "int" else "a number"
         lo, hi = self.minimum, self.maximum
         if lo is not None and hi is not None:
@@ -103,6 +113,18 @@ class ParamSpec:
             raise self.refuse(value)
         if self.kind == "sampler_list":
             return self._sampler_list(value)
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise self.refuse(value)
+        if self.kind == "str":
+            if isinstance(value, str):
+                return value
+            raise self.refuse(value)
+        if self.kind == "format":
+            return self._format(value)
+        if self.kind == "endpoint_list":
+            return self._endpoints(value)
         return self._bias_map(value)
 
     def parse(self, text: str) -> Any:
@@ -114,6 +136,24 @@ class ParamSpec:
             except ValueError:
                 raise self.refuse(text) from None
             return self.validate(number)
+        if self.kind == "bool":
+            word = text.lower()
+            if word in ("true", "yes", "on", "1"):
+                return True
+            if word in ("false", "no", "off", "0"):
+                return False
+            raise self.refuse(text)
+        if self.kind == "str":
+            return self.validate(text)
+        if self.kind == "format":
+            if text.startswith("{"):
+                try:
+                    return self.validate(json.loads(text))
+                except json.JSONDecodeError as exc:
+                    raise ParameterError(f"{self.name}: the schema is not valid JSON ({exc})") from None
+            return self.validate(text)
+        if self.kind == "endpoint_list" and not text.startswith("["):
+            return self.validate([t for t in text.replace(";", ",").split(",") if t.strip()])
         if self.kind == "bias_map":
             try:
                 return self.validate(json.loads(text) if text else {})
@@ -161,6 +201,33 @@ class ParamSpec:
         if len(set(value)) != len(value):
             raise ParameterError(f"{self.name}: {_show(list(value))} names a sampler twice")
         return tuple(value)
+
+    def _format(self, value: Any) -> str | dict[str, Any]:
+        if isinstance(value, str) and value.strip().lower() in ("", "json"):
+            return value.strip().lower()
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise self.refuse(value)
+
+    def _endpoints(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+            raise self.refuse(value)
+        out = []
+        for item in value:
+            host, sep, port = item.strip().rpartition(":")
+            host = host.strip("[]")
+            if (
+                not sep
+                or not host
+                or not port.isdigit()
+                or not 1 <= int(port) <= 65535
+                or any(c.isspace() for c in host)
+            ):
+                raise ParameterError(f"{self.name}: {_show(item)} is not allowed ({self.allowed})")
+            out.append(item.strip())
+        return tuple(out)
 
     def _bias_map(self, value: Any) -> dict[int | str, float]:
         if not isinstance(value, Mapping):

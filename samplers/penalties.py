@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from andon.samplers.candidates import Candidates
+from andon.samplers.stage import Stage, Step
+from andon.samplers.vocab import Vocab
 from numpy.typing import NDArray
-
-from samplers.candidates import Candidates
-from samplers.stage import Stage, Step
-from samplers.vocab import Vocab
 
 
 def window(input_ids: NDArray[np.intc], last_n: int) -> NDArray[np.intc]:

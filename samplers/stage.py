@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from andon.samplers.candidates import Candidates
 from numpy.typing import NDArray
-
-from samplers.candidates import Candidates
 
 
 @dataclass(slots=True)

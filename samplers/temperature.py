@@ -6,9 +6,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from samplers.candidates import NEG_INF, Candidates
-from samplers.stage import Stage, Step
+from andon.samplers.candidates import NEG_INF, Candidates
+from andon.samplers.stage import Stage, Step
 
 
 @dataclass

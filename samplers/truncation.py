@@ -11,9 +11,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from samplers.candidates import Candidates, descending, keep_at_least, sequential_sum, softmax
-from samplers.stage import Stage, Step
+from andon.samplers.candidates import Candidates, descending, keep_at_least, sequential_sum, softmax
+from andon.samplers.stage import Stage, Step
 
 # llama.cpp's top_p sorts the best 256 first and the rest only when those are not enough.
 _TOP_P_FIRST_PASS = 256

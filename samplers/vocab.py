@@ -20,7 +20,7 @@ class Vocab:
     def __init__(self, texts: Sequence[str], tokenize: Tokenize | None = None) -> None:
         self.texts = list(texts)
         self._tokenize = tokenize
-        self.breaker_sequences = cache(self._breaker_sequences)  # type: ignore[method-assign]
+        self.breaker_sequences = cache(self._breaker_sequences)
 
     @property
     def size(self) -> int:

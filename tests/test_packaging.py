@@ -1,34 +1,45 @@
-"""A non-editable install carries every data file the packages need (presets, styles, questions)."""
+"""The wheel a user installs: one top-level package, `andon`, with every data file inside it."""
 
 from __future__ import annotations
 
 import subprocess
-import tomllib
+import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def declared(config: dict[str, list[str]]) -> set[Path]:
-    """The files setuptools takes as package data: each glob, in its own package's folder."""
-    out: set[Path] = set()
-    for package, patterns in config.items():
-        folder = ROOT / package.replace(".", "/")
-        for pattern in patterns:
-            out.update(p.relative_to(ROOT) for p in folder.glob(pattern))
-    return out
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (built,) = out.glob("andon-*.whl")
+    return zipfile.ZipFile(built)
 
 
-def test_every_data_file_is_declared_as_package_data():
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+def test_the_only_top_level_name_is_andon(wheel: zipfile.ZipFile):
+    tops = {name.split("/", 1)[0] for name in wheel.namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"andon"}
+    names = set(wheel.namelist())
+    for module in ("andon/__main__.py", "andon/app/cli.py", "andon/presets/store.py", "andon/samplers/chain.py"):
+        assert module in names
+
+
+def test_every_data_file_is_in_the_wheel(wheel: zipfile.ZipFile):
     tracked = subprocess.run(["git", "ls-files", "app", "presets", "samplers"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()  # fmt: skip
-    data = {Path(f) for f in tracked if not f.endswith(".py")}
-    assert Path("app/tui/andon.tcss") in data and Path("presets/builtin/factual.toml") in data
-    missing = data - declared(config)
-    assert not missing, f"not package data, so missing from a non-editable install: {sorted(map(str, missing))}"
+    data = {f for f in tracked if not f.endswith(".py")}
+    assert "app/tui/andon.tcss" in data and "presets/builtin/factual.toml" in data and "app/data/questions.json" in data
+    missing = {f for f in data if f"andon/{f}" not in wheel.namelist()}
+    assert not missing, f"missing from the wheel, so from a user's install: {sorted(missing)}"
 
 
-def test_the_check_catches_a_stylesheet_left_out():
-    broken = {"presets": ["builtin/*.toml"], "app": ["*.tcss", "data/*.json"]}  # the old, wrong config
-    assert Path("app/tui/andon.tcss") not in declared(broken)
+def test_the_console_script_runs_the_cli(wheel: zipfile.ZipFile):
+    (entry,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
+    assert "andon = andon.app.cli:main" in wheel.read(entry).decode()

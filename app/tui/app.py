@@ -7,24 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
-from textual import on, work
-from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.widgets import Footer, LoadingIndicator, Markdown
-from textual.worker import Worker, get_current_worker
-
-from app.chat import ChatSession
-from app.engine import Done, Notice
-from app.history import History, StoredMessage
-from app.tui.engine_host import EngineFactory, EngineHost, EngineLike
-from app.tui.reply import ReplyError, TextBatch, Update, run_reply
-from app.tui.screens import ConfirmScreen, PresetPicker, PromptScreen
-from app.tui.widgets import (
+from andon.app.chat import ChatSession
+from andon.app.engine import Done, Engine, Notice
+from andon.app.history import History, StoredMessage
+from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
+from andon.app.tui.reply import ReplyError, TextBatch, Update, run_reply
+from andon.app.tui.screens import ConfirmScreen, PresetPicker, PromptScreen
+from andon.app.tui.widgets import (
     ChatInput,
     ChatItem,
     ChatList,
@@ -36,10 +27,19 @@ from app.tui.widgets import (
     last_code_block,
     parse_field,
 )
-from app.tui.widgets import Notice as NoticeLine
-from presets.parameters import ParameterError, Parameters
-from presets.paths import data_dir
-from presets.store import DEFAULT_PRESET, PresetStore
+from andon.app.tui.widgets import Notice as NoticeLine
+from andon.presets.parameters import ParameterError, Parameters
+from andon.presets.paths import data_dir
+from andon.presets.store import DEFAULT_PRESET, PresetStore
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Footer, LoadingIndicator, Markdown
+from textual.widgets.markdown import MarkdownStream
+from textual.worker import Worker, get_current_worker
 
 __all__ = ["AndonApp", "EngineFactory", "EngineLike"]
 
@@ -109,7 +109,7 @@ class AndonApp(App[None]):
         self.start_preset = preset
         self.session: ChatSession | None = None
         self.streaming: MessageBox | None = None
-        self._stream = None
+        self._stream: MarkdownStream | None = None
         self._editing: StoredMessage | None = None
         self.last_tps: float | None = None
         self.context_used = 0
@@ -314,7 +314,7 @@ class AndonApp(App[None]):
 
     @work(thread=True, exclusive=True, group="inspect")
     def inspect(self, session: ChatSession, position: int | None) -> None:
-        from app.inspector import inspect_chat
+        from andon.app.inspector import inspect_chat
 
         panel = self.query_one(InspectorPanel)
         if not self.host.loaded.wait(60) or self.engine is None or not hasattr(self.engine, "logits"):
@@ -324,7 +324,8 @@ class AndonApp(App[None]):
         tokens = reply.stats.get("tokens", []) if reply else []
         try:
             with self.host.lock:
-                text = inspect_chat(self.engine, session.engine_messages(), tokens, session.params, position)
+                engine = cast(Engine, self.engine)  # checked above: a real engine, not a test fake
+                text = inspect_chat(engine, session.engine_messages(), tokens, session.params, position)
         except Exception as exc:  # shown in the panel, never a traceback
             text = f"error: {type(exc).__name__}: {exc}"
         self.call_from_thread(panel.show_text, text)
@@ -372,7 +373,7 @@ class AndonApp(App[None]):
         self.start_reply()
 
     def run_command(self, line: str) -> None:
-        from app.slash import run_slash
+        from andon.app.slash import run_slash
 
         if self.session is None:
             return
@@ -412,9 +413,12 @@ class AndonApp(App[None]):
         # renders in between. A shorter switch interval while a reply streams keeps tokens flowing.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
+
+        def emit(update: Update) -> None:
+            self.post_message(self.ReplyUpdate(update))
+
         try:
-            run_reply(self.host, self.history, session, reply, lambda: worker.is_cancelled,
-                      lambda update: self.post_message(self.ReplyUpdate(update)))  # fmt: skip
+            run_reply(self.host, self.history, session, reply, lambda: worker.is_cancelled, emit)
         finally:
             sys.setswitchinterval(interval)
 

@@ -8,17 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from app.engine import ModelLoadError, ModelOptions
-from presets.parameters import Parameters
-from samplers import Chain
+from andon.app.engine import ModelLoadError, ModelOptions
+from andon.presets.parameters import Parameters
+from andon.samplers import Chain
 
 
 class EngineLike(Protocol):
     """What the app needs of an engine; tests pass a fake that yields scripted tokens."""
 
-    model_name: str
     n_ctx: int
     options: ModelOptions
+
+    @property
+    def model_name(self) -> str: ...
 
     def stream(self, messages, params: Parameters, cancelled=None, chain: Chain | None = None): ...
 

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.chat import ChatSession
-from app.engine import ContextFullError, Delta, Done, ModelLoadError, Notice, Usage
-from app.history import History, Status, StoredMessage
-from app.tui.engine_host import EngineHost
+from andon.app.chat import ChatSession
+from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, Notice, Usage
+from andon.app.history import History, Status, StoredMessage
+from andon.app.tui.engine_host import EngineHost
 
 SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the history
 FLUSH_EVERY_S = 0.1  # how often streamed text is handed to the UI (10 updates a second)

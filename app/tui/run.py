@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.engine import Engine, ModelOptions
-from app.model_files import embedded_model_path
+from andon.app.engine import Engine, ModelOptions
+from andon.app.model_files import embedded_model_path
 
 
 def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False) -> int:
-    from app.tui.app import AndonApp
-    from presets.store import PresetStore
+    from andon.app.tui.app import AndonApp
+    from andon.presets.store import PresetStore
 
     if preset is not None:
         PresetStore().load(preset)  # an unknown preset is one clear line before the app starts

@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from andon.app.history import Chat, StoredMessage
+from andon.app.inspector import show_token
+from andon.presets.commands import format_value
+from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters, describe
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,11 +17,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, ListItem, ListView, Markdown, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
-
-from app.history import Chat, StoredMessage
-from app.inspector import show_token
-from presets.commands import format_value
-from presets.parameters import ALL_SPECS, ParameterError, Parameters, describe
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 

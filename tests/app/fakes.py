@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from app.engine import Delta, Done, ModelOptions, StopFilter, Usage
+from andon.app.engine import Delta, Done, ModelOptions, StopFilter, Usage
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 
 def andon(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "andon", *args],
         input=stdin, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
@@ -95,7 +95,7 @@ def test_unknown_preset_for_the_app_is_one_line():
 
 
 def test_parameters_listing_has_every_parameter_with_help():
-    from presets.parameters import ALL_SPECS
+    from andon.presets.parameters import ALL_SPECS
 
     r = andon("presets", "parameters")
     assert r.returncode == 0
@@ -108,7 +108,7 @@ def test_ctrl_c_stops_the_reply_and_keeps_what_was_written():
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "ask", "Write a very long story about a dragon.", "--set", "seed=3",
+        [sys.executable, "-m", "andon", "ask", "Write a very long story about a dragon.", "--set", "seed=3",
          "--set", "temperature=0.8"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from app.engine import ContextFullError, Delta, Done, Notice, StopFilter
-from presets import Parameters
-from samplers import build_chain
+from andon.app.engine import ContextFullError, Delta, Done, Notice, StopFilter
+from andon.presets import Parameters
+from andon.samplers import build_chain
 
 GREEDY = Parameters.of({"temperature": 0})
 JAPAN = [{"role": "user", "content": "What is the capital of Japan?"}]
@@ -98,7 +97,7 @@ def test_multi_turn_reuses_the_kv_cache(engine):
 
 
 def test_outgrown_history_drops_oldest_turns_but_never_the_system_prompt(model_path):
-    from app.engine import Engine, ModelOptions
+    from andon.app.engine import Engine, ModelOptions
 
     small = Engine(ModelOptions(model_path, num_ctx=256))
     try:
@@ -167,7 +166,7 @@ def test_streams_whole_utf8_characters_only(engine):
 
 
 def test_text_decoder_holds_split_characters():
-    from app.engine import TextDecoder
+    from andon.app.engine import TextDecoder
 
     d = TextDecoder()
     data = "東京😀".encode()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.history import History
-from app.tui.app import AndonApp
-from presets.store import PresetStore
+from andon.app.history import History
+from andon.app.tui.app import AndonApp
+from andon.presets.store import PresetStore
+
 from tests.app.fakes import FakeEngine
 
 SIZE = (110, 34)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from andon.app.evaluation import Question, distinct_n, questions, self_bleu
+from andon.app.inspector import bar, inspect_next, tempered
+from andon.presets import Parameters
 
-from app.evaluation import Question, distinct_n, questions, self_bleu
-from app.inspector import bar, inspect_next, tempered
-from presets import Parameters
 from tests.app.test_cli import andon, assert_user_error
 
 

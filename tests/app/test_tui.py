@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from andon.app.history import History
+from andon.app.tui.app import AndonApp
+from andon.app.tui.widgets import ChatInput, MessageBox, StatusBar
+from andon.presets.store import PresetStore
 
-from app.history import History
-from app.tui.app import AndonApp
-from app.tui.widgets import ChatInput, MessageBox, StatusBar
-from presets.store import PresetStore
 from tests.app.fakes import FakeEngine
 
 SIZE = (110, 34)
@@ -253,7 +253,7 @@ async def test_copy_reply_and_code_block(tmp_path):
 
 
 async def test_model_that_fails_to_load_is_a_message_not_a_traceback(tmp_path):
-    from app.engine import ModelLoadError
+    from andon.app.engine import ModelLoadError
 
     def failing(options):
         raise ModelLoadError("could not load model /m.gguf: bad magic")
@@ -268,7 +268,7 @@ async def test_model_that_fails_to_load_is_a_message_not_a_traceback(tmp_path):
 
 @pytest.mark.parametrize("n_ctx", [64])
 async def test_context_full_is_a_message(tmp_path, n_ctx):
-    from app.engine import ContextFullError
+    from andon.app.engine import ContextFullError
 
     class Full(FakeEngine):
         def stream(self, messages, params, cancelled=None, chain=None):
@@ -292,7 +292,7 @@ def test_app_keys_work_while_typing():
 
 @pytest.mark.model
 async def test_real_model_in_the_app(tmp_path, model_path):
-    from app.engine import Engine
+    from andon.app.engine import Engine
 
     app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
                    store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip
@@ -325,10 +325,10 @@ async def test_a_burst_of_typing_then_enter_sends_all_of_it(tmp_path):
 def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
     """The reply thread hands the UI a few batches, not one message per token, and the
     history holds the reply; every outcome ends with exactly one Done."""
-    from app.chat import ChatSession
-    from app.engine import Done, ModelOptions
-    from app.tui.engine_host import EngineHost
-    from app.tui.reply import TextBatch, run_reply
+    from andon.app.chat import ChatSession
+    from andon.app.engine import Done, ModelOptions
+    from andon.app.tui.engine_host import EngineHost
+    from andon.app.tui.reply import TextBatch, run_reply
 
     history = History(tmp_path / "h.db")
     store = PresetStore(tmp_path / "p")
@@ -356,8 +356,8 @@ def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
 
 @pytest.mark.model
 async def test_inspector_panel_for_next_token_and_a_reply_token(tmp_path, model_path):
-    from app.engine import Engine
-    from app.tui.widgets import InspectorPanel
+    from andon.app.engine import Engine
+    from andon.app.tui.widgets import InspectorPanel
 
     app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
                    store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip

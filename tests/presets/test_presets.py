@@ -7,17 +7,16 @@ import subprocess
 import sys
 
 import pytest
-
-from presets import DEFAULTS, ParameterError, Parameters
-from presets.commands import parse_assignments, parse_set_parameter, show_parameters
-from presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
-from presets.paths import presets_dir
-from presets.preset import Preset
-from presets.store import PresetError, PresetStore
+from andon.presets import DEFAULTS, ParameterError, Parameters
+from andon.presets.commands import parse_assignments, parse_set_parameter, show_parameters
+from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
+from andon.presets.paths import presets_dir
+from andon.presets.preset import Preset
+from andon.presets.store import PresetError, PresetStore
 
 
 def andon(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "andon", *args], capture_output=True, text=True, timeout=120,
                           env=os.environ.copy())  # fmt: skip
 
 
@@ -199,8 +198,7 @@ def test_creative_stays_truncated_when_the_context_repeats_itself():
     """A long verbatim repeat makes DRY's penalty enormous; if it ran before top-n-sigma it would
     inflate sigma until every token of the vocabulary survives, at temperature 1.5."""
     import numpy as np
-
-    from samplers import build_chain
+    from andon.samplers import build_chain
 
     rng = np.random.default_rng(0)
     n = 5000

@@ -13,8 +13,7 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
-
-from samplers import is_active, resolve
+from andon.samplers import is_active, resolve
 
 _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.float32), ("p", np.float32)], align=True)
 assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import llama_cpp
 import numpy as np
 import pytest
+from andon.samplers import Vocab, build_chain
 
-from samplers import Vocab, build_chain
 from tests.samplers.native import NativeChain, distribution
 
 OFF = {"top_k": 0, "top_p": 1.0, "temperature": 1.0}

@@ -11,9 +11,9 @@ import zlib
 
 import numpy as np
 import pytest
+from andon.samplers import build_chain
+from andon.samplers.params import DEFAULT_ORDER
 
-from samplers import build_chain
-from samplers.params import DEFAULT_ORDER
 from tests.samplers.native import NativeChain, distribution
 
 V = 4096

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from andon.samplers import SAMPLER_NAMES, build_chain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from samplers import SAMPLER_NAMES, build_chain
 
 finite = st.floats(-30, 30, allow_nan=False, width=32)
 logit = st.one_of(finite, finite, finite, st.just(float("-inf")))

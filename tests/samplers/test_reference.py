@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 import pytest
-
-from samplers import ParameterError, build_chain
+from andon.samplers import ParameterError, build_chain
 
 OFF = {"top_k": 0, "top_p": 1.0, "temperature": 1.0}
 NO_HISTORY = np.empty(0, np.intc)

@@ -1,0 +1,8 @@
+"""`python -m andon`: the same as the `andon` command."""
+
+import sys
+
+from andon.app.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
