@@ -18,7 +18,7 @@ from typing import Literal, TypedDict
 
 import numpy as np
 from andon.app import llama_log
-from andon.app.model_files import ModelFileError, check_gguf
+from andon.app.model_files import ModelPathError, check_gguf
 from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, Chain, Vocab, build_chain
 from numpy.typing import NDArray
@@ -148,7 +148,7 @@ class Engine:
         llama_log.install(options.verbose)
         try:
             path = check_gguf(options.path)
-        except ModelFileError as exc:
+        except ModelPathError as exc:
             raise ModelLoadError(str(exc)) from None
         try:
             self.llm = llama_cpp.Llama(

