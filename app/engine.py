@@ -20,7 +20,7 @@ import numpy as np
 from andon.app import llama_log
 from andon.app.model_files import ModelPathError, check_gguf
 from andon.presets.parameters import Parameters
-from andon.samplers import Candidates, Chain, Vocab, build_chain
+from andon.samplers import Candidates, Chain, Vocab, build_chain, needs_vocab
 from numpy.typing import NDArray
 
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -315,17 +315,14 @@ class Engine:
             )
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
         if chain is None:
-            chain = build_chain(params.sampling(), vocab=self.vocab_for(params), seed=seed)
+            chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
         rng = np.random.default_rng([seed, 1])
         evaluated = self.prefill(tokens)
         yield from self._decode(chain, rng, params, cancelled, t0, len(tokens), evaluated, seed, dropped)
 
     def vocab_for(self, params: Parameters) -> Vocab | None:
         """The token texts, only when these parameters need them (DRY breakers, logit_bias by text)."""
-        needs = (params.dry_multiplier != 0 and params.dry_sequence_breakers) or any(
-            isinstance(k, str) and not k.isdigit() for k in params.logit_bias
-        )
-        return self.vocab if needs else None
+        return self.vocab if needs_vocab(params.sampling()) else None
 
     def _decode(
         self,

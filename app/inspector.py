@@ -75,7 +75,7 @@ def inspect_next(
     context = np.asarray(tokens, dtype=np.intc)
     seed = params.seed if params.seed >= 0 else 0
     views: list[tuple[str, Candidates]] = []
-    chain = build_chain(params.sampling(), vocab=engine.vocab_for(params), seed=seed)
+    chain = build_chain(params.sampling(), vocab=engine.vocab_for(params), n_vocab=engine.n_vocab, seed=seed)
     chain.candidates_after(context, logits, lambda name, c: views.append((name, c)))
     before = softmax(logits)
     final = views[-1][1]

@@ -5,7 +5,7 @@ llama-cpp-python logits processor.
 """
 
 from andon.samplers.candidates import Candidates, softmax
-from andon.samplers.chain import Chain, LogitsProcessor, Observer, build_chain, is_active
+from andon.samplers.chain import Chain, LogitsProcessor, Observer, build_chain, is_active, needs_vocab
 from andon.samplers.params import (
     DEFAULT_ORDER,
     SAMPLER_NAMES,
@@ -31,6 +31,7 @@ __all__ = [
     "Vocab",
     "build_chain",
     "is_active",
+    "needs_vocab",
     "resolve",
     "softmax",
 ]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from andon.samplers.candidates import Candidates
-from andon.samplers.params import ParameterError
-from andon.samplers.stage import Stage, Step
+from andon.samplers.errors import ParameterError
+from andon.samplers.stage import Params, Stage, Step
 from andon.samplers.vocab import Vocab
 
 
@@ -17,6 +17,19 @@ class LogitBias(Stage):
     token_ids: np.ndarray
     biases: np.ndarray
     name = "logit_bias"
+    parameters = ("logit_bias",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> LogitBias:
+        return cls.build(p["logit_bias"], vocab)
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return bool(p["logit_bias"])
+
+    @classmethod
+    def needs_vocab(cls, p: Params) -> bool:
+        return any(isinstance(key, str) for key in p["logit_bias"])  # keyed by text: tokenized
 
     @classmethod
     def build(cls, bias: Mapping[int | str, float], vocab: Vocab | None) -> LogitBias:
@@ -30,8 +43,6 @@ class LogitBias(Stage):
                 if not tokens:
                     raise ParameterError(f"logit_bias: {key!r} is no token of this model")
             else:
-                if vocab is not None and key >= vocab.size:
-                    raise ParameterError(f"logit_bias: token id {key} is not allowed (must be < {vocab.size})")
                 tokens = [key]
             # text spanning several tokens biases each of them, as llama-server does
             ids.extend(tokens)
@@ -47,3 +58,12 @@ class LogitBias(Stage):
         logits = c.logits.copy()
         np.add.at(logits, pos, self.biases[which])
         return c.with_logits(logits, sorted=False)
+
+
+def check_token_ids(bias: Mapping[int | str, float], n_vocab: int) -> None:
+    """Refuse a token id this vocabulary does not have, naming it and the ids there are."""
+    for key in bias:
+        if isinstance(key, int) and not 0 <= key < n_vocab:
+            raise ParameterError(
+                f"logit_bias: token id {key} is not in this model's vocabulary (token ids are 0 to {n_vocab - 1})"
+            )

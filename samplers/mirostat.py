@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from andon.samplers.candidates import Candidates
-from andon.samplers.stage import Stage, Step
+from andon.samplers.stage import Params, Stage, Step
+from andon.samplers.vocab import Vocab
 from numpy.typing import NDArray
 
 _M = 100  # llama.cpp's number of tokens used to estimate s_hat
@@ -25,11 +26,20 @@ class Mirostat(Stage):
     eta: float
     min_keep: int = 1
     name = "mirostat"
+    parameters = ("mirostat", "mirostat_tau", "mirostat_eta")
     mu: float = field(init=False)
     _last: tuple[int, NDArray[np.intc], NDArray[np.float32]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.reset()
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Mirostat:
+        return cls(p["mirostat"], p["mirostat_tau"], p["mirostat_eta"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["mirostat"] != 0
 
     def reset(self) -> None:
         self.mu = 2.0 * self.tau

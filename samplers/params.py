@@ -12,33 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from andon.samplers.errors import ParameterError
+from andon.samplers.registry import SAMPLER_NAMES
+
 Kind = Literal[
     "float", "int", "choice", "bool", "str", "str_list", "sampler_list", "bias_map", "format", "endpoint_list"
 ]
 
-# The stages a user may order with `samplers`; logit_bias always runs first and mirostat
-# replaces the list when it is on, so neither is listed here.
-SAMPLER_NAMES: tuple[str, ...] = (
-    "penalties",
-    "dry",
-    "top_n_sigma",
-    "top_k",
-    "typical_p",
-    "top_p",
-    "min_p",
-    "tfs_z",
-    "top_a",
-    "epsilon_cutoff",
-    "eta_cutoff",
-    "xtc",
-    "smoothing",
-    "temperature",
-)
 DEFAULT_ORDER: tuple[str, ...] = SAMPLER_NAMES
-
-
-class ParameterError(ValueError):
-    """A parameter name or value that the contract does not allow."""
 
 
 def _fmt(x: float) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from andon.samplers.candidates import Candidates
-from andon.samplers.stage import Stage, Step
+from andon.samplers.stage import Params, Stage, Step
 from andon.samplers.vocab import Vocab
 from numpy.typing import NDArray
 
@@ -43,10 +43,19 @@ class Penalties(Stage):
     frequency: float
     presence: float
     name = "penalties"
+    parameters = ("repeat_last_n", "repeat_penalty", "presence_penalty", "frequency_penalty")
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Penalties:
+        return cls(p["repeat_last_n"], p["repeat_penalty"], p["frequency_penalty"], p["presence_penalty"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["repeat_last_n"] != 0 and (
+            p["repeat_penalty"] != 1.0 or p["frequency_penalty"] != 0.0 or p["presence_penalty"] != 0.0
+        )
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.last_n == 0 or (self.repeat == 1.0 and self.frequency == 0.0 and self.presence == 0.0):
-            return c
         seen = window(step.input_ids, self.last_n)
         if seen.size == 0:
             return c
@@ -76,26 +85,41 @@ class Dry(Stage):
     breakers: Sequence[str] = ()
     vocab: Vocab | None = None
     name = "dry"
+    parameters = ("dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers")
     # head token -> tails (token sequences that must precede it, newest first is reversed below)
     _heads: dict[int, list[tuple[int, ...]]] = field(default_factory=dict, init=False, repr=False)
     _single: NDArray[np.intc] = field(default_factory=lambda: np.empty(0, np.intc), init=False, repr=False)
     _is_head: NDArray[np.bool_] | None = field(default=None, init=False, repr=False)
 
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Dry:
+        return cls(
+            p["dry_multiplier"],
+            p["dry_base"],
+            p["dry_allowed_length"],
+            p["dry_penalty_last_n"],
+            tuple(p["dry_sequence_breakers"]),
+            vocab,
+        )
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["dry_multiplier"] != 0.0 and p["dry_penalty_last_n"] != 0
+
+    @classmethod
+    def needs_vocab(cls, p: Params) -> bool:
+        # the breakers are text: which tokens hold them is read from the token texts
+        return bool(p["dry_sequence_breakers"])
+
     def __post_init__(self) -> None:
-        if not self.enabled or self.vocab is None:
+        if self.vocab is None:
             return
         self._heads = self.vocab.breaker_sequences(self.breakers)
         self._single = np.array(sorted(t for t, tails in self._heads.items() if () in tails), dtype=np.intc)
         self._is_head = np.zeros(self.vocab.size, bool)
         self._is_head[list(self._heads)] = True
 
-    @property
-    def enabled(self) -> bool:
-        return self.multiplier != 0.0 and self.base >= 1.0 and self.last_n != 0
-
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if not self.enabled:
-            return c
         last = window(step.input_ids, self.last_n)
         n = last.shape[0]
         if n <= self.allowed_length:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from andon.samplers.candidates import NEG_INF, Candidates
-from andon.samplers.stage import Stage, Step
+from andon.samplers.stage import Params, Stage, Step
+from andon.samplers.vocab import Vocab
 
 
 @dataclass
@@ -22,6 +23,13 @@ class Temperature(Stage):
     dynatemp_range: float = 0.0
     dynatemp_exponent: float = 1.0
     name = "temperature"
+    parameters = ("temperature", "dynatemp_range", "dynatemp_exponent")
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Temperature:
+        return cls(p["temperature"], p["dynatemp_range"], p["dynatemp_exponent"])
+
+    # always active: temperature 1 is neutral, but greedy (0) is not
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
         if self.temperature <= 0.0:
@@ -69,9 +77,18 @@ class Smoothing(Stage):
     factor: float
     curve: float = 1.0
     name = "smoothing"
+    parameters = ("smoothing_factor", "smoothing_curve")
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Smoothing:
+        return cls(p["smoothing_factor"], p["smoothing_curve"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["smoothing_factor"] > 0.0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.factor <= 0.0 or c.size == 0:
+        if c.size == 0:
             return c
         finite = np.isfinite(c.logits)
         if not finite.any():

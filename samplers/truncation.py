@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from andon.samplers.candidates import Candidates, descending, keep_at_least, sequential_sum, softmax
-from andon.samplers.stage import Stage, Step
+from andon.samplers.stage import Params, Stage, Step
+from andon.samplers.vocab import Vocab
 
 # llama.cpp's top_p sorts the best 256 first and the rest only when those are not enough.
 _TOP_P_FIRST_PASS = 256
@@ -23,10 +24,17 @@ class TopK(Stage):
     k: int
     min_keep: int = 1
     name = "top_k"
+    parameters = ("top_k",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> TopK:
+        return cls(p["top_k"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["top_k"] > 0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.k <= 0:
-            return c
         return c.keep_top(max(self.k, self.min_keep))
 
 
@@ -35,10 +43,17 @@ class TopP(Stage):
     p: float
     min_keep: int = 1
     name = "top_p"
+    parameters = ("top_p",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> TopP:
+        return cls(p["top_p"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["top_p"] < 1.0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.p >= 1.0:
-            return c
         p = np.float32(self.p)
         probs = c.probs()  # normalised over every candidate, before sorting, as llama.cpp does
         width = c.size if c.sorted else min(_TOP_P_FIRST_PASS, c.size)
@@ -61,9 +76,18 @@ class MinP(Stage):
     p: float
     min_keep: int = 1
     name = "min_p"
+    parameters = ("min_p",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> MinP:
+        return cls(p["min_p"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["min_p"] > 0.0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.p <= 0.0 or c.size == 0:
+        if c.size == 0:
             return c
         # log space, as llama.cpp: keep l >= l_max + ln(p)
         cut = np.float32(c.logits.max()) + np.float32(math.log(self.p))
@@ -78,10 +102,17 @@ class Typical(Stage):
     p: float
     min_keep: int = 1
     name = "typical_p"
+    parameters = ("typical_p",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Typical:
+        return cls(p["typical_p"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["typical_p"] < 1.0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.p >= 1.0:
-            return c
         c = c.sort()
         probs = c.probs()
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,9 +131,18 @@ class TopNSigma(Stage):
     n: float
     min_keep: int = 1
     name = "top_n_sigma"
+    parameters = ("top_n_sigma",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> TopNSigma:
+        return cls(p["top_n_sigma"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["top_n_sigma"] > 0.0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.n <= 0.0 or c.size <= 1:
+        if c.size <= 1:
             return c
         finite = c.logits if np.isfinite(c.logits.min()) else c.logits[np.isfinite(c.logits)]
         if finite.size == 0:
@@ -129,9 +169,19 @@ class Xtc(Stage):
     threshold: float
     min_keep: int = 1
     name = "xtc"
+    parameters = ("xtc_probability", "xtc_threshold")
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> Xtc:
+        return cls(p["xtc_probability"], p["xtc_threshold"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        # above 0.5 no two tokens can both reach the threshold: XTC never acts
+        return p["xtc_probability"] > 0.0 and p["xtc_threshold"] <= 0.5
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.probability <= 0.0 or self.threshold > 0.5 or c.total < 2:
+        if c.total < 2:
             return c
         if step.rng.random() > self.probability:
             return c
@@ -156,9 +206,18 @@ class TailFree(Stage):
     z: float
     min_keep: int = 1
     name = "tfs_z"
+    parameters = ("tfs_z",)
+
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> TailFree:
+        return cls(p["tfs_z"], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p["tfs_z"] < 1.0
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.z >= 1.0 or c.size < 3:
+        if c.size < 3:
             return c
         c = c.sort()
         d2 = np.abs(np.diff(c.probs(), 2))
@@ -178,11 +237,19 @@ class _ProbabilityFloor(Stage):
     value: float
     min_keep: int = 1
 
+    @classmethod
+    def from_params(cls, p: Params, vocab: Vocab | None) -> _ProbabilityFloor:
+        return cls(p[cls.name], p["min_keep"])
+
+    @classmethod
+    def active(cls, p: Params) -> bool:
+        return p[cls.name] > 0.0
+
     def floor(self, probs: np.ndarray) -> float:
         raise NotImplementedError
 
     def apply(self, c: Candidates, step: Step) -> Candidates:
-        if self.value <= 0.0 or c.size == 0:
+        if c.size == 0:
             return c
         probs = softmax(c.logits)
         keep = keep_at_least(probs >= self.floor(probs), c.logits, self.min_keep)
@@ -191,6 +258,7 @@ class _ProbabilityFloor(Stage):
 
 class TopA(_ProbabilityFloor):
     name = "top_a"
+    parameters = ("top_a",)
 
     def floor(self, probs: np.ndarray) -> float:
         top = float(probs.max())
@@ -199,6 +267,7 @@ class TopA(_ProbabilityFloor):
 
 class EpsilonCutoff(_ProbabilityFloor):
     name = "epsilon_cutoff"
+    parameters = ("epsilon_cutoff",)
 
     def floor(self, probs: np.ndarray) -> float:
         return self.value
@@ -206,6 +275,7 @@ class EpsilonCutoff(_ProbabilityFloor):
 
 class EtaCutoff(_ProbabilityFloor):
     name = "eta_cutoff"
+    parameters = ("eta_cutoff",)
 
     def floor(self, probs: np.ndarray) -> float:
         nz = probs[probs > 0].astype(np.float64)
