@@ -23,6 +23,8 @@ class LogitsProcessor(Protocol):
 
 # Called after each stage with its name and the candidates it left (the inspector's view).
 Observer = Callable[[str, Candidates], None]
+# Chain.save_state's snapshot: the generator's state and each stage's attributes.
+ChainState = tuple[dict[str, Any], tuple[dict[str, Any], ...]]
 
 
 def is_active(name: str, p: Mapping[str, Any]) -> bool:
@@ -53,6 +55,21 @@ class Chain:
         self.rng = np.random.default_rng(self.seed)
         for stage in self.stages:
             stage.reset()
+
+    def save_state(self) -> ChainState:
+        """What a run may change: the generator XTC draws from and each stage's learnt state.
+
+        `restore_state` puts it back, so the chain can run a second time for the same token (a
+        grammar's fallback) without mirostat's mu or the random draws advancing twice. A stage's
+        state is its attributes; stages replace them in `apply`, never mutate them in place.
+        """
+        return self.rng.bit_generator.state, tuple(dict(vars(stage)) for stage in self.stages)
+
+    def restore_state(self, state: ChainState) -> None:
+        rng, stages = state
+        self.rng.bit_generator.state = rng
+        for stage, saved in zip(self.stages, stages, strict=True):
+            vars(stage).update(saved)
 
     def __call__(self, input_ids: NDArray[np.intc], logits: NDArray[np.single]) -> NDArray[np.single]:
         return self.run(input_ids, logits)
