@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from andon.app.engine import ContextFullError, ModelLoadError
+from andon.app.grammar import GrammarError
 from andon.app.history import HistoryError
 from andon.app.model_files import ModelPathError
 from andon.presets.modelfile import ModelfileError
@@ -23,4 +24,5 @@ USER_ERRORS = (
     ContextFullError,
     HistoryError,
     UsageError,
+    GrammarError,
 )

@@ -24,7 +24,7 @@ class LogitsProcessor(Protocol):
 # Called after each stage with its name and the candidates it left (the inspector's view).
 Observer = Callable[[str, Candidates], None]
 # Chain.save_state's snapshot: the generator's state and each stage's attributes.
-ChainState = tuple[dict[str, Any], tuple[dict[str, Any], ...]]
+ChainState = tuple[Mapping[str, Any], tuple[dict[str, Any], ...]]
 
 
 def is_active(name: str, p: Mapping[str, Any]) -> bool:

@@ -1,0 +1,221 @@
+"""Structured output: llama.cpp's grammar engine over the embedded model's vocabulary, JSON mode,
+JSON schemas and GBNF grammars, and every way a user can get them wrong.
+
+What a user relies on: a reply made under `format: json` parses, under a schema it validates
+(checked with the `jsonschema` library), under a grammar it is a sentence of the grammar (checked
+with a regular expression of the same language); a bad grammar or schema is one line naming where.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from andon.app.grammar import GrammarConstraint, GrammarError, check_grammar
+from andon.app.structured import grammar_for, resolve_assignment, resolve_value, schema_to_gbnf
+from andon.presets import Parameters
+
+YES_NO = 'root ::= ("yes" | "no")'
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+
+
+@pytest.fixture(scope="module")
+def vocab(model_path):
+    """The embedded model's vocabulary alone (llama.cpp's vocab_only load: no weights)."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), params)
+    vocab_ptr = llama_cpp.llama_model_get_vocab(model)
+    n = llama_cpp.llama_vocab_n_tokens(vocab_ptr)
+    buf = llama_cpp.ctypes.create_string_buffer(256)
+
+    def piece(token: int) -> bytes:
+        size = llama_cpp.llama_token_to_piece(vocab_ptr, token, buf, 256, 0, False)
+        return buf.raw[:size]
+
+    def tokenize(text: str) -> list[int]:
+        data = text.encode()
+        out = (llama_cpp.llama_token * (len(data) + 8))()
+        size = llama_cpp.llama_tokenize(vocab_ptr, data, len(data), out, len(out), False, False)
+        return list(out[:size])
+
+    eos = llama_cpp.llama_vocab_eos(vocab_ptr)
+    yield vocab_ptr, n, piece, tokenize, eos
+    llama_cpp.llama_model_free(model)
+
+
+def feed(g: GrammarConstraint, tokens: list[int]) -> bool:
+    """Accept tokens while the grammar allows them; whether all were allowed."""
+    for t in tokens:
+        if not g.allows(t):
+            return False
+        g.accept(t)
+    return True
+
+
+# --- the constraint over the vocabulary --------------------------------------------------------
+
+
+@pytest.mark.model
+def test_mask_keeps_exactly_the_tokens_that_start_a_sentence(vocab):
+    vocab_ptr, n, piece, _, eos = vocab
+    with GrammarConstraint(vocab_ptr, YES_NO) as g:
+        ids = np.arange(n, dtype=np.intc)
+        masked = g.mask(ids, np.zeros(n, np.float32))
+    kept = set(np.flatnonzero(np.isfinite(masked)).tolist())
+    # the oracle: every token whose text is a non-empty prefix of "yes" or "no"
+    expected = {t for t in range(n) if piece(t) and any(w.startswith(piece(t)) for w in (b"yes", b"no"))}
+    assert kept == expected
+    assert eos not in kept  # end of turn only where the grammar is complete
+
+
+@pytest.mark.model
+def test_allows_accept_and_completion(vocab):
+    vocab_ptr, _, _, tokenize, eos = vocab
+    g = GrammarConstraint(vocab_ptr, YES_NO)
+    assert not g.is_complete
+    assert not g.allows(tokenize("maybe")[0])
+    assert feed(g, tokenize("yes"))
+    assert g.is_complete and g.allows(eos)
+    assert not g.allows(tokenize("no")[0])  # nothing may follow a whole sentence
+    with pytest.raises(ValueError, match="not allowed"):
+        g.accept(tokenize("no")[0])  # refused in Python: llama.cpp would abort the process
+    g.reset()
+    assert not g.is_complete and g.allows(tokenize("no")[0])
+    g.close()
+    g.close()  # closing twice is harmless
+
+
+@pytest.mark.model
+def test_json_grammar_accepts_json_and_rejects_broken_json(vocab):
+    vocab_ptr, _, _, tokenize, _ = vocab
+    spec = grammar_for(Parameters.of({"format": "json"}))
+    assert spec is not None
+    good = json.dumps({"name": "Ada", "tags": ["x", 1, 2.5, None, True], "n": {"a": -3}})
+    with GrammarConstraint(vocab_ptr, spec.text, spec.root) as g:
+        assert feed(g, tokenize(good)) and g.is_complete
+    for other in ('"a string"', "[1, 2]", "-0.5", "null"):  # any JSON value, as PARAMETERS.md says
+        with GrammarConstraint(vocab_ptr, spec.text, spec.root) as g:
+            assert feed(g, tokenize(other)) and g.is_complete, other
+    for broken in ('{"a" 1}', "{'a': 1}", '{"a": 01}', "Sure! {"):
+        with GrammarConstraint(vocab_ptr, spec.text, spec.root) as g:
+            assert not (feed(g, tokenize(broken)) and g.is_complete), broken
+
+
+@pytest.mark.model
+def test_schema_grammar_follows_the_schema(vocab):
+    vocab_ptr, _, _, tokenize, _ = vocab
+    text = schema_to_gbnf(PERSON)
+    for reply, ok in (
+        ('{"name": "Ada", "age": 36}', True),
+        ('{"name": "Ada"}', False),  # age is required
+        ('{"name": "Ada", "age": "36"}', False),  # age is an integer
+        ('{"name": "A\nB", "age": 1}', False),  # a raw newline is not allowed inside a JSON string
+    ):
+        with GrammarConstraint(vocab_ptr, text) as g:
+            assert (feed(g, tokenize(reply)) and g.is_complete) is ok, reply
+
+
+# --- what a user gets wrong: one line that says where -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("grammar", "needles"),
+    [
+        ('root ::= "a"\nitem ::= "x" |* "y"', ["line 2, column 17", "rule item"]),
+        ('root ::= "\\q"', ["unknown escape", "line 1", "rule root"]),
+        ('root ::= "a" | foo', ["'foo'", "never defined"]),
+        ('start ::= "a"', ["no rule named 'root'"]),
+        ('root ::= root "a" | "b"', ["left recursion"]),
+        ('root ::= ("yes" | no")', ["not closed"]),
+        ("   ", ["empty"]),
+    ],
+)
+def test_a_bad_grammar_is_one_line_naming_where(grammar, needles):
+    with pytest.raises(GrammarError) as err:
+        check_grammar(grammar)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("grammar: ")
+    for needle in needles:
+        assert needle in message
+
+
+def test_a_good_grammar_passes_the_check():
+    check_grammar(YES_NO)
+    check_grammar('root ::= item+\nitem ::= "- " [a-z]+ "\\n"')
+
+
+@pytest.mark.parametrize(
+    ("schema", "needles"),
+    [
+        ({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}}, ["'minimum'", "properties.age"]),
+        ({"type": "strin"}, ["not valid", "at type"]),
+        ({"oneOf": [{"type": "string"}, {"type": "number"}]}, ["'oneOf'", "anyOf"]),
+        ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["'uniqueItems'"]),
+        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, ["'b'", "not in properties"]),
+        ({"$ref": "https://example.com/s.json"}, ["outside the schema"]),
+        ({"type": ["object", "null"], "properties": {"a": {"type": "string"}}}, ["list of types", "anyOf"]),
+        ({"type": "string", "pattern": "[a-z]+"}, ["must start with ^"]),
+    ],
+)
+def test_a_schema_keyword_the_grammar_cannot_enforce_is_refused(schema, needles):
+    with pytest.raises(GrammarError) as err:
+        grammar_for(Parameters.of({"format": schema}))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("format: ")
+    for needle in needles:
+        assert needle in message
+
+
+def test_format_and_grammar_together_are_refused():
+    with pytest.raises(GrammarError, match="format and grammar cannot be used together"):
+        grammar_for(Parameters.of({"format": "json", "grammar": YES_NO}))
+
+
+def test_free_text_needs_no_grammar():
+    assert grammar_for(Parameters.of({})) is None
+
+
+def test_schema_conversion_leaves_the_users_schema_alone():
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}}, "$defs": {"x": {"type": "boolean"}}}
+    before = json.dumps(schema)
+    params = Parameters.of({"format": schema})
+    grammar_for(params)
+    assert json.dumps(params.format) == before
+
+
+# --- files named on the command line and in /set ------------------------------------------------
+
+
+def test_schema_and_grammar_files_are_read(tmp_path):
+    schema_file = tmp_path / "person.json"
+    schema_file.write_text(json.dumps(PERSON))
+    grammar_file = tmp_path / "yn.gbnf"
+    grammar_file.write_text(YES_NO)
+    assert json.loads(resolve_value("format", str(schema_file))) == PERSON
+    assert resolve_value("grammar", f"@{grammar_file}") == YES_NO
+    assert resolve_value("grammar", str(grammar_file)) == YES_NO
+    assert resolve_assignment(f"grammar={grammar_file}") == f"grammar={YES_NO}"
+    # values that are not files stay as typed
+    assert resolve_value("format", "json") == "json"
+    assert resolve_value("format", '{"type": "string"}') == '{"type": "string"}'
+    assert resolve_value("grammar", YES_NO) == YES_NO
+    assert resolve_value("temperature", "0.5") == "0.5"
+
+
+def test_missing_or_broken_files_are_one_line(tmp_path):
+    with pytest.raises(GrammarError, match=r"format: the schema file .*nope.json does not exist"):
+        resolve_value("format", str(tmp_path / "nope.json"))
+    with pytest.raises(GrammarError, match=r"grammar: the grammar file .*nope.gbnf does not exist"):
+        resolve_value("grammar", f"@{tmp_path / 'nope.gbnf'}")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(GrammarError, match=r"format: the schema file .*bad.json is not valid JSON"):
+        resolve_value("format", str(bad))
