@@ -12,6 +12,7 @@ from andon.presets.modelfile import ModelfileError, export_modelfile, parse_mode
 from andon.presets.parameters import DEFAULTS
 from andon.presets.preset import check_name
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
+from andon.presets.table import parameter_table
 
 
 def add_parser(sub) -> None:
@@ -42,6 +43,7 @@ def add_parser(sub) -> None:
     imp.set_defaults(func=cmd_import)
 
     par = ps.add_parser("parameters", help="every parameter: default, what is allowed, what it does")
+    par.add_argument("--markdown", action="store_true", help="as a Markdown table (the one in README.md)")
     par.set_defaults(func=cmd_parameters)
 
     exp = ps.add_parser("export", help="print a preset as an Ollama Modelfile")
@@ -138,11 +140,5 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_parameters(args: argparse.Namespace) -> int:
-    from andon.presets.commands import format_value
-    from andon.presets.parameters import ALL_SPECS
-
-    plain = DEFAULTS.to_plain()
-    for name, spec in ALL_SPECS.items():
-        print(f"{name:<22} default {format_value(plain[name]):<12} {spec.allowed.removeprefix('must be ')}")
-        print(f"{'':<22} {spec.description}")
+    sys.stdout.write(parameter_table("markdown" if args.markdown else "text"))
     return 0

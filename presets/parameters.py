@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, Validat
 
 GENERATION_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("num_predict", "int", -1, "Most tokens in a reply; -1 is until end of turn or context full.", minimum=-1),
-    ParamSpec("stop", "str_list", (), "End the reply before any of these strings; the string is not shown."),
+    ParamSpec("stop", "str_list", (), "End the reply before any of these strings; the string itself is not shown."),
     ParamSpec("num_ctx", "int", 4096, "Context window in tokens.", minimum=64),
     ParamSpec(
         "num_gpu", "int", -1, "Layers offloaded to the GPU; -1 is all the backend can take, 0 is CPU only.", minimum=-1
@@ -26,20 +26,34 @@ GENERATION_SPECS: tuple[ParamSpec, ...] = (
 
 # Structured output, speculative decoding, thinking and placement (PARAMETERS.md).
 OUTPUT_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("format", "format", "", 'Free text (""), any JSON ("json"), or JSON valid for a schema.'),
+    ParamSpec(
+        "format",
+        "format",
+        "",
+        'The reply\'s form: "" free text, "json" any JSON value, or a JSON schema the reply must satisfy.',
+    ),
     ParamSpec("grammar", "str", "", "A GBNF grammar the reply must be a sentence of; empty is off."),
-    ParamSpec("draft", "str", "", 'Speculative decoding: "" off, "ngram" (prompt lookup) or a draft model.'),
-    ParamSpec("draft_max", "int", 16, "Most tokens drafted per step.", minimum=0, maximum=256),
-    ParamSpec("draft_min", "int", 0, "Fewest drafted tokens worth verifying.", minimum=0, maximum=256),
+    ParamSpec(
+        "draft",
+        "str",
+        "",
+        'Speculative decoding: "" off, "ngram" (drafts copied from earlier text), or a draft model.',
+    ),
+    ParamSpec("draft_max", "int", 16, "Speculative decoding: most tokens drafted per step.", minimum=0, maximum=256),
+    ParamSpec(
+        "draft_min", "int", 0, "Speculative decoding: fewest drafted tokens worth verifying.", minimum=0, maximum=256
+    ),
     ParamSpec(
         "draft_p_min",
         "float",
         0.75,
-        "A draft model stops where its top probability falls below this.",
+        "Speculative decoding: a draft model stops drafting where its top probability falls below this.",
         minimum=0.0,
         maximum=1.0,
     ),
-    ParamSpec("think", "bool", True, "Ask reasoning models to think before answering, where the template allows."),
+    ParamSpec(
+        "think", "bool", True, "Let reasoning models think before answering, where their chat template allows it."
+    ),
     ParamSpec("rpc", "endpoint_list", (), "llama.cpp RPC servers (host:port) that hold some of the model's layers."),
 )
 

@@ -15,6 +15,7 @@ from andon.samplers.params import (
     ParamSpec,
     resolve,
 )
+from andon.samplers.registry import parameter_groups
 from andon.samplers.vocab import Vocab
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "build_chain",
     "is_active",
     "needs_vocab",
+    "parameter_groups",
     "resolve",
     "softmax",
 ]
