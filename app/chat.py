@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from andon.app.engine import Message
 from andon.app.history import Chat, History, StoredMessage
 from andon.presets.commands import apply
 from andon.presets.parameters import Parameters
-from andon.presets.preset import Preset
+from andon.presets.preset import Preset, check_name
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 
 
@@ -42,44 +43,48 @@ class ChatSession:
         """This chat's parameters that differ from its preset's."""
         return self.params.changed(self.preset.parameters)
 
+    # Each change is validated and saved before this session takes it: a refused value
+    # (ParameterError) or a history that cannot be written (HistoryError) changes nothing.
+
     def set_parameters(self, values: dict[str, Any]) -> Parameters:
-        """Validate first; on a refusal nothing changes (ParameterError says why)."""
-        self.params = apply(self.params, values)
-        self._save_settings()
+        self._save_settings(self.preset, apply(self.params, values), self.chat.system)
         return self.params
 
     def reset_parameter(self, name: str) -> None:
-        self.params = apply(self.params, {name: getattr(self.preset.parameters, name)})
-        self._save_settings()
+        self._save_settings(
+            self.preset, apply(self.params, {name: getattr(self.preset.parameters, name)}), self.chat.system
+        )
 
     def set_system(self, text: str) -> None:
-        self.chat.system = text
-        self._save_settings()
+        self._save_settings(self.preset, self.params, text)
 
     def switch_preset(self, name: str, keep_changes: bool = True) -> Preset:
         """Use another preset from the next reply; keep this chat's changes unless told not to."""
         preset = self.store.load(name)
         changes = self.changes if keep_changes else {}
-        self.preset = preset
-        self.chat.preset = preset.name
-        if not keep_changes:
-            self.chat.system = None
-        self.params = apply(preset.parameters, changes)
-        self._save_settings()
+        self._save_settings(preset, apply(preset.parameters, changes), self.chat.system if keep_changes else None)
         return preset
 
     def save_as_preset(self, name: str) -> Preset:
+        """The current settings as a user preset; PresetError (one line) for a bad name or a failed write."""
+        check_name(name)
         preset = self.preset.model_copy(
             update={"name": name, "parameters": self.params, "system": self.system,
                     "description": f"Saved from a chat, based on {self.preset.name!r}."}
         )  # fmt: skip
-        Preset.model_validate(preset.model_dump())  # the name and fields are valid before writing
         self.store.save(preset)
         return preset
 
-    def _save_settings(self) -> None:
-        self.chat.parameters = self.params.to_plain(sorted(self.changes))
-        self.history.update_chat(self.chat)
+    def _save_settings(self, preset: Preset, params: Parameters, system: str | None) -> None:
+        chat = replace(
+            self.chat,
+            preset=preset.name,
+            system=system,
+            parameters=params.to_plain(sorted(params.changed(preset.parameters))),
+        )
+        self.history.update_chat(chat)
+        vars(self.chat).update(vars(chat))  # the same Chat object: widgets may hold it
+        self.preset, self.params = preset, params
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -94,11 +99,13 @@ class ChatSession:
         return out
 
     def add_user(self, text: str) -> StoredMessage:
-        message = self.history.add_message(self.chat.id, "user", text)
+        """Store the user's message (HistoryError if it cannot be: the caller keeps the text)."""
+        first = not any(m.role == "user" for m in self.messages) and self.chat.title.startswith("New chat")
+        title = _title_from(text) if first else None
+        message = self.history.add_message(self.chat.id, "user", text, title=title)
         self.messages.append(message)
-        if len([m for m in self.messages if m.role == "user"]) == 1 and self.chat.title.startswith("New chat"):
-            self.chat.title = _title_from(text)
-            self.history.update_chat(self.chat)
+        if title is not None:
+            self.chat.title = title
         return message
 
     def start_reply(self) -> StoredMessage:

@@ -1,62 +1,51 @@
 """Saved chats in SQLite under the platformdirs user data folder.
 
-Schema changes are an append-only list of migrations (as in simonw/llm): never edit one that has
-shipped, add the next. The user's message is stored before the reply starts, and the reply is
-stored as it streams, so a chat killed mid-reply keeps both.
+The user's message is stored before the reply starts, and the reply is stored as it streams, so a
+chat killed mid-reply keeps both. Several andons may share one history: each chat has at most one
+writer (the andon that claimed it or added its last message while alive), a write into a chat
+another live andon owns is refused with ChatOwnedError, and a reply left "streaming" is marked
+stopped only once the process writing it has ended. Every operation waits for a busy file (SQLite's
+busy timeout, then a bounded retry) and fails with one HistoryError line, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from andon.app.history_db import (
+    BUSY_TIMEOUT_S,
+    MIGRATIONS,
+    ChatOwnedError,
+    HistoryBusyError,
+    HistoryError,
+    guard,
+    open_history,
+)
+from andon.app.processes import ProcessId, is_alive, this_process
 from andon.presets.paths import history_db
 
+__all__ = [
+    "MIGRATIONS",
+    "Chat",
+    "ChatOwnedError",
+    "History",
+    "HistoryBusyError",
+    "HistoryError",
+    "Status",
+    "StoredMessage",
+]
+
 Status = Literal["complete", "streaming", "stopped", "error"]
-
-
-def _m1(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE chats (
-            id INTEGER PRIMARY KEY,
-            title TEXT NOT NULL,
-            preset TEXT NOT NULL,
-            model TEXT NOT NULL DEFAULT '',
-            system TEXT,
-            created REAL NOT NULL,
-            updated REAL NOT NULL
-        );
-        CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
-            chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
-            role TEXT NOT NULL,
-            content TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'complete',
-            created REAL NOT NULL
-        );
-        CREATE INDEX messages_chat ON messages(chat_id, id);
-        """
-    )
-
-
-def _m2(db: sqlite3.Connection) -> None:
-    # this chat's parameter changes on top of its preset, as JSON
-    db.execute("ALTER TABLE chats ADD COLUMN parameters TEXT NOT NULL DEFAULT '{}'")
-
-
-def _m3(db: sqlite3.Connection) -> None:
-    # reply statistics (tokens, tokens/s, finish reason, seed) as JSON
-    db.execute("ALTER TABLE messages ADD COLUMN stats TEXT NOT NULL DEFAULT '{}'")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3]
+T = TypeVar("T")
 
 
 @dataclass
@@ -79,106 +68,218 @@ class Chat:
     updated: float = 0.0
 
 
-def _locked(method):
-    def wrapper(self, *args, **kwargs):
-        with self.lock:
-            return method(self, *args, **kwargs)
-
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
-    return wrapper
-
-
 _CHAT_COLUMNS = "SELECT id, title, preset, model, system, parameters, updated FROM chats"
+_OWNER = """SELECT w.instance, w.pid, w.started, w.host FROM chats c
+            JOIN writers w ON w.instance = c.writer WHERE c.id = ?"""
 
 
 def _chat(row: tuple) -> Chat:
     return Chat(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
 
 
-class HistoryError(Exception):
-    """The chat history cannot be opened; the file is left as it is."""
-
-
 class History:
-    def __init__(self, path: Path | None = None) -> None:
+    """One andon's connection to the history; it registers as a writer until `close()`."""
+
+    def __init__(self, path: Path | None = None, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = path if path is not None else history_db()
         self.lock = threading.RLock()  # the reply worker writes from its own thread
+        self.process = this_process()
+        self.instance = secrets.token_hex(8)  # tells apart two Histories of one process
+        self.db = open_history(self.path, busy_timeout)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.migrate()
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise HistoryError(
-                f"cannot open the chat history {self.path}: {exc}. andon has not changed it; "
-                "move it aside to start a new history, or set XDG_DATA_HOME to use another folder"
-            ) from None
+            self._write(self._register)
+        except HistoryError:
+            self.db.close()
+            raise
 
-    def migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.db:
-                self.db.execute("BEGIN")
-                migration(self.db)
-                self.db.execute(f"PRAGMA user_version = {number}")
+    def _register(self, db: sqlite3.Connection) -> None:
+        p = self.process
+        db.execute(
+            "INSERT INTO writers (instance, pid, started, host, opened) VALUES (?, ?, ?, ?, ?)",
+            (self.instance, p.pid, p.started, p.host, time.time()),
+        )
 
     def close(self) -> None:
+        """Give up this andon's chats; a reply it was still writing is kept, marked stopped."""
+
+        def leave(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE messages SET status='stopped' WHERE writer=? AND status='streaming'", (self.instance,))
+            db.execute("UPDATE chats SET writer=NULL WHERE writer=?", (self.instance,))
+            db.execute("DELETE FROM writers WHERE instance=?", (self.instance,))
+
+        with suppress(HistoryError):  # a process that has ended counts as gone anyway
+            self._write(leave)
         self.db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- every operation goes through these two ---------------------------------------------------
+
+    def _read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        with self.lock:
+            return guard(self.path, lambda: operation(self.db))
+
+    def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """One transaction that takes the write lock first, so a busy file fails before any change."""
+
+        def transaction() -> T:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                result = operation(self.db)
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
+            return result
+
+        with self.lock:
+            return guard(self.path, transaction)
+
+    # --- who writes which chat --------------------------------------------------------------------
+
+    def _other_writer(self, db: sqlite3.Connection, chat_id: int) -> ProcessId | None:
+        row = db.execute(_OWNER, (chat_id,)).fetchone()
+        if row is None or row[0] == self.instance:
+            return None
+        process = ProcessId(row[1], row[2], row[3])
+        return process if is_alive(process) else None
+
+    def _may_write(self, db: sqlite3.Connection, chat_id: int) -> None:
+        other = self._other_writer(db, chat_id)
+        if other is not None:
+            raise ChatOwnedError(
+                f"this chat is being written by another andon (process {other.pid} on {other.host}); "
+                "nothing was changed: start a new chat, or close the other andon first"
+            )
+
+    def claim_chat(self, chat_id: int) -> bool:
+        """Make this andon the chat's writer; False when another live andon owns it or it is gone."""
+
+        def claim(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM chats WHERE id=?", (chat_id,)).fetchone() is None:
+                return False
+            if self._other_writer(db, chat_id) is not None:
+                return False
+            db.execute("UPDATE chats SET writer=? WHERE id=?", (self.instance, chat_id))
+            return True
+
+        return self._write(claim)
+
+    def release_chat(self, chat_id: int) -> None:
+        """Stop owning the chat (another andon may then claim it)."""
+        self._write(
+            lambda db: db.execute("UPDATE chats SET writer=NULL WHERE id=? AND writer=?", (chat_id, self.instance))
+        )
+
+    def writer_pid(self, chat_id: int) -> int | None:
+        """The process id of another live andon that owns the chat, or None."""
+        other = self._read(lambda db: self._other_writer(db, chat_id))
+        return other.pid if other else None
+
+    def recover_interrupted(self) -> int:
+        """Replies left "streaming" by an andon that has ended: keep their text, mark them stopped.
+
+        A reply another live andon is writing is left alone. Returns how many were marked.
+        """
+
+        def recover(db: sqlite3.Connection) -> int:
+            rows = db.execute("SELECT instance, pid, started, host FROM writers WHERE instance != ?", (self.instance,))
+            dead = [(r[0],) for r in rows.fetchall() if not is_alive(ProcessId(r[1], r[2], r[3]))]
+            db.executemany("DELETE FROM writers WHERE instance=?", dead)
+            live = "SELECT instance FROM writers"
+            db.execute(f"UPDATE chats SET writer=NULL WHERE writer IS NOT NULL AND writer NOT IN ({live})")
+            cur = db.execute(
+                f"UPDATE messages SET status='stopped' WHERE status='streaming' "
+                f"AND (writer IS NULL OR writer NOT IN ({live}))"
+            )
+            return cur.rowcount
+
+        return self._write(recover)
 
     # --- chats --------------------------------------------------------------------------------
 
-    @_locked
     def create_chat(self, title: str, preset: str, model: str = "", system: str | None = None) -> Chat:
+        """A new chat, owned by this andon."""
         now = time.time()
-        cur = self.db.execute(
-            "INSERT INTO chats (title, preset, model, system, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
-            (title, preset, model, system, now, now),
-        )
-        return Chat(int(cur.lastrowid or 0), title, preset, model, system, {}, now)
 
-    @_locked
+        def create(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "INSERT INTO chats (title, preset, model, system, created, updated, writer) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, preset, model, system, now, now, self.instance),
+            )
+            return int(cur.lastrowid or 0)
+
+        return Chat(self._write(create), title, preset, model, system, {}, now)
+
     def chats(self) -> list[Chat]:
-        rows = self.db.execute(f"{_CHAT_COLUMNS} ORDER BY updated DESC, id DESC").fetchall()
+        rows = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} ORDER BY updated DESC, id DESC").fetchall())
         return [_chat(r) for r in rows]
 
-    @_locked
     def chat(self, chat_id: int) -> Chat | None:
-        row = self.db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone()
+        row = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone())
         return _chat(row) if row else None
 
-    @_locked
     def update_chat(self, chat: Chat) -> None:
-        chat.updated = time.time()
-        self.db.execute(
-            "UPDATE chats SET title=?, preset=?, model=?, system=?, parameters=?, updated=? WHERE id=?",
-            (chat.title, chat.preset, chat.model, chat.system, json.dumps(chat.parameters), chat.updated, chat.id),
-        )
+        """Save the chat's title and settings; `chat.updated` changes only once they are saved."""
+        now = time.time()
 
-    @_locked
+        def update(db: sqlite3.Connection) -> None:
+            self._may_write(db, chat.id)
+            db.execute(
+                "UPDATE chats SET title=?, preset=?, model=?, system=?, parameters=?, updated=? WHERE id=?",
+                (chat.title, chat.preset, chat.model, chat.system, json.dumps(chat.parameters), now, chat.id),
+            )
+
+        self._write(update)
+        chat.updated = now
+
     def delete_chat(self, chat_id: int) -> None:
-        self.db.execute("DELETE FROM chats WHERE id=?", (chat_id,))
+        def delete(db: sqlite3.Connection) -> None:
+            self._may_write(db, chat_id)
+            db.execute("DELETE FROM chats WHERE id=?", (chat_id,))
+
+        self._write(delete)
 
     # --- messages -----------------------------------------------------------------------------
 
-    @_locked
     def messages(self, chat_id: int) -> list[StoredMessage]:
-        rows = self.db.execute(
-            "SELECT id, role, content, status, stats FROM messages WHERE chat_id=? ORDER BY id", (chat_id,)
-        ).fetchall()
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT id, role, content, status, stats FROM messages WHERE chat_id=? ORDER BY id", (chat_id,)
+            ).fetchall()
+        )
         return [StoredMessage(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
-    @_locked
-    def add_message(self, chat_id: int, role: str, content: str, status: Status = "complete") -> StoredMessage:
-        cur = self.db.execute(
-            "INSERT INTO messages (chat_id, role, content, status, created) VALUES (?, ?, ?, ?, ?)",
-            (chat_id, role, content, status, time.time()),
-        )
-        self.db.execute("UPDATE chats SET updated=? WHERE id=?", (time.time(), chat_id))
-        return StoredMessage(int(cur.lastrowid or 0), role, content, status)
+    def add_message(
+        self, chat_id: int, role: str, content: str, status: Status = "complete", title: str | None = None
+    ) -> StoredMessage:
+        """Append a message (and retitle the chat, if `title` is given) in one transaction.
 
-    @_locked
+        This andon becomes the chat's writer; ChatOwnedError if another live andon is.
+        """
+
+        def add(db: sqlite3.Connection) -> int:
+            self._may_write(db, chat_id)
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO messages (chat_id, role, content, status, created, writer) VALUES (?, ?, ?, ?, ?, ?)",
+                (chat_id, role, content, status, now, self.instance if status == "streaming" else None),
+            )
+            db.execute(
+                "UPDATE chats SET updated=?, writer=?, title=COALESCE(?, title) WHERE id=?",
+                (now, self.instance, title, chat_id),
+            )
+            return int(cur.lastrowid or 0)
+
+        return StoredMessage(self._write(add), role, content, status)
+
     def update_message(
         self, message_id: int, content: str, status: Status | None = None, stats: dict[str, Any] | None = None
     ) -> None:
@@ -189,22 +290,30 @@ class History:
         if stats is not None:
             sets.append("stats=?")
             values.append(json.dumps(stats))
-        self.db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*values, message_id))
 
-    @_locked
+        def update(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT chat_id FROM messages WHERE id=?", (message_id,)).fetchone()
+            if row is not None:
+                self._may_write(db, row[0])
+                db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*values, message_id))
+
+        self._write(update)
+
     def delete_messages_from(self, chat_id: int, message_id: int) -> None:
         """Remove a message and everything after it (for regenerate and edit-and-resend)."""
-        self.db.execute("DELETE FROM messages WHERE chat_id=? AND id>=?", (chat_id, message_id))
 
-    @_locked
+        def delete(db: sqlite3.Connection) -> None:
+            self._may_write(db, chat_id)
+            db.execute("DELETE FROM messages WHERE chat_id=? AND id>=?", (chat_id, message_id))
+
+        self._write(delete)
+
     def clear_messages(self, chat_id: int) -> None:
-        self.db.execute("DELETE FROM messages WHERE chat_id=?", (chat_id,))
+        def clear(db: sqlite3.Connection) -> None:
+            self._may_write(db, chat_id)
+            db.execute("DELETE FROM messages WHERE chat_id=?", (chat_id,))
 
-    @_locked
-    def recover_interrupted(self) -> int:
-        """Replies left 'streaming' by a killed andon: keep their text, mark them stopped."""
-        cur = self.db.execute("UPDATE messages SET status='stopped' WHERE status='streaming'")
-        return cur.rowcount
+        self._write(clear)
 
     def to_markdown(self, chat_id: int) -> str:
         chat = self.chat(chat_id)

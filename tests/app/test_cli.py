@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,10 +123,44 @@ def test_ctrl_c_stops_the_reply_and_keeps_what_was_written():
     assert "reply stopped" in err and "Traceback" not in err
 
 
-def test_corrupt_chat_history_is_reported_and_left_alone(tmp_path):
-    data = tmp_path / "data" / "andon"
-    data.mkdir(parents=True)
-    (data / "history.sqlite3").write_bytes(b"not a database at all")
+def _history_file(tmp_path) -> Path:
+    from andon.app.history import History
+
+    path = tmp_path / "data" / "andon" / "history.sqlite3"
+    with History(path) as h:
+        for i in range(30):
+            chat = h.create_chat(f"chat {i}", "balanced")
+            h.add_message(chat.id, "user", "a question " * 60)
+    return path
+
+
+def _damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[4 * 4096 : 5 * 4096] = b"\xa5" * 4096  # one page overwritten
+    path.write_bytes(bytes(data))
+
+
+def _future(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode = DELETE")
+        db.execute("PRAGMA user_version = 999")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "needles"),
+    [
+        (lambda p: p.write_bytes(b"not a database at all" * 100), ["is not an SQLite database"]),
+        (_damage, ["is damaged"]),
+        (_future, ["newer andon", "999"]),
+    ],
+)
+def test_a_history_andon_cannot_use_is_one_line_and_left_alone(tmp_path, spoil, needles):
+    path = _history_file(tmp_path)
+    spoil(path)
+    before = hashlib.md5(path.read_bytes()).hexdigest()
     r = andon("--preset", "factual")
-    assert_user_error(r, "cannot open the chat history", "history.sqlite3", "has not changed it")
-    assert (data / "history.sqlite3").read_bytes() == b"not a database at all"
+    assert_user_error(r, str(path), "has not changed it", "move it aside", *needles)
+    assert hashlib.md5(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["history.sqlite3"]

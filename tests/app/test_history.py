@@ -1,0 +1,276 @@
+"""The chat history under faults a user meets: old and future files, damage, a busy file, two andons."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from andon.app.chat import ChatSession
+from andon.app.history import MIGRATIONS, ChatOwnedError, History, HistoryBusyError, HistoryError
+from andon.app.history_db import _m1
+from andon.presets.store import PresetStore
+
+FAST = 0.1  # busy timeout for tests: a busy history fails in about a second instead of five
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def holder(path: Path, *statements: str) -> Iterator[subprocess.Popen]:
+    """Another program that opens the history, runs `statements` and keeps its lock until the end."""
+    script = (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        f"for s in {list(statements)!r}: db.execute(s).fetchall()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def filled(path: Path, chats: int = 40) -> None:
+    with History(path) as h:
+        for i in range(chats):
+            chat = h.create_chat(f"chat {i}", "balanced")
+            h.add_message(chat.id, "user", f"question {i} " * 50)
+            h.add_message(chat.id, "assistant", f"answer {i} " * 50)
+
+
+# --- files andon cannot use are reported and left byte for byte as they were ----------------------
+
+
+def test_a_version_1_history_is_migrated_and_keeps_its_chats(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    _m1(db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO chats VALUES (1, 'Old chat', 'creative', 'm.gguf', 'Be brief.', 10.0, 20.0)")
+    db.execute("INSERT INTO messages VALUES (1, 1, 'user', 'hello', 'complete', 11.0)")
+    db.execute("INSERT INTO messages VALUES (2, 1, 'assistant', 'hi th', 'streaming', 12.0)")
+    db.close()
+    with History(path) as h:
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        [chat] = h.chats()
+        assert (chat.title, chat.preset, chat.model, chat.system, chat.parameters) == (
+            "Old chat", "creative", "m.gguf", "Be brief.", {},
+        )  # fmt: skip
+        assert h.recover_interrupted() == 1  # the reply an old andon left streaming
+        assert [(m.role, m.content, m.status, m.stats) for m in h.messages(1)] == [
+            ("user", "hello", "complete", {}),
+            ("assistant", "hi th", "stopped", {}),
+        ]
+        assert h.claim_chat(1)
+        h.add_message(1, "user", "again")
+    with History(path) as h:
+        assert [m.content for m in h.messages(1)] == ["hello", "hi th", "again"]
+
+
+def test_a_history_from_a_newer_andon_is_refused_untouched(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    filled(path, 2)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode = DELETE")  # as another tool may leave it
+        db.execute("PRAGMA user_version = 999")
+    before = md5(path)
+    with pytest.raises(HistoryError) as err:
+        History(path)
+    text = str(err.value)
+    assert str(path) in text and "newer andon" in text and "999" in text and "move it aside" in text
+    assert "\n" not in text
+    assert md5(path) == before
+
+
+def test_a_damaged_history_is_refused_untouched(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    filled(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 8 * page
+    data[5 * page : 6 * page] = bytes(range(256)) * (page // 256)  # a page overwritten
+    path.write_bytes(bytes(data))
+    before = md5(path)
+    with pytest.raises(HistoryError) as err:
+        History(path)
+    text = str(err.value)
+    assert str(path) in text and "damaged" in text and "has not changed it" in text and "move it aside" in text
+    assert md5(path) == before
+    moved = path.rename(tmp_path / "history.bad")
+    with History(path) as h:  # the way out that the line gives works
+        assert h.chats() == []
+    assert md5(moved) == before
+
+
+def test_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"SQLite format 2\x00" + b"x" * 5000)
+    with pytest.raises(HistoryError, match="is not an SQLite database"):
+        History(path)
+    assert path.read_bytes() == b"SQLite format 2\x00" + b"x" * 5000
+
+
+# --- a busy history: wait, retry, then one line; what the user typed is never half-saved -----------
+
+
+def test_another_program_writing_makes_a_write_fail_cleanly_and_reads_go_on(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    store = PresetStore(tmp_path / "presets")
+    history = History(path, busy_timeout=FAST)
+    chat = history.create_chat("New chat", "balanced")
+    session = ChatSession(history, chat, store)
+    with holder(path, "BEGIN EXCLUSIVE"):
+        start = time.monotonic()
+        with pytest.raises(HistoryBusyError) as err:
+            session.add_user("my carefully typed question")
+        waited = time.monotonic() - start
+        assert str(path) in str(err.value) and "busy" in str(err.value)
+        assert 0.3 < waited < 5  # it waited and retried, and gave up in bounded time
+        assert session.messages == [] and session.chat.title == "New chat"
+        with pytest.raises(HistoryBusyError):
+            session.set_parameters({"temperature": 0.3})
+        assert session.params.temperature != 0.3 and session.changes == {}
+        assert [c.title for c in history.chats()] == ["New chat"]  # reading still works
+    session.add_user("my carefully typed question")  # once the other program is done
+    session.set_parameters({"temperature": 0.3})
+    history.close()
+    with History(path) as again:
+        [stored] = again.messages(chat.id)
+        assert stored.content == "my carefully typed question"
+        assert again.chat(chat.id).title == "my carefully typed question"
+        assert again.chat(chat.id).parameters == {"temperature": 0.3}
+
+
+def test_a_history_held_exclusively_at_start_is_one_clear_line(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    filled(path, 1)
+    before = md5(path)
+    exclusive = ("PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE", "SELECT count(*) FROM chats")
+    with holder(path, *exclusive), pytest.raises(HistoryBusyError) as err:
+        History(path, busy_timeout=FAST)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert md5(path) == before
+
+
+def test_a_reply_being_written_when_the_file_gets_busy(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    history = History(path, busy_timeout=FAST)
+    chat = history.create_chat("c", "balanced")
+    reply = history.add_message(chat.id, "assistant", "", status="streaming")
+    with holder(path, "BEGIN EXCLUSIVE"), pytest.raises(HistoryBusyError):
+        history.update_message(reply.id, "partial text", "complete")
+    history.update_message(reply.id, "partial text and the rest", "complete")
+    assert history.messages(chat.id)[0].content == "partial text and the rest"
+
+
+# --- two andons on one history: each writes only its own chats -------------------------------------
+
+
+def test_a_chat_has_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    first, second = History(path), History(path)
+    chat = first.create_chat("mine", "balanced")
+    first.add_message(chat.id, "user", "hello")
+    reply = first.add_message(chat.id, "assistant", "Hel", status="streaming")
+    assert second.recover_interrupted() == 0  # the first andon is alive and still writing it
+    assert second.messages(chat.id)[1].status == "streaming"
+    assert second.claim_chat(chat.id) is False
+    assert second.writer_pid(chat.id) == os.getpid()
+    with pytest.raises(ChatOwnedError, match="another andon"):
+        second.add_message(chat.id, "user", "interleaved")
+    with pytest.raises(ChatOwnedError):
+        second.delete_chat(chat.id)
+    first.update_message(reply.id, "Hello!", "complete")
+    assert [m.content for m in second.messages(chat.id)] == ["hello", "Hello!"]
+    own = second.create_chat("theirs", "balanced")
+    assert first.claim_chat(own.id) is False
+    first.release_chat(chat.id)
+    assert second.claim_chat(chat.id) is True and first.claim_chat(chat.id) is False
+    second.close()
+    assert first.claim_chat(chat.id) is True and first.claim_chat(own.id) is True
+    first.close()
+
+
+def test_closing_keeps_a_reply_it_was_writing_as_stopped(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    with History(path) as h:
+        chat = h.create_chat("c", "balanced")
+        h.add_message(chat.id, "assistant", "half a rep", status="streaming")
+    with History(path) as h:
+        assert [(m.content, m.status) for m in h.messages(chat.id)] == [("half a rep", "stopped")]
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from andon.app.history import History
+h = History(Path(sys.argv[1]))
+chat = h.create_chat("killed", "balanced")
+h.add_message(chat.id, "user", "tell me")
+h.add_message(chat.id, "assistant", "Once upon", status="streaming")
+print(chat.id, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_andon_s_reply_is_stopped_and_its_chat_can_be_taken(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    chat_id = int(proc.stdout.readline())
+    with History(path) as h:
+        assert h.recover_interrupted() == 0 and h.claim_chat(chat_id) is False  # alive
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert h.recover_interrupted() == 1
+        stored = [(m.content, m.status) for m in h.messages(chat_id)]
+        assert stored == [("tell me", "complete"), ("Once upon", "stopped")]
+        assert h.claim_chat(chat_id) is True
+        h.add_message(chat_id, "user", "go on")
+
+
+def test_a_reused_pid_does_not_keep_a_dead_andon_alive(tmp_path):
+    """A writer recorded with this very pid but another start time is a process that has ended."""
+    path = tmp_path / "history.sqlite3"
+    with History(path) as h:
+        chat = h.create_chat("c", "balanced")
+        h.add_message(chat.id, "assistant", "cut", status="streaming")
+        started = h.process.started
+        if not started:
+            pytest.skip("this system does not report process start times")
+        h.db.execute("INSERT INTO writers VALUES ('gone', ?, ?, ?, 0)", (os.getpid(), started + "0", h.process.host))
+        h.db.execute("UPDATE chats SET writer='gone'")
+        h.db.execute("UPDATE messages SET writer='gone'")
+    with History(path) as h:
+        assert h.claim_chat(chat.id) is True
+        assert h.recover_interrupted() == 1
+        assert h.db.execute("SELECT count(*) FROM writers WHERE instance='gone'").fetchone()[0] == 0
+
+
+def test_stats_and_parameters_round_trip(tmp_path):
+    with History(tmp_path / "h.sqlite3") as h:
+        chat = h.create_chat("c", "balanced")
+        chat.parameters = {"temperature": 0.5}
+        h.update_chat(chat)
+        m = h.add_message(chat.id, "assistant", "", status="streaming")
+        h.update_message(m.id, "done", "complete", {"tokens": 3, "finish_reason": "stop"})
+        assert h.chat(chat.id).parameters == {"temperature": 0.5}
+        assert h.messages(chat.id)[0].stats == {"tokens": 3, "finish_reason": "stop"}
+        stored = h.db.execute("SELECT stats FROM messages").fetchone()[0]
+        assert json.loads(stored)["tokens"] == 3
