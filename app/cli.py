@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from andon.app.engine import Delta, Done, Engine, Message, ModelOptions, Notice
 from andon.app.errors import USER_ERRORS, UsageError
 from andon.app.settings import read_prompt, resolve_settings
+from andon.app.structured import format_option, grammar_option
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +28,14 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     p.add_argument(
         "--set", metavar="NAME=VALUE", action="append", default=[],
         help="override a parameter (repeatable; `andon presets parameters` lists them all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--format", dest="set", action="append", type=format_option, metavar="json|SCHEMA",
+        help="reply in JSON: json (any JSON), a JSON schema file, or inline schema text",
+    )  # fmt: skip
+    p.add_argument(
+        "--grammar", dest="set", action="append", type=grammar_option, metavar="FILE.gbnf",
+        help="the reply must be a sentence of this GBNF grammar (a file, or the grammar's text)",
     )  # fmt: skip
     p.add_argument("--verbose", action="store_true", help="show llama.cpp's log and timings")
 

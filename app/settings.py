@@ -9,6 +9,7 @@ from pathlib import Path
 
 from andon.app.errors import UsageError
 from andon.app.model_files import embedded_model_path
+from andon.app.structured import grammar_for, resolve_assignment
 from andon.presets.commands import apply, parse_assignments
 from andon.presets.parameters import Parameters
 from andon.presets.preset import Preset
@@ -41,7 +42,8 @@ def resolve_settings(
 ) -> Settings:
     store = store or PresetStore()
     preset = store.load(preset_name or DEFAULT_PRESET)
-    params = apply(preset.parameters, parse_assignments(sets))
+    params = apply(preset.parameters, parse_assignments([resolve_assignment(s) for s in sets]))
+    grammar_for(params)  # a bad grammar or schema is refused before the model loads
     return Settings(
         preset=preset,
         params=params,

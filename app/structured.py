@@ -209,11 +209,25 @@ def resolve_assignment(item: str) -> str:
     return f"{name}={resolve_value(name.strip(), text)}" if sep else item
 
 
+def format_option(value: str) -> str:
+    """`--format VALUE` as the `--set` it stands for."""
+    return f"format={value}"
+
+
+def grammar_option(value: str) -> str:
+    """`--grammar VALUE` as the `--set` it stands for: a file unless it is GBNF text itself."""
+    return f"grammar={value if '::=' in value else '@' + value}"
+
+
 def _read(name: str, path_text: str) -> str:
     path = Path(path_text).expanduser()
     kind = "schema" if name == "format" else "grammar"
     if not path.is_file():
-        allowed = '"", "json", a JSON schema or the path of a .json schema file' if name == "format" else "GBNF text"
+        allowed = (
+            '"", "json", a JSON schema or the path of a .json schema file'
+            if name == "format"
+            else "GBNF text or the path of a .gbnf file"
+        )
         raise GrammarError(f"{name}: the {kind} file {path_text} does not exist ({name} must be {allowed})")
     try:
         content = path.read_text(encoding="utf-8")

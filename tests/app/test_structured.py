@@ -9,6 +9,8 @@ with a regular expression of the same language); a bad grammar or schema is one 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -219,3 +221,33 @@ def test_missing_or_broken_files_are_one_line(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(GrammarError, match=r"format: the schema file .*bad.json is not valid JSON"):
         resolve_value("format", str(bad))
+
+
+# --- the command line: bad input is one line and exit status 2, before the model loads -----------
+
+
+def andon(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "andon", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--grammar", "missing.gbnf"], "grammar: the grammar file missing.gbnf does not exist"),
+        (["--format", "missing.json"], "format: the schema file missing.json does not exist"),
+        (["--grammar", 'root ::= "a" |* "b"'], "line 1, column 17"),
+        (["--format", '{"type": "object", "properties": {"a": '], "format: the schema is not valid JSON"),
+        (["--format", '{"type": "integer", "minimum": 1}'], "'minimum' is not supported"),
+        (["--format", "json", "--grammar", 'root ::= "a"'], "format and grammar cannot be used together"),
+        (["--set", "format=json", "--set", 'grammar=root ::= "a"'], "format and grammar cannot be used together"),
+        (["--set", "grammar=@missing.gbnf"], "does not exist"),
+    ],
+)
+def test_bad_structured_output_options_are_one_line_and_exit_2(args, needle):
+    for command in ("ask", "inspect"):
+        r = andon(command, "Hello", *args)
+        assert r.returncode == 2, r.stderr
+        assert r.stdout == ""  # nothing generated
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert lines[0].startswith("andon: ") and needle in lines[0], lines[0]
