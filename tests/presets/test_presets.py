@@ -187,6 +187,7 @@ def test_show_parameters_matches_ollamas_layout():
     assert show_parameters(DEFAULTS, {}).splitlines()[1] == "  No additional parameters were specified for this model."
 
 
+@pytest.mark.model
 def test_ask_with_factual_preset_answers_straight():
     r = andon("ask", "What is the capital of Japan?", "--preset", "factual")
     assert r.returncode == 0 and "Tokyo" in r.stdout

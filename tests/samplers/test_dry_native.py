@@ -9,6 +9,8 @@ from andon.samplers import Vocab, build_chain
 
 from tests.samplers.native import NativeChain, distribution
 
+pytestmark = pytest.mark.model  # the model's vocabulary and tokenizer
+
 OFF = {"top_k": 0, "top_p": 1.0, "temperature": 1.0}
 TEXT = (
     'The cat sat on the mat. The cat sat on the mat: the dog\n said "hello" * the cat sat on the '
