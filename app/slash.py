@@ -6,15 +6,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 from andon.app.chat import ChatSession
-from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, show_parameters
+from andon.app.history import HistoryError
+from andon.app.structured import check_change, resolve_set_line, resolve_value
+from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, parse_words, show_parameters
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
 
 Action = Literal["quit", "cleared", "settings"] | None
+USAGE_FORMAT = "usage: /set format json | /set format SCHEMA (JSON text or a .json file) | /set noformat"
 
 HELP = """Available commands:
   /set parameter NAME VALUE   Set a parameter (e.g. /set parameter temperature 0.7)
   /set system TEXT            Set the system prompt for this chat
+  /set format json            Reply in JSON (or: /set format SCHEMA, a JSON schema or .json file)
+  /set noformat               Reply in free text again
   /show parameters            Show the preset's parameters and this chat's changes
   /show system                Show the system prompt
   /preset NAME                Switch this chat's preset (keeps your /set changes)
@@ -63,7 +68,7 @@ def run_slash(session: ChatSession, line: str) -> SlashResult:
                 return SlashResult(f"Saved the current settings as preset '{name}'")
             preset = session.switch_preset(name, keep_changes=command == "/preset")
             return SlashResult(f"Preset '{preset.name}' applies from the next reply", "settings")
-    except (ParameterError, PresetError, ValueError) as exc:
+    except (ParameterError, PresetError, HistoryError, ValueError, OSError) as exc:  # one line, nothing changed
         return SlashResult(f"error: {exc}", ok=False)
     return SlashResult(f"Unknown command '{words[0]}'. Type /? for help", ok=False)
 
@@ -74,9 +79,12 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
     if args[0] == "parameter":
         if len(args) < 2:
             return SlashResult(USAGE_SET, ok=False)
-        name, value = parse_set_parameter(args[1])
+        name, value = parse_set_parameter(resolve_set_line(args[1]))
+        check_change(session.params, {name: value})
         session.set_parameters({name: value})
         return SlashResult(confirm_set(name, value), "settings")
+    if args[0] in ("format", "noformat"):
+        return _set_format(session, args)
     if args[0] == "system":
         if len(args) < 2 or not args[1].strip():
             return SlashResult("usage: /set system TEXT", ok=False)
@@ -86,6 +94,20 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
         session.set_system(text)
         return SlashResult("Set system message.", "settings")
     return SlashResult(f"Unknown command '/set {args[0]}'. Type /? for help", ok=False)
+
+
+def _set_format(session: ChatSession, args: list[str]) -> SlashResult:
+    """Ollama's `/set format json` and `/set noformat`; `/set format` also takes a JSON schema."""
+    if args[0] == "noformat":
+        session.set_parameters({"format": ""})
+        return SlashResult("Disabled format.", "settings")
+    if len(args) < 2:
+        return SlashResult(USAGE_FORMAT, ok=False)
+    value = parse_words("format", [resolve_value("format", args[1])])
+    check_change(session.params, {"format": value})
+    session.set_parameters({"format": value})
+    shown = "'json' mode" if value == "json" else "a JSON schema"
+    return SlashResult(f"Set format to {shown}.", "settings")
 
 
 def _show(session: ChatSession, args: list[str]) -> SlashResult:

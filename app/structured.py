@@ -194,6 +194,8 @@ def resolve_value(name: str, text: str) -> str:
     Other parameters are returned unchanged. Raises GrammarError for a file that cannot be read.
     """
     value = text.strip()
+    if value in ('""', "''"):
+        return text  # an empty value, quoted
     if name == "format" and value and value.lower() != "json" and not value.startswith("{"):
         return _read(name, value)
     if name == "grammar" and value and "::=" not in value:
@@ -207,6 +209,18 @@ def resolve_assignment(item: str) -> str:
     """`--set NAME=VALUE` with a file named for format or grammar replaced by its content."""
     name, sep, text = item.partition("=")
     return f"{name}={resolve_value(name.strip(), text)}" if sep else item
+
+
+def resolve_set_line(line: str) -> str:
+    """`NAME VALUE` of `/set parameter` with a file named for format or grammar replaced by its content."""
+    name, sep, text = line.strip().partition(" ")
+    return f"{name} {resolve_value(name, text)}" if sep else line
+
+
+def check_change(params: Parameters, changes: Mapping[str, Any]) -> None:
+    """Refuse a change of format or grammar that cannot constrain a reply (GrammarError), before it is kept."""
+    if "format" in changes or "grammar" in changes:
+        grammar_for(Parameters.of(dict(changes), base=params))
 
 
 def format_option(value: str) -> str:

@@ -11,6 +11,7 @@ from andon.presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parame
 from andon.samplers.params import unknown_name_message
 
 USAGE_SET = "usage: /set parameter NAME VALUE (e.g. /set parameter temperature 0.7)"
+RAW_TEXT = frozenset({"format", "grammar"})  # values taken as typed: a JSON schema, a GBNF grammar
 
 
 def _spec(name: str):
@@ -32,6 +33,10 @@ def parse_words(name: str, words: Sequence[str]) -> Any:
 
 def parse_set_parameter(line: str) -> tuple[str, Any]:
     """`NAME VALUE...` (what follows `/set parameter`) into a validated (name, value)."""
+    name, _, rest = line.strip().partition(" ")
+    if name in RAW_TEXT and rest.strip():
+        text = rest.strip()
+        return name, parse_words(name, ["" if text in ('""', "''") else text])  # JSON and GBNF keep their quotes
     try:
         words = shlex.split(line)
     except ValueError:

@@ -251,3 +251,75 @@ def test_bad_structured_output_options_are_one_line_and_exit_2(args, needle):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
         assert lines[0].startswith("andon: ") and needle in lines[0], lines[0]
+
+
+# --- the app's slash commands (Ollama's REPL habits) ----------------------------------------------
+
+
+@pytest.fixture
+def session(tmp_path):
+    from andon.app.chat import ChatSession
+    from andon.app.history import History
+    from andon.presets.store import PresetStore
+
+    history = History(tmp_path / "h.db")
+    yield ChatSession(history, history.create_chat("t", "balanced"), PresetStore(tmp_path / "p"))
+    history.close()
+
+
+def test_set_format_json_schema_and_noformat(session, tmp_path):
+    from andon.app.slash import run_slash
+
+    assert run_slash(session, "/set format json").text == "Set format to 'json' mode."
+    assert session.params.format == "json"
+    assert run_slash(session, "/set noformat").text == "Disabled format."
+    assert session.params.format == ""
+    r = run_slash(session, '/set format {"type": "object", "properties": {"a": {"type": "string"}}}')
+    assert r.ok and session.params.format == {"type": "object", "properties": {"a": {"type": "string"}}}
+    schema_file = tmp_path / "person.json"
+    schema_file.write_text(json.dumps(PERSON))
+    assert run_slash(session, f"/set format {schema_file}").ok and session.params.format == PERSON
+    # stored with the chat: a reopened session has it
+    assert session.chat.parameters["format"] == PERSON
+
+
+def test_set_parameter_keeps_the_quotes_of_json_and_gbnf(session, tmp_path):
+    from andon.app.slash import run_slash
+
+    assert run_slash(session, f"/set parameter grammar {YES_NO}").ok
+    assert session.params.grammar == YES_NO
+    assert run_slash(session, '/set parameter grammar ""').ok and session.params.grammar == ""
+    assert run_slash(session, '/set parameter format {"type": "string"}').ok
+    assert session.params.format == {"type": "string"}
+    assert run_slash(session, '/set parameter format ""').ok and session.params.format == ""
+    grammar_file = tmp_path / "yn.gbnf"
+    grammar_file.write_text(YES_NO)
+    assert run_slash(session, f"/set parameter grammar @{grammar_file}").ok and session.params.grammar == YES_NO
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ('/set parameter grammar root ::= "a" |* "b"', "line 1, column 17"),
+        ('/set format {"type": "integer", "minimum": 1}', "'minimum' is not supported"),
+        ("/set format missing.json", "does not exist"),
+        ('/set format {"type": ', "not valid JSON"),
+        ("/set format", "usage: /set format json"),
+    ],
+)
+def test_a_refused_format_or_grammar_changes_nothing(session, line, needle):
+    from andon.app.slash import run_slash
+
+    before = session.params
+    r = run_slash(session, line)
+    assert not r.ok and needle in r.text and "\n" not in r.text
+    assert session.params == before
+
+
+def test_format_while_a_grammar_is_set_is_refused_and_changes_nothing(session):
+    from andon.app.slash import run_slash
+
+    assert run_slash(session, f"/set parameter grammar {YES_NO}").ok
+    r = run_slash(session, "/set format json")
+    assert not r.ok and "cannot be used together" in r.text
+    assert session.params.format == "" and session.params.grammar == YES_NO
