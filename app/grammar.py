@@ -35,7 +35,8 @@ class GrammarConstraint:
 
     `allows` checks one token (llama.cpp's rejection sampling: the chain picks, the grammar
     checks only that pick); `mask` marks every rejected candidate -inf (the fallback);
-    `accept` advances the grammar past a token it allows.
+    `accept` advances the grammar past a token it allows. `accepted` and `masks` count tokens
+    and fallbacks, for the benchmark.
     """
 
     def __init__(self, vocab_ptr: object, text: str, root: str = "root") -> None:
@@ -52,6 +53,9 @@ class GrammarConstraint:
         self._one = np.zeros(1, TOKEN_DATA)
         self._one_array = self._array_of(self._one)
         self._buffer = np.zeros(0, TOKEN_DATA)
+        self._ids: NDArray[np.intc] = np.zeros(0, np.intc)
+        self.accepted = 0
+        self.masks = 0
 
     def _array_of(self, data: NDArray[np.void]) -> object:
         llama = self._llama
@@ -70,13 +74,20 @@ class GrammarConstraint:
         self._apply(self._one_array)
         return bool(np.isfinite(self._one["logit"][0]))
 
-    @property
     def is_complete(self) -> bool:
-        """Whether what was accepted so far is a whole sentence of the grammar."""
+        """Whether what was accepted so far is a whole sentence of the grammar (it may go on)."""
         return self._eog >= 0 and self.allows(self._eog)
 
-    def mask(self, ids: NDArray[np.intc], logits: NDArray[np.float32]) -> NDArray[np.float32]:
-        """A copy of `logits` with every token of `ids` the grammar rejects set to -inf."""
+    def mask(self, logits: NDArray[np.float32], ids: NDArray[np.intc] | None = None) -> NDArray[np.float32]:
+        """A copy of `logits` with every token the grammar rejects next set to -inf.
+
+        `logits` is for the whole vocabulary, or for the candidates `ids` when given.
+        """
+        if ids is None:
+            if self._ids.shape[0] != logits.shape[0]:
+                self._ids = np.arange(logits.shape[0], dtype=np.intc)
+            ids = self._ids
+        self.masks += 1
         n = ids.shape[0]
         if self._buffer.shape[0] < n:
             self._buffer = np.zeros(n, TOKEN_DATA)
@@ -91,11 +102,13 @@ class GrammarConstraint:
         if not self.allows(token):
             raise ValueError(f"token {token} is not allowed by the grammar here")
         self._llama.llama_sampler_accept(self._sampler, token)
+        self.accepted += 1
 
     def reset(self) -> None:
         """Back to the start of the grammar, as a new reply needs."""
         if self._sampler:
             self._llama.llama_sampler_reset(self._sampler)
+        self.accepted = self.masks = 0
 
     def close(self) -> None:
         if self._sampler:

@@ -69,8 +69,9 @@ def feed(g: GrammarConstraint, tokens: list[int]) -> bool:
 def test_mask_keeps_exactly_the_tokens_that_start_a_sentence(vocab):
     vocab_ptr, n, piece, _, eos = vocab
     with GrammarConstraint(vocab_ptr, YES_NO) as g:
-        ids = np.arange(n, dtype=np.intc)
-        masked = g.mask(ids, np.zeros(n, np.float32))
+        masked = g.mask(np.zeros(n, np.float32))
+        some = np.array([94, 105, 4607, 1000], np.intc)  # a candidate subset: the same verdicts
+        assert np.array_equal(np.isfinite(g.mask(np.zeros(4, np.float32), some)), np.isfinite(masked[some]))
     kept = set(np.flatnonzero(np.isfinite(masked)).tolist())
     # the oracle: every token whose text is a non-empty prefix of "yes" or "no"
     expected = {t for t in range(n) if piece(t) and any(w.startswith(piece(t)) for w in (b"yes", b"no"))}
@@ -82,15 +83,15 @@ def test_mask_keeps_exactly_the_tokens_that_start_a_sentence(vocab):
 def test_allows_accept_and_completion(vocab):
     vocab_ptr, _, _, tokenize, eos = vocab
     g = GrammarConstraint(vocab_ptr, YES_NO)
-    assert not g.is_complete
+    assert not g.is_complete()
     assert not g.allows(tokenize("maybe")[0])
     assert feed(g, tokenize("yes"))
-    assert g.is_complete and g.allows(eos)
+    assert g.is_complete() and g.allows(eos)
     assert not g.allows(tokenize("no")[0])  # nothing may follow a whole sentence
     with pytest.raises(ValueError, match="not allowed"):
         g.accept(tokenize("no")[0])  # refused in Python: llama.cpp would abort the process
     g.reset()
-    assert not g.is_complete and g.allows(tokenize("no")[0])
+    assert not g.is_complete() and g.allows(tokenize("no")[0])
     g.close()
     g.close()  # closing twice is harmless
 
@@ -102,13 +103,13 @@ def test_json_grammar_accepts_json_and_rejects_broken_json(vocab):
     assert spec is not None
     good = json.dumps({"name": "Ada", "tags": ["x", 1, 2.5, None, True], "n": {"a": -3}})
     with GrammarConstraint(vocab_ptr, spec.text, spec.root) as g:
-        assert feed(g, tokenize(good)) and g.is_complete
+        assert feed(g, tokenize(good)) and g.is_complete()
     for other in ('"a string"', "[1, 2]", "-0.5", "null"):  # any JSON value, as PARAMETERS.md says
         with GrammarConstraint(vocab_ptr, spec.text, spec.root) as g:
-            assert feed(g, tokenize(other)) and g.is_complete, other
+            assert feed(g, tokenize(other)) and g.is_complete(), other
     for broken in ('{"a" 1}', "{'a': 1}", '{"a": 01}', "Sure! {"):
         with GrammarConstraint(vocab_ptr, spec.text, spec.root) as g:
-            assert not (feed(g, tokenize(broken)) and g.is_complete), broken
+            assert not (feed(g, tokenize(broken)) and g.is_complete()), broken
 
 
 @pytest.mark.model
@@ -122,7 +123,7 @@ def test_schema_grammar_follows_the_schema(vocab):
         ('{"name": "A\nB", "age": 1}', False),  # a raw newline is not allowed inside a JSON string
     ):
         with GrammarConstraint(vocab_ptr, text) as g:
-            assert (feed(g, tokenize(reply)) and g.is_complete) is ok, reply
+            assert (feed(g, tokenize(reply)) and g.is_complete()) is ok, reply
 
 
 # --- what a user gets wrong: one line that says where -------------------------------------------
