@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from andon.app.engine import Message
+from andon.app.engine import Message, messages_for
 from andon.app.history import Chat, History, StoredMessage
 from andon.presets.commands import apply
 from andon.presets.parameters import Parameters
@@ -89,14 +89,9 @@ class ChatSession:
     # --- messages -----------------------------------------------------------------------------
 
     def engine_messages(self) -> list[Message]:
-        out: list[Message] = []
-        if self.system:
-            out.append({"role": "system", "content": self.system})
-        for m in self.messages:
-            # the reply being written is not part of the prompt; a stopped one is, as far as it got
-            if m.role in ("user", "assistant") and m.status != "streaming":
-                out.append({"role": m.role, "content": m.content})  # type: ignore[typeddict-item]
-        return out
+        # the reply being written is not part of the prompt; a stopped one is, as far as it got
+        history = [m for m in self.messages if m.role in ("user", "assistant") and m.status != "streaming"]
+        return messages_for(self.system, [{"role": m.role, "content": m.content} for m in history])  # type: ignore[typeddict-item]
 
     def add_user(self, text: str) -> StoredMessage:
         """Store the user's message (HistoryError if it cannot be: the caller keeps the text)."""

@@ -10,7 +10,7 @@ import threading
 import traceback
 from typing import Any, NoReturn
 
-from andon.app.engine import Delta, Done, Engine, Message, ModelOptions, Notice
+from andon.app.engine import Delta, Done, Engine, ModelOptions, ReplyNotice, messages_for
 from andon.app.errors import USER_ERRORS, UsageError
 from andon.app.settings import read_prompt, resolve_settings
 from andon.app.structured import format_option, grammar_option
@@ -109,17 +109,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     settings = resolve_settings(args.preset, args.set, args.system, args.model)
     engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
-    messages: list[Message] = []
-    if settings.system:
-        messages.append({"role": "system", "content": settings.system})
-    messages.append({"role": "user", "content": prompt})
+    messages = messages_for(settings.system, (), prompt)
     done: Done | None = None
     with Interrupt() as interrupted:
         for event in engine.stream(messages, settings.params, cancelled=interrupted):
             if isinstance(event, Delta) and not args.json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
-            elif isinstance(event, Notice):
+            elif isinstance(event, ReplyNotice):
                 print(f"andon: {event.text}", file=sys.stderr)
             elif isinstance(event, Done):
                 done = event

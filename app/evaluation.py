@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 import sacrebleu
-from andon.app.engine import Done, Engine, Message
+from andon.app.engine import Done, Engine, Message, messages_for
 from andon.presets.commands import apply
 from andon.presets.parameters import Parameters
 
@@ -22,11 +22,6 @@ def run_reply(engine: Engine, messages: Sequence[Message], params: Parameters) -
         if isinstance(event, Done):
             return event
     raise RuntimeError("the engine ended without a reply")
-
-
-def messages_for(system: str, prompt: str) -> list[Message]:
-    out: list[Message] = [{"role": "system", "content": system}] if system else []
-    return [*out, {"role": "user", "content": prompt}]
 
 
 # --- diversity -------------------------------------------------------------------------------
@@ -86,7 +81,7 @@ def compare(
     for name, params, system in runs:
         run = PresetRun(name, seeds, [], [], params.to_plain(sorted(params.changed())))
         for i, seed in enumerate(seeds):
-            done = run_reply(engine, messages_for(system, prompt), apply(params, {"seed": seed}))
+            done = run_reply(engine, messages_for(system, (), prompt), apply(params, {"seed": seed}))
             run.replies.append(done.text)
             run.tokens.append(done.usage.completion_tokens)
             if progress:
@@ -145,7 +140,7 @@ def evaluate(
                            if params.num_predict > 0 else max_tokens})  # fmt: skip
         result = EvalResult(name, [], [], seed)
         for i, q in enumerate(qs):
-            text = run_reply(engine, messages_for(system, q.question), p).text
+            text = run_reply(engine, messages_for(system, (), q.question), p).text
             result.replies.append(text)
             result.correct.append(q.accepts(text))
             if progress:

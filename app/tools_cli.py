@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from andon.app.engine import Engine, ModelOptions
+from andon.app.engine import Engine, ModelOptions, messages_for
 from andon.app.errors import UsageError
-from andon.app.evaluation import compare, evaluate, messages_for, questions
+from andon.app.evaluation import compare, evaluate, questions
 from andon.app.inspector import inspect_next, prompt_tokens, render
 from andon.app.model_files import embedded_model_path
 from andon.app.settings import model_path_for, read_prompt, resolve_settings
@@ -67,7 +67,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     s = resolve_settings(args.preset, args.set, args.system, args.model)
     engine = Engine(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))
-    messages = messages_for(s.system, prompt)
+    messages = messages_for(s.system, (), prompt)
     tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
     result = inspect_next(engine, tokens, s.params, args.top, temps)
     if args.json:

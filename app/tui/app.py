@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import ClassVar, cast
 
 from andon.app.chat import ChatSession
-from andon.app.engine import Done, Engine, Notice
+from andon.app.engine import Done, Engine, ReplyNotice
 from andon.app.history import History, StoredMessage
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.reply import ReplyError, TextBatch, Update, run_reply
@@ -432,7 +432,7 @@ class AndonApp(App[None]):
                 self.update_status()
         elif isinstance(update, ReplyError):
             self.say(update.text, error=True)
-        elif isinstance(update, Notice):
+        elif isinstance(update, ReplyNotice):
             self.say(update.text)
         else:
             await self._end_stream(update)

@@ -1,30 +1,52 @@
 """The app's engine: loaded in the background, used by one worker at a time, reloaded when the
-model settings (num_ctx, num_gpu, num_thread, num_batch) change."""
+model settings (num_ctx, num_gpu, num_thread, num_batch) change. A reload that fails keeps the
+model that was loaded before, and the next change of settings tries again."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from andon.app.engine import ModelLoadError, ModelOptions
+import numpy as np
+from andon.app.engine import CancelCheck, Event, Message, ModelLoadError, ModelOptions
 from andon.presets.parameters import Parameters
-from andon.samplers import Chain
+from andon.samplers import Chain, Vocab
+from numpy.typing import NDArray
 
 
 class EngineLike(Protocol):
-    """What the app needs of an engine; tests pass a fake that yields scripted tokens."""
+    """What the app needs of an engine (`Engine`); tests pass a fake that yields scripted tokens."""
 
     n_ctx: int
+    n_vocab: int
     options: ModelOptions
 
     @property
     def model_name(self) -> str: ...
 
-    def stream(self, messages, params: Parameters, cancelled=None, chain: Chain | None = None): ...
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: Parameters,
+        cancelled: CancelCheck | None = None,
+        chain: Chain | None = None,
+    ) -> Iterator[Event]: ...
 
-    def chat_tokens(self, messages) -> list[int]: ...
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]: ...
+
+    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]: ...
+
+    def piece(self, token: int, *, special: bool = False) -> bytes: ...
+
+    def token_text(self, token: int) -> str: ...
+
+    def vocab_for(self, params: Parameters) -> Vocab | None: ...
+
+    def prefill(self, tokens: Sequence[int]) -> int: ...
+
+    def logits(self) -> NDArray[np.float32]: ...
 
     def close(self) -> None: ...
 
@@ -38,9 +60,10 @@ class EngineHost:
         self._model_path = model_path
         self.verbose = verbose
         self.engine: EngineLike | None = None
-        self.error: str | None = None
+        self.error: str | None = None  # why the last load failed; None after a load that worked
         self.loaded = threading.Event()  # set once the first load has ended, well or not
         self.lock = threading.RLock()  # a reply, an inspection or a reload: one at a time
+        self._failed: ModelOptions | None = None  # the options of the last load that failed
 
     def options(self, params: Parameters) -> ModelOptions:
         try:
@@ -50,31 +73,48 @@ class EngineHost:
         return ModelOptions.from_parameters(path, params, self.verbose)
 
     def load(self, options: ModelOptions) -> None:
-        """Load (blocking, on a worker thread); a failure is kept in `error`, never raised."""
+        """Load (blocking, on a worker thread); a failure is kept in `error`, never raised.
+
+        The engine loaded before is closed first (two copies of a model may not fit in memory);
+        if the new one fails, the old one is loaded again, so the app goes on as it was.
+        """
         with self.lock:
+            previous = self.engine.options if self.engine is not None else None
             self.close()
-            try:
-                self.engine, self.error = self.factory(options), None
-            except (ModelLoadError, OSError, ValueError) as exc:
-                self.error = str(exc)
-            except Exception as exc:  # never a traceback in the app
-                self.error = f"could not load the model: {type(exc).__name__}: {exc}"
+            self.error = self._try(options)
+            self._failed = options if self.error is not None else None
+            if self.error is not None and previous is not None and self._try(previous) is not None:
+                self.engine = None  # the old model could not come back either
         self.loaded.set()
 
     def engine_for(self, params: Parameters) -> EngineLike:
-        """The engine for these parameters, reloaded if its model options differ. Hold `lock`."""
-        engine = self.engine
-        if engine is None:
-            raise ModelLoadError(f"the model is not loaded ({self.error or 'unknown error'})")
+        """The engine for these parameters, reloaded if its model options differ. Hold `lock`.
+
+        ModelLoadError if they cannot be loaded; the same failing options are not tried again
+        until they change.
+        """
         wanted = self.options(params)
-        if wanted != engine.options:
+        if self.engine is not None and self.engine.options == wanted:
+            return self.engine
+        if wanted != self._failed:
             self.load(wanted)
-            if self.engine is None:
-                raise ModelLoadError(self.error or "the model could not be reloaded")
-            engine = self.engine
-        return engine
+        if self.engine is None or self.engine.options != wanted:
+            raise ModelLoadError(self.error or "the model could not be loaded")
+        return self.engine
 
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+    def _try(self, options: ModelOptions) -> str | None:
+        """Load into `engine`; None if it worked, else why not (in the user's words)."""
+        try:
+            self.engine = self.factory(options)
+        except ModelLoadError as exc:
+            return str(exc)
+        except (OSError, ValueError) as exc:
+            return f"could not load the model: {exc}"
+        except Exception as exc:  # never a traceback in the app
+            return f"could not load the model: {type(exc).__name__}: {exc}"
+        return None

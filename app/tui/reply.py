@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from andon.app.chat import ChatSession
-from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, Notice, Usage
+from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, ReplyNotice, Usage
 from andon.app.history import History, Status, StoredMessage
 from andon.app.tui.engine_host import EngineHost
 
@@ -31,7 +31,7 @@ class TextBatch:
     tokens_per_second: float  # the live rate, 0 until it can be measured
 
 
-Update = TextBatch | Notice | Done | ReplyError
+Update = TextBatch | ReplyNotice | Done | ReplyError
 
 
 def reply_stats(done: Done) -> dict:

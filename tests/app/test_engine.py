@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from andon.app.engine import ContextFullError, Delta, Done, Notice, StopFilter
+from andon.app.engine import ContextFullError, Delta, Done, ReplyNotice, StopFilter
 from andon.presets import Parameters
 from andon.samplers import build_chain
 
@@ -17,7 +17,7 @@ def run(engine, messages, params, cancelled=None):
     for event in engine.stream(messages, params, cancelled=cancelled):
         if isinstance(event, Delta):
             deltas.append(event.text)
-        elif isinstance(event, Notice):
+        elif isinstance(event, ReplyNotice):
             notices.append(event.text)
         else:
             done = event

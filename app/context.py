@@ -1,0 +1,129 @@
+"""llama.cpp's context as andon uses it: the tokens evaluated so far, their keys and values in the
+KV cache, and the logits after them. Not thread-safe: one reply or inspection at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+PREFILL_BLOCK = 32  # prompt tokens are evaluated in blocks aligned to this (see KVContext.prefill)
+
+
+class KVContext:
+    def __init__(self, llm: Llama) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self.llm = llm
+        self.n_ctx: int = llm.n_ctx()
+        self.n_vocab: int = llm.n_vocab()
+        self.n_batch: int = llm.n_batch
+        self._canonical = 0  # cached tokens evaluated in aligned blocks (a prompt, not a reply)
+        self._batch: Any = None  # a llama_batch asking for every position's logits, made on first use
+
+    @property
+    def n_tokens(self) -> int:
+        """How many tokens the cache holds."""
+        return self.llm.n_tokens
+
+    def ids(self) -> NDArray[np.intc]:
+        """The tokens the cache holds, in order (a view; do not keep it)."""
+        return self.llm.input_ids[: self.llm.n_tokens]
+
+    def logits(self) -> NDArray[np.float32]:
+        """The next-token logits after the last evaluated token (a view; do not keep it)."""
+        ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def prefill(self, tokens: Sequence[int]) -> int:
+        """Make the cache hold `tokens`, reusing the cached prefix; returns how many were evaluated.
+
+        llama.cpp's logits depend slightly on how a prompt is cut into batches, so a prompt is
+        always evaluated in blocks that start at multiples of PREFILL_BLOCK: asked again (or in a
+        new chat after another), the same prompt is computed the same way and greedy decoding
+        repeats itself exactly. A conversation that continues past the cached prompt (the reply
+        and a new message) evaluates only the tokens it adds.
+        """
+        cached = self.ids()
+        n = min(len(cached), len(tokens))
+        same = 0
+        if n:
+            diff = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
+            same = int(diff[0]) if diff.size else n
+        same = min(same, len(tokens) - 1)  # the last prompt token must be evaluated for logits
+        if same <= self._canonical:
+            block = max(1, min(PREFILL_BLOCK, self.n_batch))
+            same = same // block * block
+            self.llm.n_tokens = same
+            for start in range(same, len(tokens), block):
+                self.llm.eval(list(tokens[start : start + block]))
+            self._canonical = len(tokens)
+        else:
+            self.llm.n_tokens = same
+            self.llm.eval(list(tokens[same:]))
+        return len(tokens) - same
+
+    def append(self, tokens: Sequence[int]) -> None:
+        """Evaluate `tokens` after the cached ones; `logits()` is then the next token's."""
+        self.llm.eval(list(tokens))
+
+    def append_all_logits(self, tokens: Sequence[int]) -> NDArray[np.float32]:
+        """Evaluate `tokens` after the cached ones in one forward pass per batch, and return the
+        next-token logits after each of them (a copy, one row per token).
+
+        This is how several drafted tokens are verified at once (speculative decoding): row i is
+        the distribution the token after tokens[i] is chosen from; `truncate` then removes the
+        positions of the drafts that were rejected.
+        """
+        self.truncate(self.n_tokens)  # anything past n_tokens is stale
+        out = np.empty((len(tokens), self.n_vocab), np.float32)
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = list(tokens[start : start + self.n_batch])
+            self._decode_every_position(chunk)
+            ptr = self._llama_cpp.llama_get_logits(self.llm.ctx)
+            out[start : start + len(chunk)] = np.ctypeslib.as_array(ptr, shape=(len(chunk), self.n_vocab))
+        return out
+
+    def truncate(self, n: int) -> bool:
+        """Keep only the first `n` cached tokens: later positions leave llama.cpp's KV cache.
+
+        False when the model's memory cannot remove positions (recurrent models): the cache is
+        then emptied, and the next prefill evaluates the whole prompt again.
+        """
+        memory = self._llama_cpp.llama_get_memory(self.llm.ctx)
+        n = max(0, min(n, self.n_tokens))
+        ok = bool(self._llama_cpp.llama_memory_seq_rm(memory, 0, n, -1))
+        if not ok:
+            self._llama_cpp.llama_memory_clear(memory, True)
+            n = 0
+        self.llm.n_tokens = n
+        self._canonical = min(self._canonical, n)
+        return ok
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+
+    def _decode_every_position(self, chunk: list[int]) -> None:
+        if self._batch is None:
+            self._batch = self._llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        batch, n_past = self._batch, self.n_tokens
+        batch.n_tokens = len(chunk)
+        for i, token in enumerate(chunk):
+            batch.token[i] = token
+            batch.pos[i] = n_past + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = True
+        code = self._llama_cpp.llama_decode(self.llm.ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+        self.llm.input_ids[n_past : n_past + len(chunk)] = chunk
+        self.llm.n_tokens = n_past + len(chunk)

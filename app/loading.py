@@ -1,0 +1,185 @@
+"""Loading a GGUF into llama.cpp: the options, a refusal before allocating what cannot fit, and
+one clear line when llama.cpp fails (blaming the file only when the file is the cause)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from andon.app import llama_log
+from andon.app.model_files import ModelPathError, check_gguf
+from andon.presets.parameters import Parameters
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+KV_BYTES_PER_VALUE = 2  # llama.cpp's default KV cache type is f16
+# More KV cache per token than any published GGUF model needs (a 65B model without grouped-query
+# attention needs 2.5 MiB): a context below num_ctx times this fits without reading the metadata.
+MAX_KV_BYTES_PER_TOKEN = 4 << 20
+_META_KEYS = ("block_count", "embedding_length", "attention.head_count", "attention.head_count_kv",
+              "attention.key_length", "attention.value_length", "attention.kv_lora_rank")  # fmt: skip
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded; the message says why in a user's words."""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    path: Path
+    num_ctx: int = 4096
+    num_gpu: int = -1
+    num_thread: int = 0
+    num_batch: int = 512
+    verbose: bool = False
+
+    @classmethod
+    def from_parameters(cls, path: Path, params: Parameters, verbose: bool = False) -> ModelOptions:
+        return cls(path, params.num_ctx, params.num_gpu, params.num_thread, params.num_batch, verbose)
+
+
+def load_llama(options: ModelOptions) -> Llama:
+    """The model loaded with a context of num_ctx tokens, or ModelLoadError saying why not."""
+    import llama_cpp
+
+    llama_log.install(options.verbose)
+    try:
+        path = check_gguf(options.path)
+    except ModelPathError as exc:
+        raise ModelLoadError(str(exc)) from None
+    check_memory(path, options.num_ctx)
+    try:
+        return llama_cpp.Llama(
+            str(path),
+            n_ctx=options.num_ctx,
+            n_gpu_layers=options.num_gpu,
+            n_threads=options.num_thread or None,
+            n_batch=min(options.num_batch, options.num_ctx),
+            verbose=options.verbose,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(_load_failure(path, options, str(exc))) from None
+
+
+def _load_failure(path: Path, options: ModelOptions, message: str) -> str:
+    detail = llama_log.last_error() or message
+    if "load model" in message:  # llama-cpp-python: "Failed to load model from file"
+        return (
+            f"could not load model {path}: {detail} "
+            "(the file may be truncated, damaged, or of an architecture this llama.cpp does not support)"
+        )
+    return (
+        f"could not create a context of {options.num_ctx} tokens (num_ctx) for {path.name}: {detail} "
+        "(lower num_ctx or num_batch)"
+    )
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def check_memory(path: Path, num_ctx: int) -> None:
+    """Refuse, before anything is allocated, a context whose KV cache cannot fit in memory.
+
+    The need is estimated from the model's metadata (layers, KV heads, head sizes, f16 values)
+    plus the file's size for the weights; "available" is what the system says it can give
+    without swapping (MemAvailable). Without either figure the check is skipped.
+    """
+    available = available_memory()
+    if available is None:
+        return
+    weights = path.stat().st_size
+    if num_ctx * MAX_KV_BYTES_PER_TOKEN + weights <= available:
+        return
+    per_token = kv_bytes_per_token(read_metadata(path, _META_KEYS))
+    if per_token is None:
+        return
+    need = num_ctx * per_token
+    if need + weights > available:
+        fits = max(0, (available - weights) // per_token)
+        raise ModelLoadError(
+            f"num_ctx {num_ctx} needs about {_size(need)} of memory for the context (KV cache) of "
+            f"{path.name}, plus {_size(weights)} for the model, but {_size(available)} is available: "
+            f"lower num_ctx (about {fits} would fit)"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes the system can give without swapping: MemAvailable on Linux, else free pages."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def kv_bytes_per_token(meta: Mapping[str, str]) -> int | None:
+    """KV cache bytes per token of context, as llama.cpp allocates it (f16 keys and values in
+    every layer); None for a model whose cache is not of that shape (MLA, recurrent) or unknown."""
+    try:
+        n_layer = int(meta["block_count"])
+        n_head = _per_layer(meta["attention.head_count"], n_layer)
+        n_head_kv = _per_layer(meta.get("attention.head_count_kv", meta["attention.head_count"]), n_layer)
+        n_embd = int(meta["embedding_length"])
+    except (KeyError, ValueError):
+        return None
+    if "attention.kv_lora_rank" in meta or not n_head[0]:
+        return None
+    k = int(meta.get("attention.key_length", n_embd // n_head[0]))
+    v = int(meta.get("attention.value_length", n_embd // n_head[0]))
+    return sum(n_head_kv) * (k + v) * KV_BYTES_PER_VALUE
+
+
+def _per_layer(value: str, n_layer: int) -> list[int]:
+    """A value given once for all layers ("8") or per layer ("[8, 8, 0]")."""
+    if value.startswith("["):
+        return [int(x) for x in value.strip("[]").split(",") if x.strip()]
+    return [int(value)] * n_layer
+
+
+def read_metadata(path: Path, keys: Iterable[str]) -> dict[str, str]:
+    """These metadata values of the model's architecture ("block_count" is read as
+    "llama.block_count"), read by llama.cpp without loading the weights (vocab_only)."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        return {}
+    try:
+        arch = _meta_value(llama_cpp, model, "general.architecture")
+        found = {key: _meta_value(llama_cpp, model, f"{arch}.{key}") for key in keys}
+        return {k: v for k, v in found.items() if v is not None}
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def _meta_value(llama_cpp: Any, model: Any, key: str) -> str | None:
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, size)
+        if n < 0:
+            return None
+        if n < size:
+            return buf.value.decode("utf-8", "replace")
+        size = n + 1
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
