@@ -1,27 +1,36 @@
-"""One reply, run on a worker thread: no widgets here.
+"""One reply, written on a worker thread: no widgets here.
 
-It streams from the engine, hands the UI text in batches (one update per frame, not per token,
-so a key press is never queued behind a backlog of renders), and writes the reply to the history
-as it goes, so a killed andon keeps what was written.
+It runs the engine, hands the UI text in batches (one update per frame, not per token, so a key
+press is never queued behind a backlog of renders), and saves the reply in the history as it goes,
+so a killed andon keeps what was written. A reply the history cannot take ends marked as failed,
+its text kept on screen.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from andon.app.chat import ChatSession
-from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, ReplyNotice, Usage
-from andon.app.history import History, Status, StoredMessage
+from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, Usage
+from andon.app.history import History, HistoryError, Status, StoredMessage
 from andon.app.tui.engine_host import EngineHost
 
-SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the history
-FLUSH_EVERY_S = 0.1  # how often streamed text is handed to the UI (10 updates a second)
+SAVE_EVERY_S = 0.5  # how often a reply being written is saved in the history
+FLUSH_EVERY_S = 0.1  # how often written text is handed to the UI (10 updates a second)
 
 
 @dataclass
 class ReplyError:
+    text: str
+
+
+@dataclass
+class ReplyNote:
+    """Something the engine tells about this reply (e.g. old turns dropped to fit num_ctx)."""
+
     text: str
 
 
@@ -31,7 +40,8 @@ class TextBatch:
     tokens_per_second: float  # the live rate, 0 until it can be measured
 
 
-Update = TextBatch | ReplyNotice | Done | ReplyError
+Update = TextBatch | ReplyNote | Done | ReplyError
+Emit = Callable[[Update], None]
 
 
 def reply_stats(done: Done) -> dict:
@@ -45,59 +55,83 @@ def reply_stats(done: Done) -> dict:
     }
 
 
-def run_reply(
+class ReplyWriter:
+    """The text of one reply as it arrives: batched for the UI, saved every SAVE_EVERY_S."""
+
+    def __init__(self, history: History, reply: StoredMessage, emit: Emit) -> None:
+        self.history = history
+        self.reply = reply
+        self.emit = emit
+        self.text: list[str] = []
+        self.batch: list[str] = []
+        self.rate = 0.0
+        self.last_save = self.last_flush = time.monotonic()
+
+    def add(self, delta: Delta) -> None:
+        self.text.append(delta.text)
+        self.batch.append(delta.text)
+        if delta.seconds > 0:
+            self.rate = (delta.completion_tokens - 1) / delta.seconds
+        now = time.monotonic()
+        if now - self.last_flush > FLUSH_EVERY_S:
+            self.flush()
+            self.last_flush = now
+        if now - self.last_save > SAVE_EVERY_S:
+            self.history.update_message(self.reply.id, "".join(self.text))
+            self.last_save = now
+
+    def flush(self) -> None:
+        if self.batch:
+            self.emit(TextBatch("".join(self.batch), self.rate))
+            self.batch.clear()
+
+    def finish(self, done: Done) -> None:
+        """The engine's end of the reply: save it, then hand the UI its last text and the Done."""
+        status: Status = "stopped" if done.finish_reason == "cancelled" else "complete"
+        stats = reply_stats(done)
+        self.history.update_message(self.reply.id, done.text, status, stats)
+        self.reply.content, self.reply.status, self.reply.stats = done.text, status, stats
+        self.flush()
+        self.emit(done)
+
+    def end(self, status: Status, error: str | None = None) -> None:
+        """End a reply that did not finish normally: keep what there is, close the UI's stream."""
+        if error:
+            self.emit(ReplyError(error))
+        self.flush()
+        text = "".join(self.text)
+        self.reply.content, self.reply.status = text, status
+        with suppress(HistoryError):  # already said; the reply stays on screen, and a later start marks it stopped
+            self.history.update_message(self.reply.id, text, status)
+        self.emit(Done(text, "cancelled", Usage(), -1))
+
+
+def write_reply(
     host: EngineHost,
     history: History,
     session: ChatSession,
     reply: StoredMessage,
     cancelled: Callable[[], bool],
-    emit: Callable[[Update], None],
+    emit: Emit,
 ) -> None:
     """Write `reply` for the session's messages; every outcome ends with one Done emitted."""
+    writer = ReplyWriter(history, reply, emit)
     while not host.loaded.wait(0.1):  # a message sent before the model loaded waits for it
         if cancelled():
-            return _end(history, reply, emit, "stopped", "")
-    text: list[str] = []
-    batch: list[str] = []
-    rate = 0.0
-    last_save = last_flush = time.monotonic()
+            return writer.end("stopped")
     try:
         with host.lock:
             engine = host.engine_for(session.params)
             for event in engine.stream(session.engine_messages(), session.params, cancelled=cancelled):
                 if isinstance(event, Delta):
-                    text.append(event.text)
-                    batch.append(event.text)
-                    if event.seconds > 0:
-                        rate = (event.completion_tokens - 1) / event.seconds
-                    now = time.monotonic()
-                    if now - last_flush > FLUSH_EVERY_S:
-                        emit(TextBatch("".join(batch), rate))
-                        batch.clear()
-                        last_flush = now
-                    if now - last_save > SAVE_EVERY_S:
-                        history.update_message(reply.id, "".join(text))
-                        last_save = now
+                    writer.add(event)
                 elif isinstance(event, Done):
-                    if batch:
-                        emit(TextBatch("".join(batch), rate))
-                    status: Status = "stopped" if event.finish_reason == "cancelled" else "complete"
-                    stats = reply_stats(event)
-                    history.update_message(reply.id, event.text, status, stats)
-                    reply.content, reply.status, reply.stats = event.text, status, stats
-                    emit(event)
+                    writer.finish(event)
                 else:
-                    emit(event)
+                    emit(ReplyNote(event.text))
+    except HistoryError as exc:
+        writer.end("error", f"error: the reply could not be saved: {exc}")
     except (ModelLoadError, ContextFullError) as exc:
-        emit(ReplyError(f"error: {exc}"))
-        _end(history, reply, emit, "error", "".join(text))
+        writer.end("error", f"error: {exc}")
     except Exception as exc:  # never a traceback in the app
-        emit(ReplyError(f"error: the reply failed: {type(exc).__name__}: {exc}"))
-        _end(history, reply, emit, "error", "".join(text))
-
-
-def _end(history: History, reply: StoredMessage, emit: Callable[[Update], None], status: Status, text: str) -> None:
-    """End a reply that did not finish normally: store what there is, close the UI's stream."""
-    history.update_message(reply.id, text, status)
-    reply.content, reply.status = text, status
-    emit(Done(text, "cancelled", Usage(), -1))
+        writer.end("error", f"error: the reply failed: {type(exc).__name__}: {exc}")

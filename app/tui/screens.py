@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from andon.app.tui.failures import guarded
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -28,9 +29,11 @@ class PromptScreen(ModalScreen[str | None]):
             yield Input(self.value, id="prompt-input")
 
     @on(Input.Submitted)
+    @guarded
     def _done(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
 
+    @guarded
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
 
@@ -51,6 +54,7 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(self.question)
             yield Label("y: yes   n: no", classes="hint")
 
+    @guarded
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
 
@@ -70,14 +74,17 @@ class PresetPicker(ModalScreen[str | None]):
             options = OptionList(*[Option(("● " if n == self.current else "  ") + n, id=n) for n in self.names])
             yield options
 
+    @guarded
     def on_mount(self) -> None:
         picker = self.query_one(OptionList)
         if self.current in self.names:
             picker.highlighted = self.names.index(self.current)
 
     @on(OptionList.OptionSelected)
+    @guarded
     def _picked(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
 
+    @guarded
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -1,4 +1,8 @@
-"""The app's widgets. Attributes down, messages up: widgets post messages, the app wires them."""
+"""The app's small widgets: the message box, one message, a line from andon, the status bar.
+
+Each owns its state: a MessageBox opens, feeds and closes its own Markdown stream; the StatusBar
+shows reactive fields that the app binds to its own (`data_bind`), so nothing tells it to update.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,22 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from andon.app.history import Chat, StoredMessage
-from andon.app.inspector import show_token
-from andon.presets.commands import format_value
-from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters, describe
-from textual import events, on
+from andon.app.history import StoredMessage
+from andon.app.tui.failures import guarded
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
-from textual.widgets import Input, Label, ListItem, ListView, Markdown, OptionList, Static, TextArea
-from textual.widgets.option_list import Option
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Button, Label, Markdown, Static, TextArea
+from textual.widgets.markdown import MarkdownStream
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
+ENDING = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}
 
 
 def last_code_block(text: str) -> str | None:
@@ -37,6 +44,7 @@ class ChatInput(TextArea):
     class Submitted(Message):
         text: str
 
+    @guarded
     def on_key(self, event: events.Key) -> None:
         # Enter is handled here, in the box's own queue, so it always comes after the keys typed
         # before it (an app-level priority binding would run ahead of them and split the text).
@@ -45,161 +53,112 @@ class ChatInput(TextArea):
             event.stop()
             self.action_submit()
 
+    @guarded
     def action_submit(self) -> None:
         text = self.text
         if text.strip():
             self.post_message(self.Submitted(text))
             self.clear()
 
+    @guarded
     def action_newline(self) -> None:
         self.insert("\n")
 
+    def restore(self, text: str) -> None:
+        """Put back a message that was not sent, before anything typed since."""
+        self.text = text + self.text
+        self.move_cursor(self.document.end)
+
 
 class MessageBox(Vertical):
-    """One message: a header (who, and whether it was stopped) and its Markdown."""
+    """One message: a header (who, and how a reply ended) and its Markdown, streamed while written."""
 
     def __init__(self, message: StoredMessage) -> None:
         super().__init__(classes=f"message {message.role}")
         self.message = message
+        self.header = Label(self.header_text(), classes="message-header", markup=False)
         self.body = Markdown(message.content or "")
+        self._feed: MarkdownStream | None = None  # open while the reply is being written
 
     def compose(self) -> ComposeResult:
-        yield Label(self.header_text(), classes="message-header")
+        yield self.header
         yield self.body
 
     def header_text(self) -> str:
-        who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(self.message.role, self.message.role)
-        note = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}.get(self.message.status, "")
+        note = ENDING.get(self.message.status, "")
         stats = self.message.stats
         if stats.get("tokens_per_second"):
             note += f" · {stats['completion_tokens']} tokens, {stats['tokens_per_second']:.1f} tok/s"
-        return who + note
+        return WHO.get(self.message.role, self.message.role) + note
 
-    def refresh_header(self) -> None:
-        self.query_one(".message-header", Label).update(self.header_text())
+    async def append(self, text: str) -> None:
+        """Add streamed text; Textual's stream batches it to the frame rate."""
+        if not self.is_attached:
+            return
+        if self._feed is None:
+            self._feed = Markdown.get_stream(self.body)
+        await self._feed.write(text)
+
+    async def finish(self) -> None:
+        """The reply ended: close the stream, render the stored text once, say how it ended."""
+        await self._close_feed()
+        if self.is_attached:
+            await self.body.update(self.message.content)
+            self.header.update(self.header_text())
+
+    async def _close_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            await feed.stop()
+
+    @guarded
+    async def on_unmount(self) -> None:
+        await self._close_feed()
 
 
-class Notice(Static):
+class NoticeLine(Static):
     """A line from andon itself in the conversation (command output, errors)."""
 
     def __init__(self, text: str, error: bool = False) -> None:
         super().__init__(text, classes="notice error" if error else "notice", markup=False)
 
 
-class Conversation(VerticalScroll):
-    pass
+class EarlierMessages(Button):
+    """Stands for the messages not mounted above the conversation; pressing it shows more."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__(self.label_for(hidden), id="earlier", compact=True)
+
+    @staticmethod
+    def label_for(hidden: int) -> str:
+        return f"↑ {hidden} earlier message{'s' if hidden != 1 else ''}: show more"
 
 
-class ChatItem(ListItem):
-    def __init__(self, chat: Chat) -> None:
-        super().__init__(Label(chat.title, markup=False))
-        self.chat = chat
+class StatusBar(Widget):
+    """model │ preset │ tokens per second │ context used of num_ctx │ a note while something waits"""
 
+    model_name = reactive("")
+    preset_label = reactive("")
+    tokens_per_second: reactive[float | None] = reactive(None)
+    context_used = reactive(0)
+    num_ctx = reactive(0)
+    model_note = reactive("")  # the model: loading, or not loaded
+    chat_note = reactive("")  # the chat: a reply waiting for the model
 
-class ChatList(ListView):
-    @dataclass
-    class Chosen(Message):
-        chat: Chat
-
-    @on(ListView.Selected)
-    def _chosen(self, event: ListView.Selected) -> None:
-        event.stop()
-        if isinstance(event.item, ChatItem):
-            self.post_message(self.Chosen(event.item.chat))
-
-
-class StatusBar(Static):
-    """model │ preset │ tokens per second │ context used of num_ctx"""
-
-    def show(self, *, model: str, preset: str, tps: float | None, used: int, num_ctx: int, note: str = "") -> None:
-        rate = f"{tps:.1f} tok/s" if tps else "– tok/s"
-        parts = [model, f"preset: {preset}", rate, f"context {used}/{num_ctx}"]
+    def render(self) -> Content:
+        rate = f"{self.tokens_per_second:.1f} tok/s" if self.tokens_per_second else "– tok/s"
+        parts = [self.model_name, f"preset: {self.preset_label}", rate, f"context {self.context_used}/{self.num_ctx}"]
+        note = self.chat_note or self.model_note
         if note:
             parts.append(note)
-        self.update(" │ ".join(parts))
+        return Content(" │ ".join(parts))
 
 
-class ParamRow(Horizontal):
-    def __init__(self, name: str, value: str, changed: bool) -> None:
-        super().__init__(classes="param-row changed" if changed else "param-row")
-        self.param = name
-        self.value = value
-        self.changed = changed
-
-    def compose(self) -> ComposeResult:
-        mark = "*" if self.changed else " "
-        yield Label(f"{mark} {self.param}", classes="param-name")
-        field = Input(self.value, id=f"param-{self.param}", classes="param-value", compact=True)
-        field.tooltip = describe(self.param)
-        yield field
-
-
-class ParameterPanel(VerticalScroll):
-    """Effective values (preset plus this chat's changes); * marks a change. Enter applies."""
-
-    @dataclass
-    class Edited(Message):
-        name: str
-        text: str
-
-    def show(self, params: Parameters, preset: Parameters) -> None:
-        plain, base = params.to_plain(), preset.to_plain()
-        self.remove_children()
-        self.mount(Label("Parameters (Enter applies; * differs from preset)", classes="panel-title"))
-        self.mount_all(ParamRow(n, _text(plain[n]), plain[n] != base[n]) for n in ALL_SPECS)
-
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        name = (event.input.id or "").removeprefix("param-")
-        self.post_message(self.Edited(name, event.value))
-
-
-def parse_field(name: str, text: str):
-    """The value typed into a parameter field, with the CLI's validation and messages."""
-    spec = ALL_SPECS.get(name)
-    if spec is None:
-        raise ParameterError(f"{name}: unknown parameter")
-    return spec.parse(text)
-
-
-def _text(value) -> str:
-    if isinstance(value, list):
-        import json
-
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        import json
-
-        return json.dumps(value, ensure_ascii=False)
-    return format_value(value)
-
-
-class InspectorPanel(Vertical):
-    """The next-token view: choose "next token" or a token of the last reply; the table follows."""
-
-    @dataclass
-    class Chosen(Message):
-        position: int | None  # None: the next token of the chat; else the index in the reply
-
-    def compose(self) -> ComposeResult:
-        yield Label("Inspector: next-token candidates through the chain", classes="panel-title")
-        yield OptionList(id="inspector-tokens")
-        yield VerticalScroll(Static("", id="inspector-table", markup=False), id="inspector-scroll")
-
-    def set_tokens(self, pieces: list[str]) -> None:
-        options = self.query_one(OptionList)
-        options.clear_options()
-        options.add_option(Option("next token of this chat", id="next"))
-        for i, piece in enumerate(pieces):
-            options.add_option(Option(f"reply token {i}: {show_token(piece)}", id=f"t{i}"))
-        options.highlighted = 0
-
-    def show_text(self, text: str) -> None:
-        self.query_one("#inspector-table", Static).update(text)
-
-    @on(OptionList.OptionSelected)
-    def _chosen(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        option = event.option.id or "next"
-        self.post_message(self.Chosen(None if option == "next" else int(option[1:])))
+__all__ = [
+    "ChatInput",
+    "EarlierMessages",
+    "MessageBox",
+    "NoticeLine",
+    "StatusBar",
+    "last_code_block",
+]

@@ -322,13 +322,13 @@ async def test_a_burst_of_typing_then_enter_sends_all_of_it(tmp_path):
         assert app.query_one(ChatInput).text == ""
 
 
-def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
+def test_write_reply_batches_text_and_stores_the_reply(tmp_path):
     """The reply thread hands the UI a few batches, not one message per token, and the
     history holds the reply; every outcome ends with exactly one Done."""
     from andon.app.chat import ChatSession
     from andon.app.engine import Done, ModelOptions
     from andon.app.tui.engine_host import EngineHost
-    from andon.app.tui.reply import TextBatch, run_reply
+    from andon.app.tui.reply import TextBatch, write_reply
 
     history = History(tmp_path / "h.db")
     store = PresetStore(tmp_path / "p")
@@ -338,7 +338,7 @@ def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
     host.load(host.options(session.params))
     reply = session.start_reply()
     updates = []
-    run_reply(host, history, session, reply, lambda: False, updates.append)
+    write_reply(host, history, session, reply, lambda: False, updates.append)
     texts = [u.text for u in updates if isinstance(u, TextBatch)]
     assert "".join(texts) == "tok " * 300
     assert len(texts) < 30  # batched: 300 tokens in far fewer UI updates
@@ -349,7 +349,7 @@ def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
     failed = EngineHost(lambda o: (_ for _ in ()).throw(OSError("disk on fire")), Path("/m.gguf"))
     failed.load(ModelOptions(Path("/m.gguf")))
     updates.clear()
-    run_reply(failed, history, session, session.start_reply(), lambda: False, updates.append)
+    write_reply(failed, history, session, session.start_reply(), lambda: False, updates.append)
     assert "disk on fire" in updates[0].text and isinstance(updates[-1], Done)
     assert history.messages(session.chat.id)[-1].status == "error"
 
@@ -357,7 +357,7 @@ def test_run_reply_batches_text_and_stores_the_reply(tmp_path):
 @pytest.mark.model
 async def test_inspector_panel_for_next_token_and_a_reply_token(tmp_path, model_path):
     from andon.app.engine import Engine
-    from andon.app.tui.widgets import InspectorPanel
+    from andon.app.tui.panels import InspectorPanel
 
     app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
                    store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip

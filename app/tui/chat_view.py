@@ -1,0 +1,321 @@
+"""The conversation of one chat, built from its ChatSession: switching chats builds a new view.
+
+The view owns what belongs to the chat: its messages on screen, the reply being written (a thread
+worker that streams into its own MessageBox), slash commands, and the state the status bar shows
+(reactive fields the app binds down to the bar). Only the latest `window` messages are mounted, so
+the cost of a token and the memory do not grow with the chat; older ones are a press away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from andon.app.chat import ChatSession
+from andon.app.engine import Done
+from andon.app.history import HistoryError, StoredMessage
+from andon.app.tui.engine_host import EngineHost
+from andon.app.tui.failures import guarded
+from andon.app.tui.panels import parse_field
+from andon.app.tui.reply import ReplyError, ReplyNote, TextBatch, Update, write_reply
+from andon.app.tui.widgets import EarlierMessages, MessageBox, NoticeLine, last_code_block
+from andon.presets.parameters import ParameterError
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Button
+from textual.worker import get_current_worker
+
+WINDOW = 40  # messages (and notices) kept mounted
+STOP_WAIT_S = 5.0  # how long a stop waits for the reply thread to save the reply
+
+
+class ChatView(VerticalScroll):
+    """One chat's messages, andon's notices in it, and the reply being written."""
+
+    preset_label = reactive("")
+    tokens_per_second: reactive[float | None] = reactive(None)
+    context_used = reactive(0)
+    num_ctx = reactive(0)
+    chat_note = reactive("")
+    STATUS_FIELDS = ("preset_label", "tokens_per_second", "context_used", "num_ctx", "chat_note")
+
+    @dataclass
+    class ChatChanged(Message):
+        """The chat's title, preset or parameters changed: the chat list and the panels follow."""
+
+        session: ChatSession
+
+    @dataclass
+    class ReplyEnded(Message):
+        session: ChatSession
+
+    @dataclass
+    class ReplyUpdate(Message):
+        box: MessageBox
+        update: Update
+
+    def __init__(self, session: ChatSession, host: EngineHost, *, window: int = WINDOW) -> None:
+        super().__init__(id="conversation")
+        self.session = session
+        self.host = host
+        self.base_window = self.window = window
+        self.hidden = 0  # messages above the first one mounted
+        self._editing: StoredMessage | None = None
+        self._writing = threading.Event()  # set while a reply thread runs
+        self.set_reactive(ChatView.preset_label, self._preset_label())
+        self.set_reactive(ChatView.num_ctx, session.params.num_ctx)
+        self.set_reactive(ChatView.context_used, self._last_context())
+
+    # --- what is on screen --------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        visible = self._visible()
+        self.window = self.base_window
+        self.hidden = max(0, len(visible) - self.window)
+        if self.hidden:
+            yield EarlierMessages(self.hidden)
+        for message in visible[self.hidden :]:
+            yield MessageBox(message)
+
+    @guarded
+    def on_mount(self) -> None:
+        self.scroll_end(animate=False)
+        if self.session.warning:
+            self.say(f"warning: {self.session.warning}", error=True)
+
+    def _visible(self) -> list[StoredMessage]:
+        return [m for m in self.session.messages if m.role in ("user", "assistant")]
+
+    def say(self, text: str, error: bool = False) -> None:
+        """A line from andon in the conversation."""
+        self._append(NoticeLine(text, error))
+        self.scroll_end(animate=False)
+
+    def _append(self, widget: Widget) -> None:
+        self.mount(widget)
+        self.call_after_refresh(self._trim)
+
+    async def _trim(self) -> None:
+        """Unmount the oldest messages beyond the window; the button above stands for them."""
+        items = [c for c in self.children if not isinstance(c, EarlierMessages)]
+        extra = items[: max(0, len(items) - self.window)]
+        if not extra:
+            return
+        self.hidden += sum(isinstance(w, MessageBox) for w in extra)
+        await self.remove_children(extra)
+        await self._show_hidden()
+
+    async def _show_hidden(self) -> None:
+        button = self.query(EarlierMessages)
+        if not self.hidden:
+            await button.remove()
+        elif button:
+            button.first().label = EarlierMessages.label_for(self.hidden)
+        else:
+            await self.mount(EarlierMessages(self.hidden), before=0)
+
+    @on(Button.Pressed, "#earlier")
+    @guarded
+    async def _show_earlier(self, event: Button.Pressed) -> None:
+        event.stop()
+        count = min(self.base_window, self.hidden)
+        earlier = self._visible()[self.hidden - count : self.hidden]
+        self.hidden -= count
+        self.window += count  # kept until the next message is sent
+        await self.mount_all([MessageBox(m) for m in earlier], after=event.button)
+        await self._show_hidden()
+        self.scroll_home(animate=False)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    @property
+    def replying(self) -> bool:
+        return self._writing.is_set()
+
+    async def submit(self, text: str) -> bool:
+        """Send a message or run a slash command; False when the text must stay in the input box."""
+        if text.strip().startswith("/"):
+            await self.run_command(text.strip())
+            return True
+        if self.replying:
+            self.notify("A reply is still being written: Esc stops it.", severity="warning")
+            return False
+        try:
+            message = await self._save_user(text)
+        except HistoryError as exc:
+            self.say(f"not sent (your message is still in the box): {exc}", error=True)
+            return False
+        self.window = self.base_window
+        await self.mount(MessageBox(message))
+        self.post_message(self.ChatChanged(self.session))  # the first message names the chat
+        await self.start_reply()
+        return True
+
+    async def _save_user(self, text: str) -> StoredMessage:
+        if self._editing is not None:
+            self.session.truncate_from(self._editing)
+            self._editing = None
+            await self.recompose()
+        count = len(self.session.messages)
+        try:
+            return self.session.add_user(text)
+        except HistoryError:
+            if len(self.session.messages) == count:
+                raise
+            return self.session.messages[-1]  # saved; only the new title was not
+
+    async def start_reply(self) -> None:
+        try:
+            reply = self.session.start_reply()
+        except HistoryError as exc:
+            self.say(f"error: the reply could not start: {exc}", error=True)
+            return
+        box = MessageBox(reply)
+        await self.mount(box)
+        await self._trim()
+        self.anchor()
+        if not self.host.loaded.is_set():
+            self.chat_note = "waiting for the model to load…"
+        self._writing.set()
+        self._write(reply, box)
+
+    @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
+    def _write(self, reply: StoredMessage, box: MessageBox) -> None:
+        worker = get_current_worker()
+        # The reply thread needs the GIL back quickly after each llama.cpp call; the UI thread
+        # renders in between. A shorter switch interval while a reply streams keeps tokens flowing.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
+
+        def emit(update: Update) -> None:
+            self.post_message(self.ReplyUpdate(box, update))
+
+        try:
+            write_reply(self.host, self.session.history, self.session, reply, lambda: worker.is_cancelled, emit)
+        finally:
+            sys.setswitchinterval(interval)
+            self._writing.clear()
+
+    @guarded
+    async def on_chat_view_reply_update(self, message: ReplyUpdate) -> None:
+        update = message.update
+        if isinstance(update, TextBatch):
+            self.chat_note = ""
+            await message.box.append(update.text)
+            if update.tokens_per_second > 0:
+                self.tokens_per_second = update.tokens_per_second  # live while the reply streams
+        elif isinstance(update, ReplyError):
+            self.say(update.text, error=True)
+        elif isinstance(update, ReplyNote):
+            self.say(update.text)
+        else:
+            await self._finish(message.box, update)
+
+    async def _finish(self, box: MessageBox, done: Done) -> None:
+        self.chat_note = ""
+        await box.finish()
+        if done.usage.completion_tokens:
+            self.tokens_per_second = done.usage.tokens_per_second
+            self.context_used = done.usage.prompt_tokens + done.usage.completion_tokens
+        self.post_message(self.ReplyEnded(self.session))
+
+    def stop(self) -> None:
+        """Stop the reply (what was written stays, marked stopped)."""
+        self.workers.cancel_group(self, "reply")
+
+    async def stop_reply(self) -> None:
+        """Stop the reply, if one is being written, and wait until it is saved."""
+        if not self.replying:
+            return
+        self.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        while self.replying and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    # --- commands on the chat -----------------------------------------------------------------
+
+    async def run_command(self, line: str) -> None:
+        from andon.app.slash import run_slash
+
+        self.say(line)
+        if line.split()[0].lower() == "/clear":
+            await self.stop_reply()
+        result = run_slash(self.session, line)
+        if result.action == "quit":
+            self.app.exit()
+            return
+        if result.action == "cleared":
+            await self.recompose()
+            self.context_used = 0
+        if result.text:
+            self.say(result.text, error=not result.ok)
+        if result.action == "settings":
+            self.settings_changed()
+
+    async def regenerate(self) -> None:
+        last = self.session.last("assistant")
+        if last is None or self.session.messages[-1].id != last.id:
+            self.notify("There is no reply to regenerate.", severity="warning")
+            return
+        self.session.truncate_from(last)
+        await self.recompose()
+        await self.start_reply()
+
+    def edit_last(self) -> str | None:
+        """The last message, to edit in the input box; sending it replaces it and what followed."""
+        last = self.session.last("user")
+        if last is not None:
+            self._editing = last
+        return last.content if last else None
+
+    def last_reply(self) -> str | None:
+        last = self.session.last("assistant")
+        return last.content if last and last.content else None
+
+    def last_code(self) -> str | None:
+        last = self.session.last("assistant")
+        return last_code_block(last.content) if last else None
+
+    # --- settings -----------------------------------------------------------------------------
+
+    def switch_preset(self, name: str, keep_changes: bool = True) -> None:
+        try:
+            self.session.switch_preset(name, keep_changes)
+        except Exception as exc:  # an unknown or broken preset, a busy history: one line
+            self.say(f"error: {exc}", error=True)
+            return
+        self.notify(f"Preset '{name}' applies from the next reply", title="Preset")
+        self.settings_changed()
+
+    def next_preset(self) -> None:
+        names = self.session.store.names()
+        current = self.session.preset.name
+        self.switch_preset(names[(names.index(current) + 1) % len(names)] if current in names else names[0])
+
+    def set_parameter(self, name: str, text: str) -> None:
+        try:
+            self.session.set_parameters({name: parse_field(name, text)})
+        except (ParameterError, ValueError, HistoryError) as exc:
+            self.notify(str(exc), title="Not changed", severity="error", markup=False)
+        self.settings_changed()
+
+    def settings_changed(self) -> None:
+        self.preset_label = self._preset_label()
+        self.num_ctx = self.session.params.num_ctx
+        self.post_message(self.ChatChanged(self.session))
+
+    def _preset_label(self) -> str:
+        return self.session.preset.name + (" *" if self.session.changes else "")
+
+    def _last_context(self) -> int:
+        """Context used after the last reply (0 before any): prompt and reply tokens."""
+        last = self.session.last("assistant")
+        stats = last.stats if last else {}
+        return int(stats.get("prompt_tokens", 0)) + int(stats.get("completion_tokens", 0))
