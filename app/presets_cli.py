@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from andon.app.model_files import EMBEDDED_NAME
+from andon.app.models import resolve_from
 from andon.presets.commands import apply, parameter_lines, parse_assignments
 from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
 from andon.presets.parameters import DEFAULTS
@@ -123,7 +124,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         name = path.parent.name or "imported"
     _valid(name)
     try:
-        imported = parse_modelfile(text)
+        imported = parse_modelfile(text, resolve_from=lambda arg: resolve_from(arg, path.parent.absolute()))
     except ModelfileError as exc:
         raise ModelfileError(f"{path}: {exc}") from None
     for note in imported.notes:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from andon.app.errors import UsageError
-from andon.app.model_files import embedded_model_path
+from andon.app.models import model_for
 from andon.app.structured import grammar_for, resolve_assignment
 from andon.presets.commands import apply, parse_assignments
+from andon.presets.modelfile import with_model_defaults
 from andon.presets.parameters import Parameters
 from andon.presets.preset import Preset
 from andon.presets.store import DEFAULT_PRESET, PresetStore
@@ -22,15 +23,13 @@ class Settings:
     params: Parameters
     system: str
     model_path: Path
+    notes: tuple[str, ...] = ()  # what andon left out of the model's own defaults, and why
 
 
 def model_path_for(model: str | None, preset: Preset | None = None) -> Path:
-    """--model, else a GGUF path the preset names, else the embedded model."""
-    if model:
-        return Path(model).expanduser()
-    if preset is not None and preset.model and preset.model.endswith(".gguf") and Path(preset.model).is_file():
-        return Path(preset.model)
-    return embedded_model_path()
+    """--model (a path or a name from `andon models`), else the preset's model (its FROM), else the
+    embedded model; a model that cannot be found is an error (ModelPathError), never another model."""
+    return model_for(model, preset).load_path()
 
 
 def resolve_settings(
@@ -42,13 +41,16 @@ def resolve_settings(
 ) -> Settings:
     store = store or PresetStore()
     preset = store.load(preset_name or DEFAULT_PRESET)
+    model_entry = model_for(model, preset)
+    preset = with_model_defaults(preset, model_entry.defaults)  # an Ollama model's params and system
     params = apply(preset.parameters, parse_assignments([resolve_assignment(s) for s in sets]))
     grammar_for(params)  # a bad grammar or schema is refused before the model loads
     return Settings(
         preset=preset,
         params=params,
         system=preset.system if system is None else system,
-        model_path=model_path_for(model, preset),
+        model_path=model_entry.load_path(),
+        notes=tuple(model_entry.defaults.notes) if model_entry.defaults else (),
     )
 
 

@@ -1,13 +1,20 @@
-"""Ollama Modelfiles: import into a preset, export a preset.
+"""Ollama Modelfiles: import into a preset, export a preset; an Ollama model's own defaults.
 
 Import reads FROM, PARAMETER (several `stop` lines make a list) and SYSTEM (with \"\"\" blocks);
 other directives and parameters andon does not use are reported, not fatal. A value out of range
-is fatal: nothing is written. Export writes what Ollama knows as PARAMETER lines and andon's own
-samplers as comments.
+is fatal: nothing is written. FROM is checked by the caller's resolver (the app layer knows where
+models are): a relative path is taken from the Modelfile's folder, and a missing file or unknown
+name refuses the import, as `ollama create` does. Export writes what Ollama knows as PARAMETER lines
+and andon's own samplers as comments.
+
+An Ollama model carries its defaults in its `params` and `system` layers: `ollama_defaults` reads
+them like a Modelfile's PARAMETER and SYSTEM lines, and `with_model_defaults` puts them under a
+preset (see its docstring for which wins).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,36 +59,98 @@ class ImportedModelfile:
         )
 
 
-def parse_modelfile(text: str) -> ImportedModelfile:
+# Checks a FROM argument and returns what the preset keeps (an absolute path or a model name; None
+# for the default model); raises ModelfileError saying why the model cannot be found.
+FromResolver = Callable[[str], str | None]
+
+
+def parse_modelfile(text: str, resolve_from: FromResolver | None = None) -> ImportedModelfile:
+    """A Modelfile's settings; FROM goes through `resolve_from` when given (kept as written if not)."""
     out = ImportedModelfile()
     stops: list[str] = []
     for lineno, directive, args in _commands(text):
         if directive == "FROM":
-            out.model = args.strip()
+            out.model = _from(args.strip(), lineno, resolve_from)
         elif directive == "SYSTEM":
             out.system = args
         elif directive == "PARAMETER":
             name, _, value = args.strip().partition(" ")
             name = name.lower()
-            value = value.strip()
-            if name in OLLAMA_IGNORED:
-                out.notes.append(f"line {lineno}: PARAMETER {name} is not used by andon (ignored)")
-                continue
-            if name not in ALL_SPECS:
-                out.notes.append(f"line {lineno}: PARAMETER {name} is unknown (ignored)")
-                continue
-            try:
+            if _usable(name, f"line {lineno}: PARAMETER {name}", out.notes):
+                try:
+                    parsed = parse_words(name, [value.strip()])
+                except ParameterError as exc:
+                    raise ModelfileError(f"line {lineno}: {exc}") from None
                 if name == "stop":
-                    stops.extend(parse_words(name, [value]))
+                    stops.extend(parsed)
                 else:
-                    out.parameters[name] = parse_words(name, [value])
-            except ParameterError as exc:
-                raise ModelfileError(f"line {lineno}: {exc}") from None
+                    out.parameters[name] = parsed
         else:
             out.notes.append(f"line {lineno}: {directive} is not used by andon (ignored)")
     if stops:
         out.parameters["stop"] = stops
     return out
+
+
+def _from(arg: str, lineno: int, resolve_from: FromResolver | None) -> str | None:
+    if not arg:
+        raise ModelfileError(f"line {lineno}: FROM needs a model name or the path of a .gguf file")
+    if resolve_from is None:
+        return arg
+    try:
+        return resolve_from(arg)
+    except ModelfileError as exc:
+        raise ModelfileError(f"line {lineno}: FROM {arg}: {exc}") from None
+
+
+def _usable(name: str, where: str, notes: list[str]) -> bool:
+    """Whether andon uses this Ollama parameter; a note says why not (never dropped silently)."""
+    if name in OLLAMA_IGNORED:
+        notes.append(f"{where} is not used by andon (ignored)")
+        return False
+    if name not in ALL_SPECS:
+        notes.append(f"{where} is unknown (ignored)")
+        return False
+    return True
+
+
+def ollama_defaults(params: Mapping[str, Any], system: str = "") -> ImportedModelfile:
+    """An Ollama model's `params` layer (JSON) and `system` layer as its Modelfile defaults.
+
+    A parameter andon does not know or whose value it refuses is noted and left out: the model
+    stays usable with the rest.
+    """
+    out = ImportedModelfile(system=system)
+    for raw_name, value in params.items():
+        name = str(raw_name).lower()
+        if not _usable(name, f"parameter {name}", out.notes):
+            continue
+        try:
+            out.parameters[name] = ALL_SPECS[name].validate(value)
+        except ParameterError as exc:
+            out.notes.append(f"{exc} (ignored)")
+    return out
+
+
+def with_model_defaults(preset: Preset, defaults: ImportedModelfile | None) -> Preset:
+    """The preset over a model's own defaults (an Ollama model's params and system layers).
+
+    As in Ollama, a model's parameters are defaults: they replace andon's defaults, each value the
+    preset changes from andon's defaults wins over them, and `--set` / `/set` override both. Stop strings add up (the model's are
+    those its chat template needs). The model's SYSTEM replaces a preset's generic system prompt,
+    since it says what that model is; a preset made from a Modelfile (one with FROM and SYSTEM)
+    keeps its own, as a derived Ollama Modelfile does.
+    """
+    if defaults is None or not (defaults.parameters or defaults.system):
+        return preset
+    own = preset.parameters.changed()
+    values = {**defaults.parameters, **own}
+    if "stop" in defaults.parameters and "stop" in own:
+        values["stop"] = list(dict.fromkeys([*defaults.parameters["stop"], *own["stop"]]))
+    system = preset.system
+    if defaults.system and not (preset.model and preset.system):
+        system = defaults.system
+    return preset.model_copy(update={"parameters": Parameters.of(values), "system": system})
 
 
 def export_modelfile(preset: Preset, default_model: str) -> str:
@@ -105,6 +174,12 @@ def export_modelfile(preset: Preset, default_model: str) -> str:
     if preset.system:
         lines.append(f'SYSTEM """{preset.system}"""')
     return "\n".join(lines) + "\n"
+
+
+def modelfile_for(model: str, params: Parameters, system: str, based_on: Preset | None = None) -> str:
+    """The Modelfile of a chat's settings (`/show modelfile`): FROM the model, its parameters and system."""
+    base = based_on or Preset.model_validate({"name": "chat"})
+    return export_modelfile(base.model_copy(update={"parameters": params, "system": system, "model": model}), model)
 
 
 def _modelfile_value(value: Any) -> str:
