@@ -133,10 +133,17 @@ def unknown_model_message(text: str, entries: list[ModelEntry]) -> str:
         for alias in e.aliases:
             if "/" not in alias or alias.count("/") < 2:  # the long Ollama forms are not suggested
                 by_key.setdefault(alias, e.name)
-    close = difflib.get_close_matches(text.lower(), list(by_key), n=5, cutoff=0.5)
+    query = text.lower()
+    scores = {k: max(_similarity(query, k), _similarity(query, k[: len(query)])) for k in by_key}
+    close = sorted((k for k, score in scores.items() if score >= 0.6), key=lambda k: -scores[k])
     names = list(dict.fromkeys(by_key[k] for k in close))[:3]
     hint = f"; closest: {', '.join(names)}" if names else ""
     return f"unknown model {text!r}{hint} (`andon models` lists the models andon found; or give a .gguf path)"
+
+
+def _similarity(a: str, b: str) -> float:
+    """difflib's ratio; a long name is also compared by its start, so `smollm2` finds `SmolLM2-135M-...`."""
+    return difflib.SequenceMatcher(None, a, b).ratio()
 
 
 def model_for(model: str | None, preset: Preset | None = None) -> ModelEntry:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from andon.app.engine import Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
+from andon.app.models import find_model
 
 
 def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False) -> int:
@@ -18,6 +17,7 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
     def factory(options: ModelOptions) -> Engine:
         return Engine(options)
 
-    path = Path(model).expanduser() if model else embedded_model_path
+    # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
+    path = find_model(model).load_path() if model else embedded_model_path
     AndonApp(factory, path, preset=preset, verbose=verbose).run()
     return 0
