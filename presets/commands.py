@@ -1,62 +1,70 @@
-"""`set parameter NAME VALUE` and `show parameters`, as in `ollama run`; one parser for CLI and TUI."""
+"""`set parameter NAME VALUE` and `show parameters`, as in `ollama run`, and `--set NAME=VALUE`.
+
+Every value a person types goes through one parser, `ParamSpec.parse` (rules in
+`andon.samplers.typed`): the text after the name is taken as typed, JSON lists and maps are JSON,
+and only `/set parameter` splits a list of text into words (`stop a b`), as `ollama run` does.
+"""
 
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from andon.presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parameters
-from andon.samplers.params import unknown_name_message
+from andon.samplers.params import NAMES_AT, unknown_name_message
+from andon.samplers.spec import ParamSpec
 
 USAGE_SET = "usage: /set parameter NAME VALUE (e.g. /set parameter temperature 0.7)"
-RAW_TEXT = frozenset({"format", "grammar"})  # values taken as typed: a JSON schema, a GBNF grammar
+# Where each surface lists the parameter names, for the "unknown parameter" line.
+CLI_NAMES = NAMES_AT
+APP_NAMES = "`/show parameters`"
 
 
-def _spec(name: str):
+def spec_for(name: str, names_at: str = CLI_NAMES) -> ParamSpec:
+    """The spec of a parameter; an unknown name is refused pointing to where the names are."""
     spec = ALL_SPECS.get(name)
     if spec is None:
-        raise ParameterError(unknown_name_message(name, ALL_SPECS))
+        raise ParameterError(unknown_name_message(name, ALL_SPECS, names_at))
     return spec
 
 
+def parse_value(name: str, text: str, *, words: bool = False, names_at: str = CLI_NAMES) -> Any:
+    """The validated value of NAME typed as `text` (`--set`, a Modelfile line, the parameter panel)."""
+    return spec_for(name, names_at).parse(text, words=words)
+
+
 def parse_words(name: str, words: Sequence[str]) -> Any:
-    """The value of `set parameter NAME WORD...`: `stop` takes each word as one stop string."""
-    spec = _spec(name)
-    if not words:
-        raise ParameterError(f"{name}: a value is needed ({spec.allowed})")
-    if spec.kind == "str_list" and not (len(words) == 1 and words[0].startswith("[")):
-        return spec.validate([_unquote(w) for w in words])
-    return spec.parse(" ".join(words))
+    """The value of a Modelfile's `PARAMETER NAME VALUE`: VALUE is one item, as Ollama reads it."""
+    return parse_value(name, " ".join(words))
 
 
-def parse_set_parameter(line: str) -> tuple[str, Any]:
-    """`NAME VALUE...` (what follows `/set parameter`) into a validated (name, value)."""
-    name, _, rest = line.strip().partition(" ")
-    if name in RAW_TEXT and rest.strip():
-        text = rest.strip()
-        return name, parse_words(name, ["" if text in ('""', "''") else text])  # JSON and GBNF keep their quotes
-    try:
-        words = shlex.split(line)
-    except ValueError:
-        words = line.split()
-    if not words:
+def parse_set_parameter(line: str, *, names_at: str = APP_NAMES) -> tuple[str, Any]:
+    """`NAME VALUE...` (what follows `/set parameter`) into a validated (name, value).
+
+    The value is the rest of the line as typed; `stop a b` sets two stop strings.
+    """
+    parts = line.strip().split(maxsplit=1)
+    if not parts:
         raise ParameterError(USAGE_SET)
-    return words[0], parse_words(words[0], words[1:])
+    name = parts[0]
+    spec = spec_for(name, names_at)
+    if len(parts) == 1:
+        raise ParameterError(f"{name}: a value is needed ({spec.allowed})")
+    return name, spec.parse(parts[1], words=True)
 
 
-def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
-    """`--set NAME=VALUE` options; repeating a list parameter (stop) adds to it."""
+def parse_assignments(items: Sequence[str], *, names_at: str = CLI_NAMES) -> dict[str, Any]:
+    """`--set NAME=VALUE` options; repeating a list of text (stop) adds to it."""
     out: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name:
             raise ParameterError(f"--set {item!r}: expected NAME=VALUE, e.g. --set temperature=0.7")
-        spec = _spec(name)
+        spec = spec_for(name, names_at)
         value = spec.parse(text)
-        if spec.kind == "str_list" and name in out and not text.strip().startswith("["):
+        if spec.kind == "str_list" and name in out:
             value = (*out[name], *value)
         out[name] = value
     return out
@@ -113,11 +121,13 @@ def show_parameters(preset_params: Parameters, user_changes: Mapping[str, Any]) 
 def confirm_set(name: str, value: Any) -> str:
     """Ollama's confirmation line: Set parameter 'stop' to 'a, b'."""
     plain = Parameters.of({name: value}).to_plain([name])[name]
-    shown = ", ".join(str(v) for v in plain) if isinstance(plain, list) else format_value(plain).strip('"')
+    if isinstance(plain, list):
+        shown = ", ".join(v if _plain_word(v) else json.dumps(v, ensure_ascii=False) for v in plain)
+    else:
+        shown = format_value(plain).strip('"')
     return f"Set parameter '{name}' to '{shown}'"
 
 
-def _unquote(word: str) -> str:
-    if len(word) >= 2 and word[0] == word[-1] and word[0] in "\"'":
-        return word[1:-1]
-    return word
+def _plain_word(text: str) -> bool:
+    """Whether a list item reads unambiguously without quotes (no newline, comma or edge space)."""
+    return bool(text) and text.isprintable() and "," not in text and text.strip() == text

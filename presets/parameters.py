@@ -14,7 +14,13 @@ from andon.samplers.params import SAMPLING_SPECS, ParameterError, ParamSpec, unk
 from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, create_model
 
 GENERATION_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("num_predict", "int", -1, "Most tokens in a reply; -1 is until end of turn or context full.", minimum=-1),
+    ParamSpec(
+        "num_predict",
+        "int",
+        -1,
+        "Most tokens in a reply; -1 or 0 is no limit (until the end of the turn or a full context), as in Ollama.",
+        minimum=-1,
+    ),
     ParamSpec("stop", "str_list", (), "End the reply before any of these strings; the string itself is not shown."),
     ParamSpec("num_ctx", "int", 4096, "Context window in tokens.", minimum=64),
     ParamSpec(

@@ -6,245 +6,14 @@ This table is the one source of truth: the chain reads its values through it, an
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 from andon.samplers.errors import ParameterError
 from andon.samplers.registry import SAMPLER_NAMES
-
-Kind = Literal[
-    "float", "int", "choice", "bool", "str", "str_list", "sampler_list", "bias_map", "format", "endpoint_list"
-]
+from andon.samplers.spec import ParamSpec
 
 DEFAULT_ORDER: tuple[str, ...] = SAMPLER_NAMES
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, float):
-        return _fmt(value)
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter: how it is typed, what it defaults to, what is allowed."""
-
-    name: str
-    kind: Kind
-    default: Any
-    description: str
-    minimum: float | None = None
-    maximum: float | None = None
-    min_exclusive: bool = False
-    max_exclusive: bool = False
-    choices: tuple[int, ...] = field(default=())
-
-    @property
-    def allowed(self) -> str:
-        """What is allowed, in the words of the error messages."""
-        if self.kind == "choice":
-            return "must be one of " + ", ".join(str(c) for c in self.choices)
-        if self.kind == "str_list":
-            return "must be a list of strings"
-        if self.kind == "sampler_list":
-            return "must be a list of sampler names from: " + ", ".join(SAMPLER_NAMES)
-        if self.kind == "bias_map":
-            return "must map token ids or token text to a number or false"
-        if self.kind == "bool":
-            return "must be true or false"
-        if self.kind == "str":
-            return "must be text"
-        if self.kind == "format":
-            return 'must be "" (free text), "json", or a JSON schema object'
-        if self.kind == "endpoint_list":
-            return "must be a list of host:port (port 1-65535)"
-        noun = "a whole number" if self.kind == "int" else "a number"
-        lo, hi = self.minimum, self.maximum
-        if lo is not None and hi is not None:
-            left = ">" if self.min_exclusive else ">="
-            right = "<" if self.max_exclusive else "<="
-            return f"must be {noun} {left} {_fmt(lo)} and {right} {_fmt(hi)}"
-        if lo is not None:
-            return f"must be {noun} {'>' if self.min_exclusive else '>='} {_fmt(lo)}"
-        if hi is not None:
-            return f"must be {noun} {'<' if self.max_exclusive else '<='} {_fmt(hi)}"
-        return f"must be {noun}"
-
-    @property
-    def summary(self) -> str:
-        """What is allowed, short enough for a table cell."""
-        if self.kind == "sampler_list":
-            return "a list of sampler names, each at most once (the default lists them all)"
-        return self.allowed.removeprefix("must be ")
-
-    def refuse(self, value: Any) -> ParameterError:
-        return ParameterError(f"{self.name}: {_show(value)} is not allowed ({self.allowed})")
-
-    def validate(self, value: Any) -> Any:
-        """Return the value in its canonical type, or raise ParameterError naming it."""
-        if self.kind in ("float", "int", "choice"):
-            return self._number(value)
-        if self.kind == "str_list":
-            if isinstance(value, str):
-                return (value,)
-            if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-                return tuple(value)
-            raise self.refuse(value)
-        if self.kind == "sampler_list":
-            return self._sampler_list(value)
-        if self.kind == "bool":
-            if isinstance(value, bool):
-                return value
-            raise self.refuse(value)
-        if self.kind == "str":
-            if isinstance(value, str):
-                return value
-            raise self.refuse(value)
-        if self.kind == "format":
-            return self._format(value)
-        if self.kind == "endpoint_list":
-            return self._endpoints(value)
-        return self._bias_map(value)
-
-    def parse(self, text: str) -> Any:
-        """Read a value typed by a person (`--set name=value`, `/set parameter`)."""
-        text = text.strip()
-        if self.kind in ("float", "int", "choice"):
-            try:
-                number = float(text) if self.kind == "float" else _parse_int(text)
-            except ValueError:
-                raise self.refuse(text) from None
-            return self.validate(number)
-        if self.kind == "bool":
-            word = text.lower()
-            if word in ("true", "yes", "on", "1"):
-                return True
-            if word in ("false", "no", "off", "0"):
-                return False
-            raise self.refuse(text)
-        if self.kind == "str":
-            return self.validate(text)
-        if self.kind == "format":
-            if text.startswith("{"):
-                try:
-                    return self.validate(json.loads(text))
-                except json.JSONDecodeError as exc:
-                    raise ParameterError(f"{self.name}: the schema is not valid JSON ({exc})") from None
-            return self.validate(text)
-        if self.kind == "endpoint_list" and not text.startswith("["):
-            return self.validate([t for t in text.replace(";", ",").split(",") if t.strip()])
-        if self.kind == "bias_map":
-            try:
-                return self.validate(json.loads(text) if text else {})
-            except json.JSONDecodeError:
-                raise self.refuse(text) from None
-        if text.startswith("["):
-            try:
-                return self.validate(json.loads(text))
-            except json.JSONDecodeError:
-                raise self.refuse(text) from None
-        if self.kind == "sampler_list":
-            return self.validate(text.replace(";", ","))  # validate splits a string on commas
-        return self.validate([text])
-
-    def _number(self, value: Any) -> float | int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.refuse(value)
-        if self.kind in ("int", "choice"):
-            if isinstance(value, float) and not value.is_integer():
-                raise self.refuse(value)
-            value = int(value)
-            if self.kind == "choice":
-                if value not in self.choices:
-                    raise self.refuse(value)
-                return value
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                raise self.refuse(value)
-        lo, hi = self.minimum, self.maximum
-        if lo is not None and (value < lo or (self.min_exclusive and value == lo)):
-            raise self.refuse(value)
-        if hi is not None and (value > hi or (self.max_exclusive and value == hi)):
-            raise self.refuse(value)
-        return value
-
-    def _sampler_list(self, value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
-            raise self.refuse(value)
-        unknown = [v for v in value if v not in SAMPLER_NAMES]
-        if unknown:
-            raise ParameterError(f"{self.name}: {_show(unknown[0])} is not a sampler ({self.allowed})")
-        if len(set(value)) != len(value):
-            raise ParameterError(f"{self.name}: {_show(list(value))} names a sampler twice")
-        return tuple(value)
-
-    def _format(self, value: Any) -> str | dict[str, Any]:
-        if isinstance(value, str) and value.strip().lower() in ("", "json"):
-            return value.strip().lower()
-        if isinstance(value, Mapping):
-            return dict(value)
-        raise self.refuse(value)
-
-    def _endpoints(self, value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
-            raise self.refuse(value)
-        out = []
-        for item in value:
-            host, sep, port = item.strip().rpartition(":")
-            host = host.strip("[]")
-            if (
-                not sep
-                or not host
-                or not port.isdigit()
-                or not 1 <= int(port) <= 65535
-                or any(c.isspace() for c in host)
-            ):
-                raise ParameterError(f"{self.name}: {_show(item)} is not allowed ({self.allowed})")
-            out.append(item.strip())
-        return tuple(out)
-
-    def _bias_map(self, value: Any) -> dict[int | str, float]:
-        if not isinstance(value, Mapping):
-            raise self.refuse(value)
-        out: dict[int | str, float] = {}
-        for key, bias in value.items():
-            token: int | str = key
-            if isinstance(key, str) and key.strip().lstrip("-").isdigit():
-                token = int(key)
-            if isinstance(token, bool) or not isinstance(token, (int, str)):
-                raise self.refuse(value)
-            if isinstance(token, int) and token < 0:
-                raise ParameterError(f"{self.name}: token id {token} is not allowed (must be >= 0)")
-            if bias is False:
-                out[token] = -math.inf
-            elif isinstance(bias, bool) or not isinstance(bias, (int, float)) or math.isnan(bias):
-                raise ParameterError(
-                    f"{self.name}: {_show(bias)} for {_show(key)} is not allowed (must be a number or false)"
-                )
-            else:
-                out[token] = float(bias)
-        return out
-
-
-def _parse_int(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)  # "2.0" is a whole number; "2.5" is refused by validate
 
 
 def _f(name: str, default: float, description: str, **bounds: Any) -> ParamSpec:
@@ -440,9 +209,13 @@ def resolve(params: Mapping[str, Any] | None, specs: Mapping[str, ParamSpec] = S
     return values
 
 
-def unknown_name_message(name: str, specs: Mapping[str, ParamSpec]) -> str:
+# Where a user finds the names: the command line's listing (the app passes its own command).
+NAMES_AT = "`andon presets parameters`"
+
+
+def unknown_name_message(name: str, specs: Mapping[str, ParamSpec], names_at: str = NAMES_AT) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, list(specs), n=1)
-    hint = f"; did you mean {close[0]}?" if close else "; see `show parameters` for the names"
-    return f"{name}: unknown parameter{hint}"
+    hint = f"did you mean {close[0]}?" if close else f"see {names_at} for the names"
+    return f"{name}: unknown parameter; {hint}"
