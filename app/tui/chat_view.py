@@ -12,6 +12,7 @@ import asyncio
 import sys
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 from andon.app.chat import ChatSession
@@ -69,6 +70,7 @@ class ChatView(VerticalScroll):
         self.hidden = 0  # messages above the first one mounted
         self._editing: StoredMessage | None = None
         self._writing = threading.Event()  # set while a reply thread runs
+        self.owned = False  # whether this andon writes the chat (see _claim)
         self.set_reactive(ChatView.preset_label, self._preset_label())
         self.set_reactive(ChatView.num_ctx, session.params.num_ctx)
         self.set_reactive(ChatView.context_used, self._last_context())
@@ -89,6 +91,24 @@ class ChatView(VerticalScroll):
         self.scroll_end(animate=False)
         if self.session.warning:
             self.say(f"warning: {self.session.warning}", error=True)
+        self._claim()
+
+    def _claim(self) -> None:
+        """Become the chat's writer; another andon writing it leaves it read-only here."""
+        history, chat_id = self.session.history, self.session.chat.id
+        try:
+            self.owned = history.claim_chat(chat_id)
+            if not self.owned:
+                self.say(f"Another andon (process {history.writer_pid(chat_id)}) is writing this chat: it is "
+                         "read-only here. Ctrl+N starts a new chat.", error=True)  # fmt: skip
+        except HistoryError as exc:
+            self.say(f"error: {exc}", error=True)
+
+    @guarded
+    def on_unmount(self) -> None:
+        if self.owned:
+            with suppress(HistoryError):  # the claim ends with this process anyway
+                self.session.history.release_chat(self.session.chat.id)
 
     def _visible(self) -> list[StoredMessage]:
         return [m for m in self.session.messages if m.role in ("user", "assistant")]

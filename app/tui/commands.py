@@ -11,7 +11,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 @runtime_checkable
 class PresetSwitcher(Protocol):
-    """What the palette needs of the app."""
+    """What the palette needs of the screen it was opened from."""
 
     def preset_names(self) -> list[str]: ...
 
@@ -22,10 +22,10 @@ class PresetCommands(Provider):
     """Command palette: "Preset: NAME" switches the chat's preset."""
 
     def _entries(self) -> list[tuple[str, Callable[[], None]]]:
-        app = self.app
-        if not isinstance(app, PresetSwitcher):
+        screen = self.screen
+        if not isinstance(screen, PresetSwitcher):
             return []
-        return [(f"Preset: {name}", partial(app.switch_preset, name)) for name in app.preset_names()]
+        return [(f"Preset: {name}", partial(screen.switch_preset, name)) for name in screen.preset_names()]
 
     async def discover(self) -> Hits:
         for text, run in self._entries():

@@ -24,6 +24,7 @@ def seeded_app(tmp_path: Path) -> AndonApp:
 
 
 async def _settle(pilot) -> None:
+    await pilot.pause()  # the chat screen has composed
     pilot.app.query_one("#input").cursor_blink = False  # a blinking cursor makes two screens differ
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()

@@ -1,0 +1,274 @@
+"""The main screen: the chat list, the open chat, the panels and the status bar, wired together.
+
+The open chat is a ChatView built from its ChatSession; opening another chat stops the reply being
+written (it is saved as stopped, in its own chat) and builds a new view. The status bar is bound
+(data_bind) to this screen's reactive fields; they follow the open view's and the model's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from andon.app.chat import ChatSession
+from andon.app.engine import ModelOptions
+from andon.app.history import Chat, History, HistoryError
+from andon.app.tui.chat_list import ChatList
+from andon.app.tui.chat_view import ChatView
+from andon.app.tui.engine_host import EngineHost
+from andon.app.tui.failures import guarded
+from andon.app.tui.panels import InspectorPanel, ParameterPanel
+from andon.app.tui.screens import PresetPicker
+from andon.app.tui.widgets import ChatInput, StatusBar
+from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, LoadingIndicator
+
+
+class ChatScreen(Screen[None]):
+    AUTO_FOCUS = "#input"  # typing goes to the message box from the first frame
+
+    model_name = reactive("")
+    model_note = reactive("")
+    preset_label = reactive("")  # this and the rest follow the open ChatView
+    tokens_per_second: reactive[float | None] = reactive(None)
+    context_used = reactive(0)
+    num_ctx = reactive(0)
+    chat_note = reactive("")
+
+    class Loaded(Message):
+        """A model load has ended (see the host's engine and error)."""
+
+    def __init__(self, host: EngineHost, history: History, store: PresetStore, preset: str | None) -> None:
+        super().__init__()
+        self.host = host
+        self.history = history
+        self.store = store
+        self.start_preset = preset  # new chats use it; with it, andon starts in a new chat
+        self._opening = asyncio.Lock()  # one chat opens at a time
+
+    @property
+    def view(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def chats(self) -> ChatList:
+        return self.query_one(ChatList)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield ChatList(self.history, id="chats")
+            with Vertical(id="chat"):  # the open chat's ChatView is mounted first in here
+                yield InspectorPanel(self.host, id="inspector", classes="hidden")
+                yield LoadingIndicator(id="loading")
+                yield ChatInput(id="input")
+            yield ParameterPanel(id="parameters", classes="hidden")
+        yield StatusBar(id="status").data_bind(
+            ChatScreen.model_name, ChatScreen.model_note, ChatScreen.preset_label, ChatScreen.tokens_per_second,
+            ChatScreen.context_used, ChatScreen.num_ctx, ChatScreen.chat_note,
+        )  # fmt: skip
+        yield Footer()
+
+    @guarded
+    async def on_mount(self) -> None:
+        try:
+            recovered = self.history.recover_interrupted()
+            await self.open_chat(self._first_chat())
+        except HistoryError as exc:
+            self.app.exit(return_code=2, message=f"andon: {exc}")
+            return
+        if recovered:
+            self.view.say(f"{recovered} reply interrupted last time was kept and marked stopped.")
+        options = self.host.options(self.view.session.params)
+        self.model_name = options.path.name
+        self.load_engine(options)
+
+    # --- the model ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_engine(self, options: ModelOptions) -> None:
+        self.app.call_from_thread(setattr, self, "model_note", f"loading {options.path.name}…")
+        self.host.load(options)
+        self.post_message(self.Loaded())
+
+    @guarded
+    def on_chat_screen_loaded(self, message: Loaded) -> None:
+        self.query_one("#loading").display = False
+        engine = self.host.engine
+        if engine is None:
+            self.view.say(f"error: {self.host.error}", error=True)
+            self.model_note = "model not loaded"
+            return
+        self.model_name, self.model_note = engine.model_name, ""
+
+    # --- chats --------------------------------------------------------------------------------
+
+    def _first_chat(self) -> Chat:
+        """The latest chat no other andon is writing, else a new one (always new with --preset)."""
+        if not self.start_preset:
+            for chat in self.history.chats():
+                if self.history.claim_chat(chat.id):
+                    return chat
+        return self._new_chat()
+
+    def _new_chat(self) -> Chat:
+        preset = self.start_preset or DEFAULT_PRESET
+        try:
+            self.store.load(preset)
+        except PresetError:
+            preset = DEFAULT_PRESET
+        return self.chats.create(preset)
+
+    async def open_chat(self, chat: Chat) -> None:
+        """Show the chat in a new view; a reply being written in the old one is stopped and saved."""
+        async with self._opening:
+            session = ChatSession(self.history, chat, self.store)
+            for old in self.query(ChatView):
+                await old.stop_reply()
+                await old.remove()  # and it gives up its chat
+            view = ChatView(session, self.host)
+            await self.query_one("#chat").mount(view, before=0)
+            for name in ChatView.STATUS_FIELDS:
+                self.watch(view, name, self._follow(name))
+        self._chat_changed(session)
+        self.query_one(InspectorPanel).show_for(session)
+        self.query_one(ChatInput).focus()
+
+    def _follow(self, name: str) -> Callable[[object], None]:
+        return lambda value: setattr(self, name, value)
+
+    @on(ChatView.ChatChanged)
+    @guarded
+    def _view_changed(self, event: ChatView.ChatChanged) -> None:
+        self._chat_changed(event.session)
+
+    def _chat_changed(self, session: ChatSession) -> None:
+        self.chats.reload(session.chat.id)
+        self.query_one(ParameterPanel).show(session.params, session.preset.parameters)
+
+    @on(ChatList.Chosen)
+    @guarded
+    async def _chat_chosen(self, event: ChatList.Chosen) -> None:
+        if event.chat.id != self.view.session.chat.id:
+            await self.open_chat(event.chat)
+
+    @guarded
+    async def action_new_chat(self) -> None:
+        await self.open_chat(self._new_chat())
+
+    @work(group="dialog", exit_on_error=False)
+    async def action_rename_chat(self) -> None:
+        await self.chats.rename(self.view.session.chat)
+
+    @work(group="dialog", exit_on_error=False)
+    async def action_delete_chat(self) -> None:
+        view = self.view
+        if await self.chats.confirm_delete(view.session.chat):
+            await view.stop_reply()
+            following = self.chats.delete(view.session.chat)
+            await self.open_chat(following or self._new_chat())
+
+    @guarded
+    def action_export_chat(self) -> None:
+        self.chats.export(self.view.session.chat)
+
+    # --- presets and panels -------------------------------------------------------------------
+
+    def preset_names(self) -> list[str]:
+        return self.store.names()
+
+    def switch_preset(self, name: str) -> None:
+        self.view.switch_preset(name)
+
+    @guarded
+    def action_next_preset(self) -> None:
+        self.view.next_preset()
+
+    @work(group="dialog", exit_on_error=False)
+    async def action_pick_preset(self) -> None:
+        view = self.view
+        name = await self.app.push_screen_wait(PresetPicker(self.store.names(), view.session.preset.name))
+        if name:
+            view.switch_preset(name)
+
+    @guarded
+    def action_toggle_parameters(self) -> None:
+        panel = self.query_one(ParameterPanel)
+        panel.toggle_class("hidden")
+        panel.show(self.view.session.params, self.view.session.preset.parameters)
+
+    @guarded
+    def action_toggle_inspector(self) -> None:
+        panel = self.query_one(InspectorPanel)
+        panel.toggle_class("hidden")
+        panel.show_for(self.view.session)
+
+    @on(ParameterPanel.Edited)
+    @guarded
+    def _parameter_edited(self, event: ParameterPanel.Edited) -> None:
+        self.view.set_parameter(event.name, event.text)
+
+    @on(InspectorPanel.Chosen)
+    @guarded
+    def _inspect_chosen(self, event: InspectorPanel.Chosen) -> None:
+        self.query_one(InspectorPanel).show_for(self.view.session, event.position)
+
+    @on(ChatView.ReplyEnded)
+    @guarded
+    def _reply_ended(self, event: ChatView.ReplyEnded) -> None:
+        self.query_one(InspectorPanel).show_for(event.session)
+
+    # --- messages and replies -----------------------------------------------------------------
+
+    @on(ChatInput.Submitted)
+    @guarded
+    async def _submitted(self, event: ChatInput.Submitted) -> None:
+        taken = False
+        try:
+            taken = await self.view.submit(event.text)
+        finally:
+            if not taken:  # not sent: what the user typed goes back into the box
+                self.query_one(ChatInput).restore(event.text)
+
+    @guarded
+    def action_stop(self) -> None:
+        self.view.stop()
+
+    @guarded
+    async def action_regenerate(self) -> None:
+        if not self.view.replying:
+            await self.view.regenerate()
+
+    @guarded
+    def action_edit_last(self) -> None:
+        text = None if self.view.replying else self.view.edit_last()
+        if text is not None:
+            box = self.query_one(ChatInput)
+            box.text = text
+            box.focus()
+            self.notify("Edit the message and press Enter to resend it (the replies after it are replaced).")
+
+    @guarded
+    def action_copy_reply(self) -> None:
+        self._copy(self.view.last_reply(), "Reply copied", "There is no reply to copy.")
+
+    @guarded
+    def action_copy_code(self) -> None:
+        self._copy(self.view.last_code(), "Code block copied", "The last reply has no code block.")
+
+    def _copy(self, text: str | None, done: str, missing: str) -> None:
+        if text is None:
+            self.notify(missing, severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(done)
+
+    async def stop_all(self) -> None:
+        """Before the app ends: the reply being written is saved as stopped."""
+        for view in self.query(ChatView):
+            await view.stop_reply()
