@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
 import sys
@@ -14,6 +15,7 @@ from andon.app.engine import Delta, Done, Engine, ModelOptions, ReplyNotice, mes
 from andon.app.errors import USER_ERRORS, UsageError
 from andon.app.settings import read_prompt, resolve_settings
 from andon.app.structured import format_option, grammar_option
+from andon.presets import text
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,11 +71,31 @@ def build_parser() -> Parser:
     return parser
 
 
+# Arguments that are file paths: passed to the system as it gave them. Every other argument is text
+# and must be UTF-8 (presets/text.py); the labels name an argument where its option is not its dest.
+PATH_ARGUMENTS = frozenset({"model", "modelfile"})
+_LABELS = {"prompt": "the prompt", "name": "the name", "base": "--from"}
+
+
+def check_text_arguments(args: argparse.Namespace) -> None:
+    """TextError (one line, exit 2) for the first text argument that is not valid UTF-8."""
+    for dest, value in vars(args).items():
+        if dest in PATH_ARGUMENTS:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                label = f"--set {item.partition('=')[0]}" if dest == "set" else _LABELS.get(dest, f"--{dest}")
+                text.check(item, label.replace("_", "-"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verbose = "--verbose" in argv
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a path with bytes that are not UTF-8 prints as \udcXX
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
+        check_text_arguments(args)
         if args.command is None:
             from andon.app.tui.run import run_app
 

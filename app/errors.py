@@ -9,6 +9,7 @@ from andon.app.model_files import ModelPathError
 from andon.presets.modelfile import ModelfileError
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
+from andon.presets.text import TextError
 
 
 class UsageError(Exception):
@@ -25,4 +26,5 @@ USER_ERRORS = (
     HistoryError,
     UsageError,
     GrammarError,
+    TextError,
 )

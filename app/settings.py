@@ -15,6 +15,7 @@ from andon.presets.modelfile import with_model_defaults
 from andon.presets.parameters import Parameters
 from andon.presets.preset import Preset
 from andon.presets.store import DEFAULT_PRESET, PresetStore
+from andon.presets.text import decode
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,13 @@ def resolve_settings(
 
 
 def read_prompt(prompt: str) -> str:
-    """The prompt argument, or standard input for `-`; an empty prompt is a usage error."""
-    text = sys.stdin.read() if prompt == "-" else prompt
+    """The prompt argument, or standard input for `-` (UTF-8, else TextError); an empty prompt is a usage error."""
+    text = read_stdin() if prompt == "-" else prompt
     if not text.strip():
         raise UsageError("the prompt is empty")
     return text
+
+
+def read_stdin() -> str:
+    binary = getattr(sys.stdin, "buffer", None)
+    return decode(binary.read(), "standard input") if binary is not None else sys.stdin.read()

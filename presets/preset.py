@@ -12,9 +12,18 @@ Task = Literal["factual", "creative", "code", "chat"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+class PresetError(Exception):
+    """A preset that cannot be found, read, saved or deleted; the message says why."""
+
+
+class PresetNameError(PresetError, ValueError):
+    """A preset name that cannot be a file name (a ValueError too, so pydantic reports it as one)."""
+
+
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
-        raise ValueError(
+    """The name, if it can name a preset file; PresetNameError (one line) otherwise."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise PresetNameError(
             f"preset name {name!r} is not allowed (use 1-64 letters, digits, '-', '_' or '.', "
             "starting with a letter or digit)"
         )

@@ -18,15 +18,14 @@ from typing import Any, Literal
 import tomli_w
 from andon.presets.parameters import ParameterError, Parameters
 from andon.presets.paths import presets_dir
-from andon.presets.preset import Preset, check_name
+from andon.presets.preset import Preset, PresetError, check_name
+from andon.presets.text import TextError, read_text
 from pydantic import ValidationError
+
+__all__ = ["DEFAULT_PRESET", "PresetEntry", "PresetError", "PresetProblem", "PresetStore"]
 
 DEFAULT_PRESET = "balanced"
 _DOC_KEYS = {"description", "task", "system", "model", "parameters"}
-
-
-class PresetError(Exception):
-    """A preset that cannot be found, read, saved or deleted; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +91,22 @@ class PresetStore:
     def user_path(self, name: str) -> Path:
         return self.user_dir / f"{check_name(name)}.toml"
 
-    def _user_files(self) -> list[Path]:
+    def _user_files(self) -> tuple[list[Path], list[PresetProblem]]:
+        """The user's preset files, and a problem for what stands where a file or folder should."""
         if not self.user_dir.is_dir():
-            return []
-        return sorted(p for p in self.user_dir.glob("*.toml") if p.is_file())
+            blocker = _blocker(self.user_dir)
+            return [], [
+                PresetProblem(blocker, None, "is a file, not a folder; user presets cannot be read")
+            ] if blocker else []
+        found = sorted(self.user_dir.glob("*.toml"))
+        problems = [PresetProblem(p, None, _not_a_file(p)) for p in found if not p.is_file()]
+        return [p for p in found if p.is_file()], problems
+
+    def _read(self, name: str, path: Path) -> Preset:
+        try:
+            return parse_document(name, read_text(path), path)
+        except (OSError, TextError) as exc:
+            raise PresetError(str(_problem(path, exc))) from None
 
     def builtin(self, name: str) -> Preset:
         f = _builtin_files() / f"{name}.toml"
@@ -107,13 +118,13 @@ class PresetStore:
         """Every preset that loads, and a problem for each user file that does not."""
         builtins = {n: self.builtin(n) for n in self.builtin_names()}
         entries: dict[str, PresetEntry] = {n: PresetEntry(p, "builtin") for n, p in builtins.items()}
-        problems: list[PresetProblem] = []
-        for path in self._user_files():
+        files, problems = self._user_files()
+        for path in files:
             name = path.stem
             try:
                 check_name(name)
-                preset = parse_document(name, path.read_text("utf-8"), path)
-            except (PresetError, ValueError, OSError, UnicodeDecodeError) as exc:
+                preset = self._read(name, path)
+            except PresetError as exc:
                 problems.append(_problem(path, exc))
                 continue
             entries[name] = PresetEntry(preset, "user", shadows_builtin=name in builtins)
@@ -126,10 +137,9 @@ class PresetStore:
         """The user preset of that name, else the built-in one; PresetError says why not."""
         path = self.user_path(name)
         if path.is_file():
-            try:
-                return parse_document(name, path.read_text("utf-8"), path)
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PresetError(str(_problem(path, exc))) from None
+            return self._read(name, path)
+        if path.exists():
+            raise PresetError(f"{path}: {_not_a_file(path)}; rename or remove it to use preset {name!r}")
         if name in self.builtin_names():
             return self.builtin(name)
         known = ", ".join(self.names())
@@ -141,26 +151,27 @@ class PresetStore:
         """Write the preset atomically: a temporary file in the same folder, then a rename."""
         path = self.user_path(preset.name)
         data = tomli_w.dumps(preset.to_document(), multiline_strings=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{preset.name}.", suffix=".tmp", dir=path.parent)
+        if path.exists() and not path.is_file():
+            raise PresetError(f"cannot save preset {preset.name!r}: {path} {_not_a_file(path)}; rename or remove it")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, data)
+        except OSError as exc:
+            raise PresetError(f"cannot save preset {preset.name!r} to {path}: {_reason(path.parent, exc)}") from None
         return path
 
     def delete(self, name: str) -> Path:
         path = self.user_path(name)
         if not path.is_file():
+            if path.exists():
+                raise PresetError(f"{path} {_not_a_file(path)}; andon leaves it alone")
             if name in self.builtin_names():
                 raise PresetError(f"{name!r} is a built-in preset and cannot be deleted")
             raise PresetError(f"no user preset named {name!r}")
-        path.unlink()
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise PresetError(f"cannot delete {path}: {exc.strerror or exc}") from None
         return path
 
 
@@ -168,7 +179,44 @@ def _builtin_files():
     return resources.files("andon.presets") / "builtin"
 
 
+def _write_atomically(path: Path, data: str) -> None:
+    """A temporary file in the same folder, then a rename: a reader never sees half a preset."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _not_a_file(path: Path) -> str:
+    return "is a folder, not a preset file" if path.is_dir() else "is not a regular file"
+
+
+def _blocker(folder: Path) -> Path | None:
+    """The file that stands where `folder` or one of its parents should be a folder, if any."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def _reason(folder: Path, exc: OSError) -> str:
+    blocker = _blocker(folder)
+    if blocker is not None:
+        return f"{blocker} is a file, not a folder"
+    return exc.strerror or str(exc)
+
+
 def _problem(path: Path, exc: BaseException) -> PresetProblem:
+    if isinstance(exc, TextError):
+        return PresetProblem(path, None, exc.detail.removeprefix("is "))
+    if isinstance(exc, OSError):
+        return PresetProblem(path, None, f"cannot be read: {exc.strerror or exc}")
     text = str(exc)
     prefix = f"{path}: "
     if text.startswith(prefix):

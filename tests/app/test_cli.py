@@ -28,6 +28,7 @@ def assert_user_error(result, *needles: str) -> None:
         assert needle in lines[0]
 
 
+@pytest.mark.model
 def test_ask_answers_on_stdout():
     r = andon("ask", "What is the capital of Japan?", "--set", "temperature=0")
     assert r.returncode == 0, r.stderr
@@ -35,11 +36,13 @@ def test_ask_answers_on_stdout():
     assert r.stderr == ""  # llama.cpp's log stays silent
 
 
+@pytest.mark.model
 def test_ask_reads_standard_input():
     r = andon("ask", "-", "--set", "temperature=0", stdin="What is the capital of Japan?")
     assert r.returncode == 0 and "Tokyo" in r.stdout
 
 
+@pytest.mark.model
 def test_ask_json_object():
     r = andon("ask", "What is the capital of Japan?", "--preset", "factual", "--json", "--set", "num_predict=40")
     assert r.returncode == 0, r.stderr
@@ -51,6 +54,7 @@ def test_ask_json_object():
     assert out["parameters"]["temperature"] == 0.0 and out["parameters"]["num_predict"] == 40
 
 
+@pytest.mark.model
 def test_system_and_stop_options():
     r = andon("ask", "What is the capital of Japan?", "--set", "temperature=0", "--set", "stop=Tokyo",
               "--system", "Answer in one sentence.")  # fmt: skip
@@ -80,6 +84,7 @@ def test_file_that_is_not_gguf(tmp_path):
     assert_user_error(andon("ask", "hi", "--model", str(fake)), "not a GGUF model file", str(fake))
 
 
+@pytest.mark.model
 def test_broken_gguf_file(tmp_path, model_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(model_path.read_bytes()[:4000])
@@ -105,6 +110,7 @@ def test_parameters_listing_has_every_parameter_with_help():
         assert name in r.stdout and spec.description in r.stdout
 
 
+@pytest.mark.model
 def test_ctrl_c_stops_the_reply_and_keeps_what_was_written():
     import signal
     import time
@@ -164,3 +170,101 @@ def test_a_history_andon_cannot_use_is_one_line_and_left_alone(tmp_path, spoil, 
     assert_user_error(r, str(path), "has not changed it", "move it aside", *needles)
     assert hashlib.md5(path.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["history.sqlite3"]
+
+
+# --- text that is not UTF-8: refused with where, the byte and its offset, wherever it enters ------
+
+
+def andon_bytes(*args: str | bytes, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """andon with raw bytes in its arguments and standard input, as a shell passes them."""
+    return subprocess.run(
+        [sys.executable, "-m", "andon", *args], input=stdin, capture_output=True, timeout=120,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )  # fmt: skip
+
+
+def assert_refused_bytes(result, *needles: str) -> None:
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1 and "internal error" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "needles"),
+    [
+        (["ask", "-"], b"caf\xe9 au lait", ["standard input", "byte 0xe9 at offset 3"]),
+        (["ask", b"caf\xe9"], b"", ["the prompt", "byte 0xe9 at offset 3"]),
+        (["ask", "hi", "--system", b"be \xff brief"], b"", ["--system", "byte 0xff at offset 3"]),
+        (["ask", "hi", "--set", b"stop=\xfe\xfe"], b"", ["--set stop", "byte 0xfe at offset 5"]),
+        (["ask", "hi", "--preset", b"x\xff"], b"", ["--preset", "byte 0xff at offset 1"]),
+        (["inspect", b"\xc3("], b"", ["the prompt", "byte 0xc3 at offset 0"]),
+        (["presets", "save", "mine", "--description", b"\x80"], b"", ["--description", "byte 0x80"]),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_where_it_enters(args, stdin, needles):
+    assert_refused_bytes(andon_bytes(*args, stdin=stdin), "not valid UTF-8", *needles)
+
+
+def test_preset_files_and_modelfiles_that_are_not_utf8(tmp_path):
+    folder = tmp_path / "config" / "andon" / "presets"
+    folder.mkdir(parents=True)
+    latin1 = folder / "latin.toml"
+    latin1.write_bytes(b'description = "caf\xe9"\n')
+    assert_user_error(andon("presets", "show", "latin"), str(latin1), "not valid UTF-8", "byte 0xe9 at offset 18")
+    listing = andon("presets", "list")
+    assert listing.returncode == 0 and "balanced" in listing.stdout
+    assert "latin.toml" in listing.stderr and "byte 0xe9" in listing.stderr
+    assert latin1.read_bytes() == b'description = "caf\xe9"\n'
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_bytes(b'FROM x\nSYSTEM """\xff"""\n')
+    r = andon("presets", "import", str(modelfile), "--name", "m")
+    assert_user_error(r, str(modelfile), "0xff")
+
+
+# --- preset names and paths that cannot be preset files ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["ask", "hi", "--preset"], "../x"),
+        (["presets", "show"], "a/b"),
+        (["presets", "export"], "my preset"),
+        (["presets", "delete"], "../x"),
+        (["presets", "save"], ".hidden"),
+        (["compare", "hi", "--presets"], "a/b"),
+        (["inspect", "hi", "--preset"], "x" * 65),
+    ],
+)
+def test_a_preset_name_with_a_path_in_it_is_one_line(command, name):
+    assert_user_error(andon(*command, name), "preset name", repr(name), "is not allowed", "letters, digits")
+
+
+def test_a_config_folder_that_is_a_file(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("not a folder")
+    assert_user_error(andon("presets", "save", "mine", "--from", "creative"), "cannot save preset 'mine'",
+                      str(config), "is a file, not a folder")  # fmt: skip
+    listing = andon("presets", "list")
+    assert listing.returncode == 0 and "creative" in listing.stdout and str(config) in listing.stderr
+    assert andon("presets", "show", "creative").returncode == 0
+    assert config.read_text() == "not a folder"
+
+
+def test_a_folder_where_a_preset_file_should_be(tmp_path):
+    folder = tmp_path / "config" / "andon" / "presets" / "mine.toml"
+    folder.mkdir(parents=True)
+    for args in (["presets", "show", "mine"], ["presets", "save", "mine"], ["presets", "delete", "mine"],
+                 ["ask", "hi", "--preset", "mine"]):  # fmt: skip
+        assert_user_error(andon(*args), str(folder), "is a folder, not a preset file")
+    listing = andon("presets", "list")
+    assert listing.returncode == 0 and "mine.toml: is a folder, not a preset file" in listing.stderr
+    assert folder.is_dir()
+
+
+def test_a_model_path_that_is_a_fifo_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    assert_user_error(andon("ask", "hi", "--model", str(fifo)), str(fifo), "not a regular file")
