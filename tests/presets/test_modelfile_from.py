@@ -103,3 +103,15 @@ def test_from_checks_in_the_parser():
     with pytest.raises(ModelfileError, match="line 1: FROM x: no such model"):
         parse_modelfile("FROM x\n", resolve_from=refuse)
     assert parse_modelfile("FROM ./anything.gguf\n").model == "./anything.gguf"  # no resolver: kept as written
+
+
+def test_modelfile_for_a_chat_reads_back_the_same():
+    from andon.presets import DEFAULTS
+    from andon.presets.modelfile import modelfile_for
+
+    params = DEFAULTS.of({"temperature": 0.3, "stop": ["END"], "top_n_sigma": 1.0})
+    text = modelfile_for("smollm2:135m", params, "Be brief.")
+    assert "FROM smollm2:135m\n" in text and "# PARAMETER top_n_sigma 1" in text  # andon's own, as a comment
+    back = parse_modelfile(text)
+    assert (back.model, back.system) == ("smollm2:135m", "Be brief.")
+    assert back.parameters == {"temperature": 0.3, "stop": ["END"]}
