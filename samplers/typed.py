@@ -5,7 +5,8 @@ The rules, the same everywhere:
 
 - The text is taken as typed (no shell-style splitting). A list that opens with `["` or `[]`, and
   a map or schema (`{`), is JSON: `["\\n", ":"]` holds a newline and a colon.
-- Text that opens with `"` is a JSON string, escapes included (`"\\n"` is a newline).
+- Text that opens with `"` is a JSON string, escapes included (`"\\n"` is a newline); text wholly
+  in single quotes is taken as written between them.
 - A list of text (`stop`, `dry_sequence_breakers`) is one item, or with `words=True` (the habit of
   `/set parameter stop a b`, as in `ollama run`) one item per word; a quoted word ("a b" or 'a b')
   keeps its spaces. Sampler names and RPC servers may be separated by commas or spaces.
@@ -48,6 +49,8 @@ def parse_text(spec: ParamSpec, text: str, *, words: bool = False) -> Any:
         if spec.kind in ("str", "format"):
             return spec.validate(text)
     if spec.kind in ("str", "format"):
+        if len(text) >= 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1]:
+            text = text[1:-1]  # 'as typed', shell-style
         return spec.validate(text)
     if spec.kind == "bias_map":
         if text:
@@ -69,10 +72,11 @@ def _json(spec: ParamSpec, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at column {exc.colno}"
+        if spec.kind == "format":
+            raise ParameterError(f"{spec.name}: the schema is not valid JSON ({where})") from None
         shown = text if len(text) <= 60 else text[:57] + "..."
-        raise ParameterError(
-            f"{spec.name}: {shown} is not valid JSON ({exc.msg} at column {exc.colno}); {spec.allowed}"
-        ) from None
+        raise ParameterError(f"{spec.name}: {shown} is not valid JSON ({where}); {spec.allowed}") from None
 
 
 def _items(spec: ParamSpec, text: str, words: bool) -> list[str]:

@@ -28,6 +28,10 @@ TYPED = [
     ("temperature 0.7", "temperature", 0.7),
     ("stop [INST]", "stop", ("[INST]",)),  # not JSON: a stop string in brackets
     ('grammar root ::= "yes" | "no"', "grammar", 'root ::= "yes" | "no"'),  # taken as typed
+    ("grammar ''", "grammar", ""),  # quoted nothing: off
+    ('format ""', "format", ""),
+    ('format {"type": "object"}', "format", {"type": "object"}),
+    ('draft "/my models/draft.gguf"', "draft", "/my models/draft.gguf"),
 ]
 
 
