@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -141,5 +142,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_parameters(args: argparse.Namespace) -> int:
-    sys.stdout.write(parameter_table("markdown" if args.markdown else "text"))
+    if args.markdown:
+        sys.stdout.write(parameter_table("markdown"))
+    else:
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(parameter_table("text", width=width))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -53,10 +54,14 @@ def groups() -> list[tuple[str, list[ParamSpec]]]:
     ]
 
 
-def parameter_table(style: Style = "markdown") -> str:
-    """The table of every parameter: name, type, default, what is allowed, one line of help."""
-    render = _markdown if style == "markdown" else _text
-    return "\n\n".join(render(title, specs) for title, specs in groups()) + "\n"
+def parameter_table(style: Style = "markdown", width: int | None = None) -> str:
+    """The table of every parameter: name, type, default, what is allowed, one line of help.
+
+    `width` wraps the text layout's help lines (a terminal's columns); Markdown is never wrapped.
+    """
+    if style == "markdown":
+        return "\n\n".join(_markdown(title, specs) for title, specs in groups()) + "\n"
+    return "\n\n".join(_text(title, specs, width) for title, specs in groups()) + "\n"
 
 
 def default_text(spec: ParamSpec) -> str:
@@ -83,17 +88,23 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _text(title: str, specs: Sequence[ParamSpec]) -> str:
-    lines = [title, "", f"  {'name':<22} {'default':<14} allowed"]
+def _text(title: str, specs: Sequence[ParamSpec], width: int | None) -> str:
+    indent = " " * 25
+    lines = [*_wrap(title, "", "", width), "", f"  {'name':<22} {'default':<14} allowed"]
     for spec in specs:
         default = default_text(spec)
-        if len(default) > 14:  # a long list: on a line of its own
-            lines.append(f"  {spec.name:<22} {'(below)':<14} {spec.summary}")
-            lines.append(f"  {'':<22} default {default}")
-        else:
-            lines.append(f"  {spec.name:<22} {default:<14} {spec.summary}")
-        lines.append(f"  {'':<22} {spec.description}")
+        shown = "(below)" if len(default) > 14 else default  # a long list: on a line of its own
+        lines.extend(_wrap(spec.summary, f"  {spec.name:<22} {shown:<14} ", " " * 40, width))
+        if shown != default:
+            lines.extend(_wrap(f"default {default}", indent, indent, width))
+        lines.extend(_wrap(spec.description, indent, indent, width))
     return "\n".join(lines)
+
+
+def _wrap(text: str, first: str, rest: str, width: int | None) -> list[str]:
+    if width is None or width < len(first) + 20:
+        return [first + text]
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False)
 
 
 def readme_block(readme: str) -> str | None:

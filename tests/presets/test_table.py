@@ -65,3 +65,9 @@ def test_the_regenerate_command_rewrites_only_the_block(tmp_path):
     r = run("-m", "andon.presets.table", "--write", str(missing))
     assert r.returncode == 2 and "no <!-- parameters:begin -->" in r.stderr
     assert missing.read_text("utf-8") == "no markers\n"
+
+
+def test_the_terminal_layout_fits_80_columns_and_loses_no_word():
+    wrapped = parameter_table("text", width=80)
+    assert max(len(line) for line in wrapped.splitlines()) <= 80
+    assert wrapped.split() == parameter_table("text").split()
