@@ -37,30 +37,38 @@ class ModelOptions:
     num_thread: int = 0
     num_batch: int = 512
     verbose: bool = False
+    rpc: tuple[str, ...] = ()  # llama.cpp RPC servers (host:port) for the layers (app/rpc.py)
 
     @classmethod
     def from_parameters(cls, path: Path, params: Parameters, verbose: bool = False) -> ModelOptions:
-        return cls(path, params.num_ctx, params.num_gpu, params.num_thread, params.num_batch, verbose)
+        return cls(
+            path, params.num_ctx, params.num_gpu, params.num_thread, params.num_batch, verbose, tuple(params.rpc)
+        )
 
 
 def load_llama(options: ModelOptions) -> Llama:
     """The model loaded with a context of num_ctx tokens, or ModelLoadError saying why not."""
     import llama_cpp
+    from andon.app import rpc
 
     llama_log.install(options.verbose)
     try:
         path = check_gguf(options.path)
     except ModelPathError as exc:
         raise ModelLoadError(str(exc)) from None
-    check_memory(path, options.num_ctx)
+    if not options.rpc:  # with RPC servers, the weights and the cache are mostly theirs
+        check_memory(path, options.num_ctx)
     try:
-        return llama_cpp.Llama(
-            str(path),
-            n_ctx=options.num_ctx,
-            n_gpu_layers=options.num_gpu,
-            n_threads=options.num_thread or None,
-            n_batch=min(options.num_batch, options.num_ctx),
-            verbose=options.verbose,
+        return rpc.load(
+            options.rpc,
+            lambda: llama_cpp.Llama(
+                str(path),
+                n_ctx=options.num_ctx,
+                n_gpu_layers=options.num_gpu,
+                n_threads=options.num_thread or None,
+                n_batch=min(options.num_batch, options.num_ctx),
+                verbose=options.verbose,
+            ),
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(_load_failure(path, options, str(exc))) from None

@@ -22,6 +22,7 @@ rather than freed (freeing it would wait for the dead server), and RPC stays off
 from __future__ import annotations
 
 import ctypes
+import os
 import queue
 import socket
 import struct
@@ -32,6 +33,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
+
+import numpy as np
+from andon.app.context import KVContext
+from andon.app.loading import ModelLoadError
+from numpy.typing import NDArray
 
 T = TypeVar("T")
 
@@ -49,10 +55,12 @@ PROTOCOL = (7, 0)  # RPC_PROTO_MAJOR_VERSION, RPC_PROTO_MINOR_VERSION
 _HELLO = 14
 _CAPS = 24
 _SIZE = struct.Struct("=Q")
+_RESTART = "restart andon to use RPC again"  # ggml-rpc cannot reconnect within the process
 
 
-class RpcError(Exception):
-    """An RPC server that cannot be used, or a build without RPC; the message is for the user."""
+class RpcError(ModelLoadError):
+    """RPC servers the model cannot use (or no longer), or a build without RPC; the message is for
+    the user. A ModelLoadError: the model cannot be loaded, or has become unusable, because of it."""
 
 
 @dataclass
@@ -64,6 +72,7 @@ class _Process:
     lost: str = ""  # set once a connection broke: RPC is unusable for the rest of the process
     runner: _Runner | None = None
     callback: Any = None  # ggml's abort callback: must outlive every call ggml makes to it
+    waiting: int = 0  # guarded calls waiting now
 
 
 _process = _Process()
@@ -241,11 +250,11 @@ def _on_abort(message: bytes | None) -> None:
         print(text, file=sys.stderr, flush=True)  # what ggml prints without a callback; abort follows
         return
     servers = ", ".join(_process.registered) or "an RPC server"
-    detail = text.rsplit(": ", 1)[-1].strip()
-    _process.lost = (
-        f"rpc: lost the connection to {servers} ({detail}: the server stopped or the network failed); "
-        "RPC is off until andon restarts"
-    )
+    _process.lost = f"rpc: lost the connection to {servers} (the server stopped, or the network failed); {_RESTART}"
+    if not _process.waiting:  # no guarded call to hand the fault to: end the process in one line
+        sys.stdout.flush()
+        print(f"andon: {_process.lost}", file=sys.stderr, flush=True)
+        os._exit(2)
     threading.Event().wait()  # never return: ggml calls abort() when its callback returns
 
 
@@ -288,25 +297,59 @@ def guarded(call: Callable[[], T], stall_s: float | None = None) -> T:
     job = _Job(call)
     _process.runner.jobs.put(job)
     start = time.monotonic()
-    while not job.done.wait(0.05):
-        if not _process.lost and stall_s is not None and time.monotonic() - start > stall_s:
-            servers = ", ".join(_process.registered)
-            _process.lost = f"rpc: {servers} left a request unanswered for {stall_s:g} s; RPC is off until restart"
-        if _process.lost:
-            _process.runner = None  # its thread waits on the lost server for good
-            raise RpcError(_process.lost)
+    _process.waiting += 1
+    try:
+        while not job.done.wait(0.05):
+            if not _process.lost and stall_s is not None and time.monotonic() - start > stall_s:
+                servers = ", ".join(_process.registered)
+                _process.lost = f"rpc: {servers} left a request unanswered for {stall_s:g} s; {_RESTART}"
+            if _process.lost:
+                _process.runner = None  # its thread waits on the lost server for good
+                _keep_forever(job)  # and so does the model it was using
+                raise RpcError(_process.lost)
+    finally:
+        _process.waiting -= 1
     if job.error is not None:
         raise job.error
     return job.value
 
 
-def release(close: Callable[[], None], owner: Any) -> None:
-    """Free a model that used RPC devices, or keep it for good if its server was lost (freeing it
-    would send requests that nothing answers)."""
+def _keep_forever(owner: object) -> None:
+    """Never free `owner` (nor what it holds), not even at exit: freeing a model whose server was
+    lost sends requests that nothing answers, and waits for the answers for good."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(owner))
+
+
+def load(endpoints: Sequence[str], make: Callable[[], T]) -> T:
+    """`make()` a model with these RPC servers as its devices (none: this machine alone)."""
+    if not use(endpoints):
+        return make()
+    return guarded(make)
+
+
+def release(llm: Any) -> None:
+    """Free a model that used RPC devices, or keep it for good if its server was lost."""
     if not _process.lost:
         try:
-            guarded(close, stall_s=10.0)
+            guarded(llm.close, stall_s=10.0)
             return
         except RpcError:
             pass
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(owner))  # never freed, not even at exit
+    _keep_forever(llm)
+
+
+class GuardedContext(KVContext):
+    """The KV-cached context of a model on RPC devices: its evaluations are `guarded`, so a lost
+    server ends the reply with RpcError rather than the process."""
+
+    def prefill(self, tokens: Sequence[int]) -> int:
+        return guarded(partial(super().prefill, tokens), STALL_S)
+
+    def append(self, tokens: Sequence[int]) -> None:
+        guarded(partial(super().append, tokens), STALL_S)
+
+    def append_all_logits(self, tokens: Sequence[int]) -> NDArray[np.float32]:
+        return guarded(partial(super().append_all_logits, tokens), STALL_S)
+
+    def truncate(self, n: int) -> bool:
+        return guarded(partial(super().truncate, n), STALL_S)
