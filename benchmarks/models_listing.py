@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from andon.app import gguf_header, llama_log
@@ -40,8 +41,8 @@ def main() -> None:
     if gemma is not None and gemma[0].is_file():
         files.append(("Gemma 3 270M", gemma[0]))
     for label, path in files:
-        native = ms(lambda p=path: gguf_header.read(p), args.repeat)
-        package = ms(lambda p=path: gguf_header.read_with_gguf_package(p), max(1, args.repeat // 2))
+        native = ms(partial(gguf_header.read, path), args.repeat)
+        package = ms(partial(gguf_header.read_with_gguf_package, path), max(1, args.repeat // 2))
         print(f"{label}: llama.cpp's reader {native:.1f} ms, gguf package's GGUFReader {package:.0f} ms "
               f"({package / native:.0f}x)")  # fmt: skip
     listed = list_models()[0]
