@@ -24,7 +24,6 @@ from andon.presets.store import PresetStore
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.worker import Worker, WorkerState
 
 __all__ = ["AndonApp", "EngineFactory", "EngineLike"]
 
@@ -83,6 +82,7 @@ class AndonApp(App[None]):
     def engine(self) -> EngineLike | None:
         return self.host.engine
 
+    @guarded
     def on_mount(self) -> None:
         self._catch_signals(True)
 
@@ -95,11 +95,6 @@ class AndonApp(App[None]):
             self.chat_screen.view.say(line, error=True)
         except Exception:
             self.notify(line, severity="error", markup=False)
-
-    @guarded
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.post_message(Unexpected(event.worker.error))
 
     def _catch_signals(self, install: bool) -> None:
         try:

@@ -37,6 +37,7 @@ class ChatList(ListView):
         self.current: int | None = None  # the open chat, highlighted
 
     @work(exclusive=True, group="chats", exit_on_error=False)
+    @guarded
     async def reload(self, current: int | None = None) -> None:
         """List the chats again (titles and order change as chats are used)."""
         if current is not None:

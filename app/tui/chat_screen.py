@@ -91,6 +91,7 @@ class ChatScreen(Screen[None]):
     # --- the model ----------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    @guarded
     def load_engine(self, options: ModelOptions) -> None:
         self.app.call_from_thread(setattr, self, "model_note", f"loading {options.path.name}…")
         self.host.load(options)
@@ -162,10 +163,12 @@ class ChatScreen(Screen[None]):
         await self.open_chat(self._new_chat())
 
     @work(group="dialog", exit_on_error=False)
+    @guarded
     async def action_rename_chat(self) -> None:
         await self.chats.rename(self.view.session.chat)
 
     @work(group="dialog", exit_on_error=False)
+    @guarded
     async def action_delete_chat(self) -> None:
         view = self.view
         if await self.chats.confirm_delete(view.session.chat):
@@ -190,6 +193,7 @@ class ChatScreen(Screen[None]):
         self.view.next_preset()
 
     @work(group="dialog", exit_on_error=False)
+    @guarded
     async def action_pick_preset(self) -> None:
         view = self.view
         name = await self.app.push_screen_wait(PresetPicker(self.store.names(), view.session.preset.name))

@@ -207,6 +207,7 @@ class ChatView(VerticalScroll):
         self._write(reply, box)
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
+    @guarded
     def _write(self, reply: StoredMessage, box: MessageBox) -> None:
         worker = get_current_worker()
         # The reply thread needs the GIL back quickly after each llama.cpp call; the UI thread

@@ -1,9 +1,9 @@
 """Unexpected errors in the app: one line on screen, the traceback in a log file, the app stays up.
 
-Textual closes an app on any exception that a handler lets through. So every handler of andon's
-widgets is wrapped with `guarded` (a test checks that none is missed), and workers run with
-`exit_on_error=False`: their errors arrive as `Worker.StateChanged` in the ERROR state. Both end in
-`Unexpected`, a message the app answers by showing `record(error)`'s line.
+Textual closes an app on any exception that a handler or a worker lets through. So every handler
+and every worker function of andon's widgets is wrapped with `guarded` (a test checks that none is
+missed; workers also run with `exit_on_error=False`). A caught exception is posted to the app as
+`Unexpected` (post_message is thread-safe), and the app shows `record(error)`'s line.
 """
 
 from __future__ import annotations

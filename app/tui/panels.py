@@ -107,6 +107,7 @@ class InspectorPanel(Vertical):
         self._inspect(session, tokens, position)
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
+    @guarded
     def _inspect(self, session: ChatSession, tokens: list[int], position: int | None) -> None:
         from andon.app.inspector import inspect_chat
 

@@ -19,5 +19,6 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
 
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
     path = find_model(model).load_path() if model else embedded_model_path
-    AndonApp(factory, path, preset=preset, verbose=verbose).run()
-    return 0
+    app = AndonApp(factory, path, preset=preset, verbose=verbose)
+    app.run()
+    return app.return_code or 0  # non-zero when it ended on an error or a signal (128 + its number)

@@ -1,21 +1,33 @@
-"""A fake engine for UI tests: yields scripted tokens, no model needed."""
+"""A fake engine for UI tests: yields scripted tokens, no model needed. It has every member of the
+app's EngineLike protocol; its vocabulary is the script's pieces (token i is piece i)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 from andon.app.engine import Delta, Done, ModelOptions, StopFilter, Usage
+from andon.app.history import History
+from andon.presets.parameters import Parameters
+
+HELLO = ["Hello", " from", " the", " fake", " model", "."]
 
 
 @dataclass
 class FakeEngine:
     options: ModelOptions
-    script: list[str] = field(default_factory=lambda: ["Hello", " from", " the", " fake", " model", "."])
+    script: list[str] = field(default_factory=lambda: list(HELLO))
     delay: float = 0.0
     model_name: str = "fake-model"
     n_ctx: int = 4096
     calls: list = field(default_factory=list)
+
+    @property
+    def n_vocab(self) -> int:
+        return len(self.script)
 
     def chat_tokens(self, messages):
         return [0] * sum(len(m["content"].split()) + 4 for m in messages)
@@ -23,7 +35,7 @@ class FakeEngine:
     def stream(self, messages, params, cancelled=None, chain=None):
         self.calls.append((list(messages), params))
         stops = StopFilter(params.stop)
-        text, n = [], 0
+        text, n, start = [], 0, time.perf_counter()
         for piece in self.script:
             if cancelled is not None and cancelled():
                 yield Done("".join(text), "cancelled", Usage(10, 10, n, 0.01, 50.0), 1)
@@ -34,7 +46,7 @@ class FakeEngine:
             shown, hit = stops.feed(piece)
             if shown:
                 text.append(shown)
-                yield Delta(shown)
+                yield Delta(shown, n, time.perf_counter() - start)
             if hit:
                 break
             if 0 < params.num_predict <= n:
@@ -42,8 +54,36 @@ class FakeEngine:
         tail = stops.flush()
         if tail:
             text.append(tail)
-            yield Delta(tail)
+            yield Delta(tail, n, time.perf_counter() - start)
         yield Done("".join(text), "stop", Usage(len(self.chat_tokens(messages)), 10, n, 0.01, 42.0), 1)
+
+    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:
+        return [self.script.index(p) for p in self.script if p in text]
+
+    def piece(self, token: int, *, special: bool = False) -> bytes:
+        return self.script[token].encode()
+
+    def token_text(self, token: int) -> str:
+        return self.script[token]
+
+    def vocab_for(self, params: Parameters):
+        return None
+
+    def prefill(self, tokens: Sequence[int]) -> int:
+        return len(tokens)
+
+    def logits(self):
+        return np.linspace(1.0, 0.0, self.n_vocab, dtype=np.float32)
 
     def close(self):
         pass
+
+
+def seeded_history(path: Path, turns: int, title: str = "Long chat", busy_timeout: float = 1.5) -> History:
+    """A history with one chat of `turns` question-and-answer pairs."""
+    history = History(path, busy_timeout)
+    chat = history.create_chat(title, "balanced")
+    for i in range(turns):
+        history.add_message(chat.id, "user", f"question {i}")
+        history.add_message(chat.id, "assistant", f"answer {i}")
+    return history

@@ -382,3 +382,75 @@ async def test_inspector_panel_for_next_token_and_a_reply_token(tmp_path, model_
         await pilot.pause()
         text = str(app.query_one("#inspector-table").render())
         assert f"Reply token {index - 1}" in text and "chosen:" in text and "Tok" in text
+
+
+@pytest.fixture(autouse=True)
+def _isolated_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the log of unexpected errors
+
+
+def notices(app) -> list[str]:
+    return [str(n.render()) for n in app.query(".notice")]
+
+
+async def test_an_unexpected_error_is_one_line_and_a_log_entry_and_the_app_goes_on(tmp_path, monkeypatch):
+    from andon.app.tui.failures import log_file
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hello")
+        monkeypatch.setattr(History, "to_markdown", lambda self, chat_id: 1 / 0)
+        await pilot.press("ctrl+s")  # export: a handler fails
+        await pilot.pause()
+        line = notices(app)[-1]
+        assert line.startswith("unexpected error: ZeroDivisionError: division by zero")
+        assert f"details in {log_file()}" in line and str(tmp_path / "state") in line
+        assert "Traceback" in log_file().read_text() and "to_markdown" in log_file().read_text()
+
+        calls = []
+        real_chats = History.chats
+
+        def chats_once_broken(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyError("broken row")
+            return real_chats(self)
+
+        monkeypatch.setattr(History, "chats", chats_once_broken)
+        await pilot.press("ctrl+n")  # a worker fails (the chat list's reload)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("unexpected error: KeyError: 'broken row'" in n for n in notices(app))
+        await send(pilot, "still here")  # the app goes on
+        assert app.is_running and app.session.messages[-1].content == "Hello from the fake model."
+    assert not app.return_code  # it did not end on an error
+
+
+def test_no_handler_or_worker_can_close_the_app():
+    """Every Textual handler and worker of andon's widgets is guarded; no worker exits on an error."""
+    import inspect
+
+    from andon.app.tui import app, chat_list, chat_screen, chat_view, panels, screens, widgets
+    from andon.app.tui.failures import GUARD_MARK, is_handler
+    from textual.message_pump import MessagePump
+
+    def exits_on_error(fn) -> bool | None:  # a @work method keeps exit_on_error in its closure
+        code = getattr(fn, "__code__", None)
+        if code is None or "exit_on_error" not in code.co_freevars:
+            return None
+        return fn.__closure__[code.co_freevars.index("exit_on_error")].cell_contents
+
+    unguarded, exiting, seen = [], [], 0
+    for module in (app, chat_list, chat_screen, chat_view, panels, screens, widgets):
+        for cls in vars(module).values():
+            if not (inspect.isclass(cls) and issubclass(cls, MessagePump) and cls.__module__ == module.__name__):
+                continue
+            for name, member in vars(cls).items():
+                worker = exits_on_error(member)
+                if worker:
+                    exiting.append(f"{cls.__name__}.{name}")
+                if worker is not None or (is_handler(name, member) and name != "on_unexpected"):
+                    seen += 1
+                    if not getattr(member, GUARD_MARK, False):  # @work keeps the mark of what it wraps
+                        unguarded.append(f"{cls.__name__}.{name}")
+    assert seen > 30 and not unguarded and not exiting, (unguarded, exiting)
