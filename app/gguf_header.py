@@ -59,13 +59,20 @@ class _InitParams(ctypes.Structure):
 def _library() -> Any:
     """ggml-base from llama-cpp-python's library folder, with gguf.h's signatures; None if absent."""
     try:
-        import llama_cpp  # loads ggml-base into the process (and sets where llama.cpp's log goes)
-        from llama_cpp._ctypes_extensions import load_shared_library
-
-        base = os.environ.get("LLAMA_CPP_LIB_PATH") or Path(llama_cpp.__file__).parent / "lib"
-        lib = load_shared_library("ggml-base", Path(base))
-    except (ImportError, OSError, RuntimeError, FileNotFoundError):
+        import llama_cpp
+    except ImportError:
         return None
+    # The ggml-base libllama itself uses (a wheel may hold a second copy under another file name, whose
+    # log would not go where app/llama_log.py routes llama.cpp's): its symbols through libllama's handle.
+    lib = getattr(llama_cpp.llama_cpp, "_lib", None)
+    if lib is None or not hasattr(lib, "gguf_init_from_file"):
+        try:
+            from llama_cpp._ctypes_extensions import load_shared_library
+
+            base = os.environ.get("LLAMA_CPP_LIB_PATH") or Path(llama_cpp.__file__).parent / "lib"
+            lib = load_shared_library("ggml-base", Path(base))
+        except (ImportError, OSError, RuntimeError, FileNotFoundError):
+            return None
     c = ctypes
     signatures: dict[str, tuple[Any, list[Any]]] = {
         "gguf_init_from_file": (c.c_void_p, [c.c_char_p, _InitParams]),

@@ -170,6 +170,17 @@ def test_llama_cpp_and_the_gguf_package_read_the_same_header(model_path, tmp_pat
         assert native.kv == package.kv and native.tensors == package.tensors
 
 
+def test_a_broken_header_is_one_line_with_llama_cpps_reason(tmp_path, model_path, capfd):
+    from andon.app import llama_log
+
+    llama_log.install(False)
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(model_path.read_bytes()[:1000])
+    with pytest.raises(ModelPathError, match=r"cannot read the GGUF header of .*truncated\.gguf: string length"):
+        read_gguf_info(truncated)
+    assert capfd.readouterr().err == ""  # llama.cpp's own log went to andon's handler, not the terminal
+
+
 def _fake(tmp_path: Path) -> Path:
     fake_gguf(tmp_path / "fake.gguf")
     return tmp_path / "fake.gguf"
