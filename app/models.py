@@ -131,7 +131,7 @@ def unknown_model_message(text: str, entries: list[ModelEntry]) -> str:
     for e in entries:
         by_key.setdefault(e.name.lower(), e.name)
         for alias in e.aliases:
-            if "/" not in alias or alias.count("/") < 2:  # the long Ollama forms are not suggested
+            if alias.count("/") < 2:  # the long Ollama forms are not suggested
                 by_key.setdefault(alias, e.name)
     query = text.lower()
     scores = {k: max(_similarity(query, k), _similarity(query, k[: len(query)])) for k in by_key}
