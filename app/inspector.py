@@ -13,7 +13,9 @@ from andon.samplers import Candidates, build_chain, softmax
 
 
 @dataclass
-class Stage:
+class StageProbabilities:
+    """The shown candidates after one stage of the chain (samplers.Stage is the stage itself)."""
+
     name: str
     kept: int  # candidates with probability > 0 after this stage
     probs: dict[int, float]  # for the tokens shown; a removed token is absent
@@ -25,11 +27,11 @@ class Inspection:
     n_vocab: int
     shown: list[int]  # token ids in the order of the table
     texts: dict[int, str]
-    stages: list[Stage]
+    stages: list[StageProbabilities]
     temperatures: dict[float, dict[int, float]] = field(default_factory=dict)
 
     @property
-    def final(self) -> Stage:
+    def final(self) -> StageProbabilities:
         return self.stages[-1]
 
     def to_json(self) -> dict[str, Any]:
@@ -83,7 +85,7 @@ def inspect_next(
     top_before = [int(i) for i in np.argsort(-before, kind="stable")[:top]]
     top_after = [int(final.ids[i]) for i in np.argsort(-final_p, kind="stable")[:top] if final_p[i] > 0]
     shown = list(dict.fromkeys([*top_before, *top_after]))
-    stages = [Stage(name, *_probs_of(c, shown)) for name, c in views]
+    stages = [StageProbabilities(name, *_probs_of(c, shown)) for name, c in views]
     result = Inspection(
         prompt=[(t, engine.token_text(t), _is_special(engine, t)) for t in tokens],
         n_vocab=engine.n_vocab,

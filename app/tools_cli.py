@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import math
 
 from andon.app.engine import Engine, ModelOptions, messages_for
 from andon.app.errors import UsageError
 from andon.app.evaluation import compare, evaluate, questions
 from andon.app.inspector import inspect_next, prompt_tokens, render
 from andon.app.model_files import embedded_model_path
+from andon.app.progress import ProgressReport
 from andon.app.settings import model_path_for, read_prompt, resolve_settings
 from andon.presets.store import PresetStore
 
@@ -28,7 +29,7 @@ def add_parsers(sub, common) -> None:
 
     cmp = sub.add_parser("compare", help="generate N replies per preset and measure their diversity")
     cmp.add_argument("prompt", metavar="PROMPT")
-    cmp.add_argument("--presets", required=True, metavar="A,B,...")
+    cmp.add_argument("--presets", metavar="A,B,...", help="presets to compare (default: every built-in preset)")
     cmp.add_argument("-n", type=int, default=5, metavar="N", help="replies per preset (default 5)")
     cmp.add_argument("--seed", type=int, help="seed of the first reply (each next reply adds 1); random if absent")
     cmp.add_argument("--model", metavar="PATH")
@@ -55,8 +56,8 @@ def _temperatures(text: str | None) -> list[float]:
         values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise UsageError(f"--temperatures {text!r}: expected numbers separated by commas, e.g. 0.4,1.0,1.6") from None
-    if not values or any(v < 0 for v in values):
-        raise UsageError(f"--temperatures {text!r}: temperatures must be >= 0")
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UsageError(f"--temperatures {text!r}: temperatures must be finite numbers >= 0, e.g. 0.4,1.0,1.6")
     return values
 
 
@@ -85,25 +86,14 @@ def _runs(names: str, sets: list[str]):
     return [(s.preset.name, s.params, s.system) for s in (resolve_settings(n, sets, store=store) for n in wanted)]
 
 
-def _progress(verbose: bool):
-    if not verbose and not sys.stderr.isatty():
-        return None
-
-    def show(name: str, i: int) -> None:
-        print(f"\r{name}: {i}", end="", file=sys.stderr, flush=True)
-
-    return show
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise UsageError("-n must be at least 2 (Self-BLEU compares replies with each other)")
     prompt = read_prompt(args.prompt)
-    runs = _runs(args.presets, args.set)
+    runs = _runs(args.presets or ",".join(PresetStore().builtin_names()), args.set)
     engine = Engine(ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose))
-    results = compare(engine, prompt, runs, args.n, args.seed, _progress(args.verbose))
-    if _progress(args.verbose):
-        print(file=sys.stderr)
+    with ProgressReport("compare", args.n * len(runs), "replies") as progress:
+        results = compare(engine, prompt, runs, args.n, args.seed, progress.advance)
     if args.json:
         print(
             json.dumps({"prompt": prompt, "n": args.n, "presets": [r.to_json() for r in results]}, ensure_ascii=False)
@@ -123,14 +113,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    qs = questions()[: args.limit] if args.limit else questions()
-    if not qs:
-        raise UsageError("--limit must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: must be at least 1 (the number of questions to ask)")
+    qs = questions()[: args.limit]
     runs = _runs(args.presets, args.set)
     engine = Engine(ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose))
-    results = evaluate(engine, runs, qs, seed=args.seed, progress=_progress(args.verbose))
-    if _progress(args.verbose):
-        print(file=sys.stderr)
+    with ProgressReport("eval", len(qs) * len(runs), "answers") as progress:
+        results = evaluate(engine, runs, qs, seed=args.seed, progress=progress.advance)
     if args.json:
         print(json.dumps({
             "questions": len(qs), "seed": args.seed,

@@ -15,7 +15,7 @@ import pytest
 def andon(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "andon", *args],
-        input=stdin, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        input=stdin, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 

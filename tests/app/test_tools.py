@@ -12,6 +12,7 @@ from andon.presets import Parameters
 from tests.app.test_cli import andon, assert_user_error
 
 
+@pytest.mark.model
 def test_inspect_shows_prompt_tokens_stages_and_bars():
     r = andon("inspect", "What is the capital of Japan?", "--preset", "balanced", "--top", "5")
     assert r.returncode == 0, r.stderr
@@ -23,6 +24,7 @@ def test_inspect_shows_prompt_tokens_stages_and_bars():
     assert "kept after each stage: input 49152" in out
 
 
+@pytest.mark.model
 def test_inspect_json_is_consistent_with_the_chain(engine):
     r = andon("inspect", "What is the capital of Japan?", "--json", "--top", "8", "--temperatures", "0.4,1,1.6")
     assert r.returncode == 0, r.stderr
@@ -41,6 +43,7 @@ def test_inspect_json_is_consistent_with_the_chain(engine):
     assert data["temperatures"]["0.4"][top] > data["temperatures"]["1.0"][top] > data["temperatures"]["1.6"][top]
 
 
+@pytest.mark.model
 def test_inspect_probabilities_match_a_direct_computation(engine):
     """top_k 5 then temperature 0.7: final p_i = p_i^(1/0.7) renormalised over the 5 (from the input column)."""
     import numpy as np
@@ -84,6 +87,7 @@ def test_question_set_and_matching():
     assert not Question("Year?", ("1945",), "date").accepts("It ended in 19456.")
 
 
+@pytest.mark.model
 def test_compare_reports_diversity_and_seeds():
     r = andon("compare", "Tell me a story about a dragon.", "--presets", "creative,factual", "-n", "3",
               "--seed", "5", "--set", "num_predict=24", "--json")  # fmt: skip
@@ -100,6 +104,7 @@ def test_compare_reports_diversity_and_seeds():
     assert again["presets"][0]["replies"] == by["creative"]["replies"]  # recorded seeds repeat a run
 
 
+@pytest.mark.model
 def test_eval_reports_accuracy_per_preset():
     r = andon("eval", "--presets", "factual,creative", "--limit", "6", "--json")
     assert r.returncode == 0, r.stderr
@@ -115,3 +120,52 @@ def test_tools_bad_input():
     assert_user_error(andon("compare", "x", "--presets", "nosuch", "-n", "2"), "nosuch")
     assert_user_error(andon("inspect", "x", "--top", "0"), "--top")
     assert_user_error(andon("eval", "--presets", "factual", "--set", "top_p=7"), "top_p")
+    for temps in ("nan", "0.5,inf", "-1", "1,x"):
+        assert_user_error(andon("inspect", "x", "--temperatures", temps), "--temperatures", temps)
+    for limit in ("0", "-3"):
+        assert_user_error(andon("eval", "--limit", limit), "--limit", "at least 1")
+
+
+@pytest.mark.model
+def test_compare_without_presets_uses_the_builtins_and_reports_progress_off_a_terminal():
+    from andon.presets.store import PresetStore
+
+    r = andon("compare", "Hi", "-n", "2", "--seed", "1", "--set", "num_predict=4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [p["preset"] for p in json.loads(r.stdout)["presets"]] == PresetStore().builtin_names()
+    total = 2 * len(PresetStore().builtin_names())
+    assert f"compare: {total}/{total} replies in" in r.stderr  # standard error is a pipe here, not a terminal
+
+
+def test_progress_on_a_terminal_is_a_bar_with_count_and_time_left():
+    import io
+
+    from andon.app.progress import ProgressReport
+
+    out = io.StringIO()
+    with ProgressReport("eval", 4, "answers", stream=out, terminal=True) as progress:
+        for _ in range(4):
+            progress.advance("factual")
+    text = out.getvalue()
+    assert "━" in text and "4/4" in text and "answers" in text and "left" in text and "eval factual" in text
+
+
+def test_progress_off_a_terminal_is_a_plain_line_every_few_seconds():
+    import io
+
+    from andon.app.progress import ProgressReport
+
+    out = io.StringIO()
+    with ProgressReport("eval", 3, "answers", stream=out, terminal=False, every_s=0) as progress:
+        for _ in range(3):
+            progress.advance("factual")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "eval: 1/3 answers (factual), 0:00:00 taken"  # no estimate from one step
+    assert lines[1].startswith("eval: 2/3 answers (factual), 0:00:00 taken, about 0:00:0")
+    assert lines[-1].startswith("eval: 3/3 answers in ")
+    assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
+    quiet = io.StringIO()
+    with ProgressReport("eval", 3, "answers", stream=quiet, terminal=False) as progress:
+        for _ in range(3):
+            progress.advance("factual")
+    assert len(quiet.getvalue().splitlines()) == 1  # a fast run: only the last line
