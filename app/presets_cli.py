@@ -15,6 +15,7 @@ from andon.presets.parameters import DEFAULTS
 from andon.presets.preset import check_name
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from andon.presets.table import parameter_table
+from andon.presets.text import read_text
 
 
 def add_parser(sub) -> None:
@@ -117,9 +118,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.modelfile).expanduser()
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelfileError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        text = read_text(path)  # TextError (one line) if it is not UTF-8
+    except OSError as exc:
+        raise ModelfileError(f"cannot read {path}: {exc.strerror or exc}") from None
     name = args.name or path.stem.replace(" ", "-")
     if name.lower() == "modelfile":
         name = path.parent.name or "imported"

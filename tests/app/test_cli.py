@@ -220,7 +220,7 @@ def test_preset_files_and_modelfiles_that_are_not_utf8(tmp_path):
     modelfile = tmp_path / "Modelfile"
     modelfile.write_bytes(b'FROM x\nSYSTEM """\xff"""\n')
     r = andon("presets", "import", str(modelfile), "--name", "m")
-    assert_user_error(r, str(modelfile), "0xff")
+    assert_user_error(r, str(modelfile), "not valid UTF-8", "byte 0xff at offset 17")
 
 
 # --- preset names and paths that cannot be preset files ------------------------------------------
