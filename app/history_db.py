@@ -97,7 +97,10 @@ def open_history(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Co
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise HistoryError(f"cannot create the folder of the chat history {path.parent}: {exc.strerror}") from None
+        raise HistoryError(
+            f"cannot create the folder of the chat history {path.parent}: {exc.strerror} "
+            "(a file stands where a folder should be?); set XDG_DATA_HOME to use another folder"
+        ) from None
 
     def connect() -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False, isolation_level=None)

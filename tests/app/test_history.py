@@ -126,6 +126,13 @@ def test_a_file_that_is_not_a_database(tmp_path):
     assert path.read_bytes() == b"SQLite format 2\x00" + b"x" * 5000
 
 
+def test_a_data_folder_that_is_a_file(tmp_path):
+    (tmp_path / "data").write_text("a file")
+    with pytest.raises(HistoryError, match="cannot create the folder of the chat history"):
+        History(tmp_path / "data" / "andon" / "history.sqlite3")
+    assert (tmp_path / "data").read_text() == "a file"
+
+
 # --- a busy history: wait, retry, then one line; what the user typed is never half-saved -----------
 
 
