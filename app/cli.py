@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     )  # fmt: skip
     p.add_argument(
         "--format", dest="set", action="append", type=format_option, metavar="json|SCHEMA",
-        help="reply in JSON: json (any JSON), a JSON schema file, or inline schema text",
+        help="reply in JSON: json (a JSON object), a JSON schema file, or inline schema text",
     )  # fmt: skip
     p.add_argument(
         "--grammar", dest="set", action="append", type=grammar_option, metavar="FILE.gbnf",

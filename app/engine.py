@@ -35,8 +35,10 @@ from andon.app.generation import (
     Usage,
     sample,
 )
+from andon.app.grammar import GrammarConstraint
 from andon.app.loading import ModelLoadError, ModelOptions, load_llama
 from andon.app.prompt import ChatPrompt, ChatTemplateError, ContextFullError, Message, PromptFitter, messages_for
+from andon.app.structured import grammar_for
 from andon.app.tokens import TextDecoder, TokenTexts
 from andon.presets.parameters import Parameters
 from andon.samplers import Chain, Vocab, build_chain
@@ -112,12 +114,15 @@ class Engine:
                       cancelled=cancelled, constraint=constraint, started=started)  # fmt: skip
         yield from reply.events()
 
-    def constraint_for(self, params: Parameters) -> TokenConstraint | None:
-        """The constraint that `format` / `grammar` ask for; None for free text.
+    def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
+        """llama.cpp's grammar for `format` / `grammar`, over this model's vocabulary; None for
+        free text. GrammarError (one line) for a grammar or schema that cannot be used."""
+        spec = grammar_for(params)
+        if spec is None:
+            return None
+        import llama_cpp
 
-        This is where structured output plugs in (a llama.cpp grammar behind TokenConstraint).
-        """
-        return None
+        return GrammarConstraint(llama_cpp.llama_model_get_vocab(self.llm.model), spec.text, spec.root)
 
     def _notices(self, dropped: int) -> Iterator[ReplyNotice]:
         if not self.prompt.has_template and not self._told_plain:

@@ -3,7 +3,6 @@ events (Delta of whole characters, maybe a ReplyNotice, then one Done)."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,8 +70,10 @@ class TokenConstraint(Protocol):
     masked with `mask` and the chain runs again from the state it had before this token, so each
     stateful stage (XTC's draw, mirostat's mu, the sampling draw) advances once per token
     (llama.cpp's common_sampler_sample checks and resamples the same way). End-of-turn tokens go
-    through `allows` like any other: a grammar allows them only where it may end. Every token the
-    reply keeps is `accept`ed; the reply ends, finish "stop", as soon as `is_complete()`.
+    through `allows` like any other: a grammar allows them only where it may end, so the reply
+    ends (finish "stop") where the chain picks one there, or where nothing else is allowed. Every
+    other token the reply keeps is `accept`ed. A reply cut by num_predict is "length", complete
+    or not.
     """
 
     def allows(self, token: int) -> bool: ...
@@ -83,8 +84,6 @@ class TokenConstraint(Protocol):
         ...
 
     def accept(self, token: int) -> None: ...
-
-    def is_complete(self) -> bool: ...
 
 
 class StopFilter:
@@ -187,7 +186,9 @@ class Reply:
             return token
         before.restore(self.chain, self.rng)
         masked = self.constraint.mask(np.array(logits, dtype=np.float32))
-        return sample(self.chain.candidates_after(input_ids, masked), self.rng)
+        token = sample(self.chain.candidates_after(input_ids, masked), self.rng)
+        # the chain never leaves only -inf, but should it, the best token allowed is the answer
+        return token if np.isfinite(masked[token]) else int(np.argmax(masked))
 
     def take(self, token: int) -> Delta | None:
         """Add a chosen token to the reply: the text it shows, if any; `finish` set if it ends."""
@@ -200,7 +201,7 @@ class Reply:
         if self.constraint is not None:
             self.constraint.accept(token)
         shown, self._hit_stop = self._stops.feed(self._decoder.feed(self.texts.piece(token)))
-        if self._hit_stop or (self.constraint is not None and self.constraint.is_complete()):
+        if self._hit_stop:
             self.finish = "stop"
         elif 0 < self.params.num_predict <= len(self.tokens) or self.context.n_tokens >= self.context.n_ctx:
             self.finish = "length"
@@ -231,17 +232,15 @@ class Reply:
 
 
 class _SamplingState:
-    """What choosing a token changes: the chain's generator, its stages' state, the sampling draw.
-    Saved before a choice that a constraint may refuse, restored before choosing again."""
+    """What choosing a token changes: the chain's state (XTC's generator, mirostat's mu) and the
+    sampling draw. Saved before a choice that a constraint may refuse, restored before choosing again."""
 
     def __init__(self, chain: Chain, rng: np.random.Generator) -> None:
-        self.stages = [copy.copy(stage) for stage in chain.stages]
-        self.chain_rng: Mapping[str, Any] = chain.rng.bit_generator.state
+        self.chain = chain.save_state()
         self.rng: Mapping[str, Any] = rng.bit_generator.state
 
     def restore(self, chain: Chain, rng: np.random.Generator) -> None:
-        chain.stages[:] = self.stages
-        chain.rng.bit_generator.state = self.chain_rng
+        chain.restore_state(self.chain)
         rng.bit_generator.state = self.rng
 
 

@@ -1,7 +1,8 @@
 """Structured output: the `format` and `grammar` parameters as one GBNF grammar for llama.cpp.
 
-`format: json` is llama.cpp's JSON grammar (as llama-cpp-python ships it) started at its `value`
-rule, so any JSON value is allowed, as PARAMETERS.md says. A JSON schema is first checked against
+`format: json` is llama.cpp's JSON grammar as llama-cpp-python ships it: a JSON object, as in
+Ollama, llama.cpp's json.gbnf and OpenAI's JSON mode. (Started at its `value` rule instead, small
+models answer with a bare string that never ends.) A JSON schema is first checked against
 its metaschema (the `jsonschema` library), then against the keywords that llama-cpp-python's
 schema-to-GBNF converter enforces: a keyword it would silently ignore (`minimum`, `uniqueItems`,
 ...) is refused, so every reply made under a schema validates against it.
@@ -61,7 +62,7 @@ def grammar_for(params: Parameters) -> GrammarSpec | None:
     if fmt == "json":
         from llama_cpp.llama_grammar import JSON_GBNF
 
-        return GrammarSpec(JSON_GBNF, "value", "json")
+        return GrammarSpec(JSON_GBNF, "root", "json")
     if isinstance(fmt, Mapping):
         return GrammarSpec(schema_to_gbnf(fmt), "root", "schema")
     return None
