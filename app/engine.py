@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from andon.app import rpc
 from andon.app.context import PREFILL_BLOCK, KVContext
 from andon.app.generation import (
     CancelCheck,
@@ -74,7 +75,7 @@ class Engine:
         self.options = options
         self.llm = load_llama(options)
         self.texts = TokenTexts(self.llm)
-        self.context = KVContext(self.llm)
+        self.context = rpc.GuardedContext(self.llm) if options.rpc else KVContext(self.llm)
         self.n_vocab = self.texts.n_vocab
         self.n_ctx = self.context.n_ctx
         self.prompt = ChatPrompt(self.llm.metadata.get("tokenizer.chat_template"), self.texts, self.model_name)
@@ -185,4 +186,7 @@ class Engine:
 
     def close(self) -> None:
         self.context.close()
-        self.llm.close()
+        if self.options.rpc:
+            rpc.release(self.llm)  # kept, not freed, if its server was lost
+        else:
+            self.llm.close()

@@ -47,6 +47,7 @@ NO_RPC = (
 )
 CONNECT_TIMEOUT_S = 3.0  # for the connection and the hello of each server, before ggml sees it
 STALL_S = 120.0  # an evaluation that a server leaves unanswered this long counts as a lost server
+HAND_OVER_S = 2.0  # how long a fault hit on ggml's own thread waits for a caller to report it to
 
 # The hello of ggml-rpc (ggml/src/ggml-rpc/ggml-rpc.cpp, ggml-rpc.h of the llama.cpp that
 # llama-cpp-python vendors): command byte 14, a 64-bit size, 24 bytes of transport capabilities
@@ -72,7 +73,7 @@ class _Process:
     lost: str = ""  # set once a connection broke: RPC is unusable for the rest of the process
     runner: _Runner | None = None
     callback: Any = None  # ggml's abort callback: must outlive every call ggml makes to it
-    waiting: int = 0  # guarded calls waiting now
+    reported: bool = False  # whether `lost` was raised to a caller as RpcError
 
 
 _process = _Process()
@@ -251,7 +252,12 @@ def _on_abort(message: bytes | None) -> None:
         return
     servers = ", ".join(_process.registered) or "an RPC server"
     _process.lost = f"rpc: lost the connection to {servers} (the server stopped, or the network failed); {_RESTART}"
-    if not _process.waiting:  # no guarded call to hand the fault to: end the process in one line
+    # A guarded call reports the loss; ggml may hit it on its own thread a little before (after an
+    # asynchronous request). Without a caller to report it to, end the process in one line.
+    deadline = time.monotonic() + HAND_OVER_S
+    while not _process.reported and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not _process.reported:
         sys.stdout.flush()
         print(f"andon: {_process.lost}", file=sys.stderr, flush=True)
         os._exit(2)
@@ -291,27 +297,28 @@ def guarded(call: Callable[[], T], stall_s: float | None = None) -> T:
     """`call()`, but a lost RPC server (or one silent for `stall_s`) raises RpcError here instead
     of ending or hanging the process. For llama.cpp calls while RPC devices are in use."""
     if _process.lost:
-        raise RpcError(_process.lost)
+        raise _lost()
     if _process.runner is None:
         _process.runner = _Runner()
     job = _Job(call)
     _process.runner.jobs.put(job)
     start = time.monotonic()
-    _process.waiting += 1
-    try:
-        while not job.done.wait(0.05):
-            if not _process.lost and stall_s is not None and time.monotonic() - start > stall_s:
-                servers = ", ".join(_process.registered)
-                _process.lost = f"rpc: {servers} left a request unanswered for {stall_s:g} s; {_RESTART}"
-            if _process.lost:
-                _process.runner = None  # its thread waits on the lost server for good
-                _keep_forever(job)  # and so does the model it was using
-                raise RpcError(_process.lost)
-    finally:
-        _process.waiting -= 1
+    while not job.done.wait(0.05):
+        if not _process.lost and stall_s is not None and time.monotonic() - start > stall_s:
+            servers = ", ".join(_process.registered)
+            _process.lost = f"rpc: {servers} left a request unanswered for {stall_s:g} s; {_RESTART}"
+        if _process.lost:
+            _process.runner = None  # its thread waits on the lost server for good
+            _keep_forever(job)  # and so does the model it was using
+            raise _lost()
     if job.error is not None:
         raise job.error
     return job.value
+
+
+def _lost() -> RpcError:
+    _process.reported = True
+    return RpcError(_process.lost)
 
 
 def _keep_forever(owner: object) -> None:
@@ -353,3 +360,6 @@ class GuardedContext(KVContext):
 
     def truncate(self, n: int) -> bool:
         return guarded(partial(super().truncate, n), STALL_S)
+
+    def logits(self) -> NDArray[np.float32]:  # llama.cpp waits here for an evaluation to finish
+        return guarded(super().logits, STALL_S)
