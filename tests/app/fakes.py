@@ -87,3 +87,17 @@ def seeded_history(path: Path, turns: int, title: str = "Long chat", busy_timeou
         history.add_message(chat.id, "user", f"question {i}")
         history.add_message(chat.id, "assistant", f"answer {i}")
     return history
+
+
+def run_fake_app(folder: str, words: int = 3000, delay: float = 0.01) -> None:
+    """The app on a slow fake engine, as a process of its own (for tests in a terminal)."""
+    import sys
+
+    from andon.app.tui.app import AndonApp
+    from andon.presets.store import PresetStore
+
+    base = Path(folder)
+    app = AndonApp(lambda o: FakeEngine(o, script=["word "] * words, delay=delay), base / "fake.gguf",
+                   history=History(base / "h.sqlite3"), store=PresetStore(base / "presets"))  # fmt: skip
+    app.run()
+    sys.exit(app.return_code or 0)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
 import pytest
 from andon.app.history import History
 from andon.app.tui.app import AndonApp
+from andon.app.tui.chat_list import ChatList
 from andon.app.tui.widgets import ChatInput, MessageBox, StatusBar
 from andon.presets.store import PresetStore
 
@@ -454,3 +456,181 @@ def test_no_handler_or_worker_can_close_the_app():
                     if not getattr(member, GUARD_MARK, False):  # @work keeps the mark of what it wraps
                         unguarded.append(f"{cls.__name__}.{name}")
     assert seen > 30 and not unguarded and not exiting, (unguarded, exiting)
+
+
+async def start_slow_reply(pilot, text: str = "tell me a long story") -> None:
+    pilot.app.query_one(ChatInput).text = text
+    await pilot.press("enter")
+    await pilot.pause(0.3)
+    assert pilot.app.chat_screen.view.replying
+
+
+@pytest.mark.parametrize("action", ["ctrl+n", "f8", "/clear", "other chat", "ctrl+r", "ctrl+l", "f2"])
+async def test_any_action_during_a_reply_is_safe(tmp_path, action):
+    """Each used to close the app (NoMatches '.message-header'): the reply is stopped first and
+    saved in its own chat, or the action waits for it."""
+    app, engines = make_app(tmp_path, script=["word "] * 300, delay=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first chat") if action == "other chat" else None
+        first = app.session.chat
+        if action == "other chat":
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+        streaming_chat = app.session.chat
+        await start_slow_reply(pilot)
+        if action == "/clear":
+            app.query_one(ChatInput).text = "/clear"
+            await pilot.press("enter")
+        elif action == "other chat":
+            app.chat_screen.chats.post_message(ChatList.Chosen(first))
+        else:
+            await pilot.press(action)
+            if action == "f8":
+                await pilot.pause()
+                await pilot.press("y")
+            if action == "f2":
+                await pilot.pause()
+                await pilot.press("escape")
+        engines[-1].script = ["fine."]  # the replies after this one are short
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        stored = app.history.messages(streaming_chat.id)
+        if action in ("f8", "/clear"):
+            assert stored == [] and not any(m.status == "streaming" for m in app.session.messages)
+        else:
+            assert stored[-1].role == "assistant" and stored[-1].status in ("stopped", "complete")
+            assert stored[-1].content.startswith("word")
+        await send(pilot, "and now?")  # the app still answers
+        assert app.session.messages[-1].content == "fine."
+
+
+async def test_a_busy_history_keeps_the_typed_message_and_a_reply_it_cannot_save_is_marked_failed(tmp_path):
+    import sqlite3
+
+    app, engines = make_app(tmp_path)
+    app.history = app.chat_screen.history = History(tmp_path / "h.sqlite3", busy_timeout=0.05)
+    other = sqlite3.connect(tmp_path / "h.sqlite3")  # another program (a backup tool, a second andon)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        other.execute("BEGIN IMMEDIATE")
+        app.query_one(ChatInput).text = "a question I typed carefully"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(ChatInput).text == "a question I typed carefully"
+        assert "not sent (your message is still in the box)" in notices(app)[-1] and "busy" in notices(app)[-1]
+        other.rollback()
+
+        engines[0].script, engines[0].delay = ["word "] * 200, 0.01
+        await pilot.press("enter")  # sent now; the history becomes busy while the reply is written
+        await pilot.pause(0.2)
+        other.execute("BEGIN IMMEDIATE")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        other.rollback()
+        box = list(app.query(MessageBox))[-1]
+        assert box.message.status == "error" and "error" in box.header_text()
+        assert box.body.source.startswith("word word")  # the text stays on screen
+        assert any("the reply could not be saved" in n for n in notices(app))
+        assert app.query_one(ChatInput).text == ""
+
+
+async def test_a_chat_another_andon_writes_is_not_taken_over(tmp_path):
+    import os
+
+    other = History(tmp_path / "h.sqlite3")  # another andon, alive, writing its latest chat
+    theirs = other.create_chat("their chat", "balanced")
+    other.add_message(theirs.id, "user", "their question")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.session.chat.id != theirs.id and app.session.messages == []  # a chat of its own
+        app.chat_screen.chats.post_message(ChatList.Chosen(theirs))
+        await pilot.pause()
+        assert app.session.chat.id == theirs.id
+        assert f"Another andon (process {os.getpid()}) is writing this chat: it is read-only here" in notices(app)[-1]
+        app.query_one(ChatInput).text = "my words"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(ChatInput).text == "my words"  # refused, kept in the box
+        assert [m.content for m in other.messages(theirs.id)] == ["their question"]
+    other.close()
+    app2, _ = make_app(tmp_path)  # once the other andon has ended, its chat can be written here
+    async with app2.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app2.chat_screen.chats.post_message(ChatList.Chosen(theirs))
+        await pilot.pause()
+        await send(pilot, "my words")
+        contents = [m.content for m in app2.session.messages]
+        assert contents == ["their question", "my words", "Hello from the fake model."]
+        assert not any("Another andon" in n for n in notices(app2))
+
+
+async def test_a_history_busy_at_start_is_one_line_and_exit_status_2(tmp_path):
+    import sqlite3
+
+    app, _ = make_app(tmp_path)
+    app.history = app.chat_screen.history = History(tmp_path / "h.sqlite3", busy_timeout=0.05)
+    other = sqlite3.connect(tmp_path / "h.sqlite3")
+    other.execute("BEGIN IMMEDIATE")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+    other.rollback()
+    assert app.return_code == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_the_app_cleanly_and_saves_the_reply_as_stopped(tmp_path, signum):
+    """In a real terminal (a pty): the alternate screen is left, mouse tracking off, the cursor
+    shown; the reply being written is saved as stopped; the exit status is 128 + the signal."""
+    import fcntl
+    import os
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    code = f"from tests.app.fakes import run_fake_app; run_fake_app({str(tmp_path)!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=Path(__file__).parents[2], start_new_session=True)  # fmt: skip
+    os.close(slave)
+    screen = bytearray()
+
+    def read_until(done, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    screen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    def replying() -> bool:  # the reply has been saved at least once
+        import sqlite3
+
+        if not (tmp_path / "h.sqlite3").exists():
+            return False
+        with sqlite3.connect(f"file:{tmp_path / 'h.sqlite3'}?mode=ro", uri=True) as db:
+            return bool(db.execute("SELECT 1 FROM messages WHERE role='assistant' AND length(content) > 20").fetchall())
+
+    try:
+        read_until(lambda: b"fake-model" in screen, 30)
+        os.write(master, b"hello\r")
+        read_until(replying, 30)
+        proc.send_signal(signum)
+        read_until(lambda: proc.poll() is not None, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert proc.wait() == 128 + signum
+    tail = bytes(screen[screen.rfind(b"\x1b[?1049h") :])
+    assert b"\x1b[?1049l" in tail and b"\x1b[?25h" in tail and b"\x1b[?1000l" in tail and b"\x1b[?1003l" in tail
+    reply = History(tmp_path / "h.sqlite3").messages(1)[-1]
+    assert reply.status == "stopped" and reply.content.startswith("word word")
