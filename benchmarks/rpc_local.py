@@ -5,6 +5,9 @@ loads the model twice in one process, once on this machine and once with all lay
 then alternates greedy replies between the two for several rounds. Prints whether the replies are
 equal, and the prompt and generation rates of both with their ratio. Everything but the logits
 crosses the loopback, so the ratio is the price of the RPC protocol itself, not of a network.
+On a busy machine, run it with OMP_WAIT_POLICY=passive: the local engine evaluates prompts with
+llama-cpp-python's default of one thread per core, and OpenMP's spinning threads then fight for the
+cores (the server evaluates with --threads).
 
     python benchmarks/rpc_local.py [--tokens 128] [--rounds 3] [--threads N] [--model PATH]
 """
@@ -77,8 +80,9 @@ def main() -> int:
         prompt_rate = statistics.median(r[0] for r in rates[name])
         gen_rate = statistics.median(r[1] for r in rates[name])
         print(f"{name:6} prompt {prompt_rate:8.1f} tok/s   generation {gen_rate:7.1f} tok/s")
-    ratio = statistics.median(r[1] for r in rates["rpc"]) / statistics.median(r[1] for r in rates["local"])
-    print(f"generation rpc/local: {ratio:.2f}")
+    for i, what in enumerate(("prompt", "generation")):
+        ratio = statistics.median(r[i] for r in rates["rpc"]) / statistics.median(r[i] for r in rates["local"])
+        print(f"{what} rpc/local: {ratio:.2f}")
     print(f"greedy replies equal: {'yes' if same else 'NO'}")
     return 0 if same else 1
 
