@@ -13,6 +13,8 @@ from andon.app.inspector import inspect_next, prompt_tokens, render
 from andon.app.model_files import embedded_model_path
 from andon.app.progress import ProgressReport
 from andon.app.settings import model_path_for, read_prompt, resolve_settings
+from andon.presets.commands import apply
+from andon.presets.parameters import DEFAULTS
 from andon.presets.store import PresetStore
 
 
@@ -89,6 +91,8 @@ def _runs(names: str, sets: list[str]):
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise UsageError("-n must be at least 2 (Self-BLEU compares replies with each other)")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be >= 0 (reply i uses seed + i, so a run can be repeated)")
     prompt = read_prompt(args.prompt)
     runs = _runs(args.presets or ",".join(PresetStore().builtin_names()), args.set)
     engine = Engine(ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose))
@@ -115,6 +119,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: must be at least 1 (the number of questions to ask)")
+    apply(DEFAULTS, {"seed": args.seed})  # a seed the parameter refuses is refused before the model loads
     qs = questions()[: args.limit]
     runs = _runs(args.presets, args.set)
     engine = Engine(ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose))

@@ -124,6 +124,8 @@ def test_tools_bad_input():
         assert_user_error(andon("inspect", "x", "--temperatures", temps), "--temperatures", temps)
     for limit in ("0", "-3"):
         assert_user_error(andon("eval", "--limit", limit), "--limit", "at least 1")
+    assert_user_error(andon("compare", "x", "--seed", "-1"), "--seed -1", ">= 0")
+    assert_user_error(andon("eval", "--seed", "-7"), "seed", "-7")
 
 
 @pytest.mark.model
