@@ -31,10 +31,22 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 WINDOW = 40  # messages (and notices) kept mounted
 STOP_WAIT_S = 5.0  # how long a stop waits for the reply thread to save the reply
+
+
+@dataclass
+class ReplyRun:
+    """A reply's worker, and whether its thread has ended (the reply then is saved)."""
+
+    worker: Worker[None]
+    ended: threading.Event
+
+    @property
+    def running(self) -> bool:
+        return not self.ended.is_set()
 
 
 class ChatView(VerticalScroll):
@@ -69,7 +81,7 @@ class ChatView(VerticalScroll):
         self.base_window = self.window = window
         self.hidden = 0  # messages above the first one mounted
         self._editing: StoredMessage | None = None
-        self._writing = threading.Event()  # set while a reply thread runs
+        self._run: ReplyRun | None = None  # the reply being written, or the last one
         self.owned = False  # whether this andon writes the chat (see _claim)
         self.set_reactive(ChatView.preset_label, self._preset_label())
         self.set_reactive(ChatView.num_ctx, session.params.num_ctx)
@@ -157,7 +169,8 @@ class ChatView(VerticalScroll):
 
     @property
     def replying(self) -> bool:
-        return self._writing.is_set()
+        """A reply is being written and was not asked to stop."""
+        return self._run is not None and self._run.running and not self._run.worker.is_cancelled
 
     async def submit(self, text: str) -> bool:
         """Send a message or run a slash command; False when the text must stay in the input box."""
@@ -203,12 +216,12 @@ class ChatView(VerticalScroll):
         self.anchor()
         if not self.host.loaded.is_set():
             self.chat_note = "waiting for the model to load…"
-        self._writing.set()
-        self._write(reply, box)
+        ended = threading.Event()
+        self._run = ReplyRun(self._write(reply, box, ended), ended)
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
     @guarded
-    def _write(self, reply: StoredMessage, box: MessageBox) -> None:
+    def _write(self, reply: StoredMessage, box: MessageBox, ended: threading.Event) -> None:
         worker = get_current_worker()
         # The reply thread needs the GIL back quickly after each llama.cpp call; the UI thread
         # renders in between. A shorter switch interval while a reply streams keeps tokens flowing.
@@ -222,10 +235,12 @@ class ChatView(VerticalScroll):
             write_reply(self.host, self.session.history, self.session, reply, lambda: worker.is_cancelled, emit)
         finally:
             sys.setswitchinterval(interval)
-            self._writing.clear()
+            ended.set()
 
     @guarded
     async def on_chat_view_reply_update(self, message: ReplyUpdate) -> None:
+        if not message.box.is_attached:
+            return  # a reply stopped by /clear, still ending: nothing of it is on screen
         update = message.update
         if isinstance(update, TextBatch):
             self.chat_note = ""
@@ -250,14 +265,20 @@ class ChatView(VerticalScroll):
     def stop(self) -> None:
         """Stop the reply (what was written stays, marked stopped)."""
         self.workers.cancel_group(self, "reply")
+        self.chat_note = ""
 
     async def stop_reply(self) -> None:
-        """Stop the reply, if one is being written, and wait until it is saved."""
-        if not self.replying:
+        """Stop the reply, if one is being written, and wait (a while) until it is saved.
+
+        A reply still evaluating its prompt sees the stop only when that ends; after STOP_WAIT_S
+        this goes on, and the reply thread saves the reply as stopped when it gets there.
+        """
+        run = self._run
+        if run is None or not run.running:
             return
         self.stop()
         deadline = time.monotonic() + STOP_WAIT_S
-        while self.replying and time.monotonic() < deadline:
+        while run.running and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
     # --- commands on the chat -----------------------------------------------------------------

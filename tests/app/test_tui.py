@@ -634,3 +634,33 @@ def test_a_signal_ends_the_app_cleanly_and_saves_the_reply_as_stopped(tmp_path, 
     assert b"\x1b[?1049l" in tail and b"\x1b[?25h" in tail and b"\x1b[?1000l" in tail and b"\x1b[?1003l" in tail
     reply = History(tmp_path / "h.sqlite3").messages(1)[-1]
     assert reply.status == "stopped" and reply.content.startswith("word word")
+
+
+async def test_clear_while_the_model_still_evaluates_the_prompt_then_send_again(tmp_path, monkeypatch):
+    """A reply in its prompt evaluation sees a stop only when that ends: /clear does not wait
+    for it forever, and the next message is taken (its reply waits for the model)."""
+    import time
+
+    from andon.app.tui import chat_view
+
+    class SlowPrompt(FakeEngine):
+        def stream(self, messages, params, cancelled=None, chain=None):
+            time.sleep(1.0)  # prompt evaluation: no stop is seen in here
+            yield from super().stream(messages, params, cancelled, chain)
+
+    monkeypatch.setattr(chat_view, "STOP_WAIT_S", 0.2)
+    app = AndonApp(lambda o: SlowPrompt(o), Path("/m.gguf"), history=History(tmp_path / "h.db"),
+                   store=PresetStore(tmp_path / "p"))  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.query_one(ChatInput).text = "first"
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        app.query_one(ChatInput).text = "/clear"
+        await pilot.press("enter")
+        await pilot.pause()
+        await send(pilot, "second")
+        assert app.query_one(ChatInput).text == ""
+        contents = [(m.role, m.content, m.status) for m in app.history.messages(app.session.chat.id)]
+        assert contents == [("user", "second", "complete"), ("assistant", "Hello from the fake model.", "complete")]
+        assert [b.message.content for b in app.query(MessageBox)] == ["second", "Hello from the fake model."]
