@@ -62,9 +62,9 @@ def build_parser() -> Parser:
     from andon.app import presets_cli
 
     presets_cli.add_parser(sub)
-    from andon.app import tools_cli
+    from andon.app import study_cli
 
-    tools_cli.add_parsers(sub, _common)
+    study_cli.add_parsers(sub, _common)
     from andon.app import models_cli
 
     models_cli.add_parser(sub)
