@@ -115,7 +115,7 @@ def test_eval_reports_accuracy_per_preset():
     assert factual["accuracy"] >= 0.5  # capitals of Japan, France, Italy ... the small model knows these
 
 
-def test_tools_bad_input():
+def test_study_commands_bad_input():
     assert_user_error(andon("compare", "x", "--presets", "factual", "-n", "1"), "-n")
     assert_user_error(andon("compare", "x", "--presets", "nosuch", "-n", "2"), "nosuch")
     assert_user_error(andon("inspect", "x", "--top", "0"), "--top")
