@@ -11,6 +11,8 @@ from andon.app.models import ListedModel, find_model, info_for, list_models
 from andon.presets.commands import parameter_lines
 
 COLUMNS = ("NAME", "SOURCE", "SIZE", "ARCH", "PARAMS", "QUANT", "CONTEXT", "TEMPLATE")
+SHOWN = ("name", "source", "path", "location", "architecture", "general_name", "quantization", "context_length",
+         "embedding_length", "block_count", "head_count", "head_count_kv", "vocab_size")  # fmt: skip
 
 
 def add_parser(sub) -> None:
@@ -75,11 +77,11 @@ def _show(name: str, as_json: bool) -> int:
         print(json.dumps(listed.to_json(), ensure_ascii=False, indent=1))
         return 0
     data = listed.to_json()
-    for key in ("name", "source", "path", "location", "architecture", "general_name", "quantization",
-                "context_length", "embedding_length", "block_count", "head_count", "head_count_kv", "vocab_size"):
-        print(f"{key:<17} {data[key]}")  # fmt: skip
+    for key in SHOWN:
+        print(f"{key:<17} {data[key]}")
     print(f"{'parameters':<17} {human_count(data['parameters'])} ({data['parameters']:,})")
-    print(f"{'size':<17} {human_size(data['size'])}" + ("" if data["ready"] else " (joined from its package on first use)"))
+    joined = "" if data["ready"] else " (joined from its package on first use)"
+    print(f"{'size':<17} {human_size(data['size'])}{joined}")
     print(f"{'chat template':<17} {'yes' if data['chat_template'] else 'no (replies continue the text plainly)'}")
     if entry.defaults is not None:
         print("defaults of this model (a preset's own values win; --set wins over both)")

@@ -136,10 +136,10 @@ def with_model_defaults(preset: Preset, defaults: ImportedModelfile | None) -> P
     """The preset over a model's own defaults (an Ollama model's params and system layers).
 
     As in Ollama, a model's parameters are defaults: they replace andon's defaults, each value the
-    preset changes from andon's defaults wins over them, and `--set` / `/set` override both. Stop strings add up (the model's are
-    those its chat template needs). The model's SYSTEM replaces a preset's generic system prompt,
-    since it says what that model is; a preset made from a Modelfile (one with FROM and SYSTEM)
-    keeps its own, as a derived Ollama Modelfile does.
+    preset changes from andon's defaults wins over them, and `--set` / `/set` override both. Stop
+    strings add up (the model's are those its chat template needs). The model's SYSTEM replaces a
+    preset's generic system prompt, since it says what that model is; a preset made from a
+    Modelfile (one with FROM and SYSTEM) keeps its own, as a derived Ollama Modelfile does.
     """
     if defaults is None or not (defaults.parameters or defaults.system):
         return preset
