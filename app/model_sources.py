@@ -63,7 +63,11 @@ def discover() -> Discovery:
     """Every model in every source, without reading GGUF headers; problems are noted, never fatal."""
     found = Discovery()
     for source in (_packaged, _ollama, _huggingface, _lmstudio, _folders):
-        source(found)
+        try:
+            source(found)
+        except OSError as exc:  # e.g. the Ollama service's store, readable only by its own user
+            where = exc.filename or source.__name__.strip("_")
+            found.problems.append(f"{where}: cannot be read ({exc.strerror or exc}); its models are not listed")
     return found
 
 

@@ -136,6 +136,17 @@ def test_problems_are_reported_and_the_rest_still_listed(world):
     assert any("gone" in p and "folder not found" in p for p in problems)
 
 
+def test_an_unreadable_store_is_a_problem_not_a_failure(world, monkeypatch):
+    def unreadable(found):
+        raise PermissionError(13, "Permission denied", "/usr/share/ollama/.ollama/models/manifests")
+
+    monkeypatch.setattr(model_sources, "_lmstudio", unreadable)
+    listed, problems = list_models()
+    assert "smollm2:135m" in names(listed) and "mine" in names(listed)  # the sources before and after it
+    assert problems == ["/usr/share/ollama/.ollama/models/manifests: cannot be read (Permission denied); "
+                        "its models are not listed"]  # fmt: skip
+
+
 def test_folders_from_models_toml(world, tmp_path, model_path):
     extra = tmp_path / "extra"
     (extra / "family").mkdir(parents=True)
