@@ -22,6 +22,7 @@ rather than freed (freeing it would wait for the dead server), and RPC stays off
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import queue
 import socket
@@ -47,6 +48,7 @@ NO_RPC = (
 )
 CONNECT_TIMEOUT_S = 3.0  # for the connection and the hello of each server, before ggml sees it
 STALL_S = 120.0  # an evaluation that a server leaves unanswered this long counts as a lost server
+CANCEL_WAIT_S = 10.0  # how long a stopped reply still waits for a server's answer
 HAND_OVER_S = 2.0  # how long a fault hit on ggml's own thread waits for a caller to report it to
 
 # The hello of ggml-rpc (ggml/src/ggml-rpc/ggml-rpc.cpp, ggml-rpc.h of the llama.cpp that
@@ -293,20 +295,23 @@ class _Runner:
             self.jobs.get().run()
 
 
-def guarded(call: Callable[[], T], stall_s: float | None = None) -> T:
-    """`call()`, but a lost RPC server (or one silent for `stall_s`) raises RpcError here instead
-    of ending or hanging the process. For llama.cpp calls while RPC devices are in use."""
+def guarded(call: Callable[[], T], stall_s: float | None = None, cancelled: Callable[[], bool] | None = None) -> T:
+    """`call()`, but a lost RPC server raises RpcError here instead of ending or hanging the
+    process. So does a server silent for `stall_s`, or for CANCEL_WAIT_S after `cancelled()` (Esc,
+    Ctrl-C) turned true. For llama.cpp calls while RPC devices are in use."""
     if _process.lost:
         raise _lost()
     if _process.runner is None:
         _process.runner = _Runner()
     job = _Job(call)
     _process.runner.jobs.put(job)
-    start = time.monotonic()
+    deadline = math.inf if stall_s is None else time.monotonic() + stall_s
     while not job.done.wait(0.05):
-        if not _process.lost and stall_s is not None and time.monotonic() - start > stall_s:
+        if not _process.lost and cancelled is not None and deadline - time.monotonic() > CANCEL_WAIT_S and cancelled():
+            deadline = time.monotonic() + CANCEL_WAIT_S  # a slow answer may still come; a lost one will not
+        if not _process.lost and time.monotonic() > deadline:
             servers = ", ".join(_process.registered)
-            _process.lost = f"rpc: {servers} left a request unanswered for {stall_s:g} s; {_RESTART}"
+            _process.lost = f"rpc: stopped waiting for {servers}, which left a request unanswered; {_RESTART}"
         if _process.lost:
             _process.runner = None  # its thread waits on the lost server for good
             _keep_forever(job)  # and so does the model it was using
@@ -347,19 +352,22 @@ def release(llm: Any) -> None:
 
 class GuardedContext(KVContext):
     """The KV-cached context of a model on RPC devices: its evaluations are `guarded`, so a lost
-    server ends the reply with RpcError rather than the process."""
+    server ends the reply with RpcError rather than the process, and so does stopping a reply
+    (`cancelled`, set for each reply) that a silent server holds up."""
+
+    cancelled: Callable[[], bool] | None = None
 
     def prefill(self, tokens: Sequence[int]) -> int:
-        return guarded(partial(super().prefill, tokens), STALL_S)
+        return guarded(partial(super().prefill, tokens), STALL_S, self.cancelled)
 
     def append(self, tokens: Sequence[int]) -> None:
-        guarded(partial(super().append, tokens), STALL_S)
+        guarded(partial(super().append, tokens), STALL_S, self.cancelled)
 
     def append_all_logits(self, tokens: Sequence[int]) -> NDArray[np.float32]:
-        return guarded(partial(super().append_all_logits, tokens), STALL_S)
+        return guarded(partial(super().append_all_logits, tokens), STALL_S, self.cancelled)
 
     def truncate(self, n: int) -> bool:
-        return guarded(partial(super().truncate, n), STALL_S)
+        return guarded(partial(super().truncate, n), STALL_S, self.cancelled)
 
     def logits(self) -> NDArray[np.float32]:  # llama.cpp waits here for an evaluation to finish
-        return guarded(super().logits, STALL_S)
+        return guarded(super().logits, STALL_S, self.cancelled)
