@@ -49,6 +49,11 @@ def build_parser() -> Parser:
     parser = Parser(prog="andon", description="Offline chat with GGUF models and a complete sampler chain.")
     parser.add_argument("--model", metavar="NAME|PATH", help="model for the chat app (a name from `andon models`)")
     parser.add_argument("--preset", metavar="NAME", help="preset for new chats in the app")
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT[,...]",
+        help="llama.cpp RPC servers for the model's layers (where no preset names any)",
+    )
     parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from andon.app.tui.run import run_app
 
-            return run_app(model=args.model, preset=args.preset, verbose=args.verbose)
+            return run_app(model=args.model, preset=args.preset, verbose=args.verbose, rpc=args.rpc)
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         print(f"andon: {exc}", file=sys.stderr)

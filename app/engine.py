@@ -109,6 +109,8 @@ class Engine:
             chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
         if constraint is None:
             constraint = self.constraint_for(params)
+        if isinstance(self.context, rpc.GuardedContext):
+            self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
         evaluated = self.context.prefill(fitted.tokens)
         prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,

@@ -63,9 +63,10 @@ class AndonApp(App[None]):
         store: PresetStore | None = None,
         preset: str | None = None,
         verbose: bool = False,
+        rpc: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
-        self.host = EngineHost(engine_factory, model_path, verbose)
+        self.host = EngineHost(engine_factory, model_path, verbose, rpc)
         self.history = history or History()
         self.store = store or PresetStore()
         self.chat_screen = ChatScreen(self.host, self.history, self.store, preset)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -55,10 +56,17 @@ EngineFactory = Callable[[ModelOptions], EngineLike]
 
 
 class EngineHost:
-    def __init__(self, factory: EngineFactory, model_path: Path | Callable[[], Path], verbose: bool = False) -> None:
+    def __init__(
+        self,
+        factory: EngineFactory,
+        model_path: Path | Callable[[], Path],
+        verbose: bool = False,
+        rpc: tuple[str, ...] = (),
+    ) -> None:
         self.factory = factory
         self._model_path = model_path
         self.verbose = verbose
+        self.rpc = rpc  # `andon --rpc`: the RPC servers of the chats whose parameters name none
         self.engine: EngineLike | None = None
         self.error: str | None = None  # why the last load failed; None after a load that worked
         self.loaded = threading.Event()  # set once the first load has ended, well or not
@@ -70,7 +78,8 @@ class EngineHost:
             path = self._model_path() if callable(self._model_path) else self._model_path
         except Exception as exc:  # e.g. the embedded model is not installed: reported by the load
             path = Path(f"<{exc}>")
-        return ModelOptions.from_parameters(path, params, self.verbose)
+        options = ModelOptions.from_parameters(path, params, self.verbose)
+        return options if options.rpc or not self.rpc else replace(options, rpc=self.rpc)
 
     def load(self, options: ModelOptions) -> None:
         """Load (blocking, on a worker thread); a failure is kept in `error`, never raised.

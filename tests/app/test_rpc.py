@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 from tests.rpc_server import Server, serving
 
 PROMPT = "What is the capital of Japan?"
+STORY = "Write a long story about a dragon who learns to bake bread."
 GREEDY = ("--set", "temperature=0", "--set", "num_predict=48", "--set", "num_ctx=512")
 
 
@@ -112,6 +114,30 @@ def test_server_that_does_not_answer_is_one_line_within_seconds(silent_port):
     assert elapsed < 15, elapsed  # 3 s for the hello, plus starting Python
 
 
+def test_a_server_registered_again_adds_no_device_and_none_removes_them(server):
+    """ggml's device registry as llama.cpp's model loader sees it, in this process."""
+    import ctypes
+
+    from andon.app import rpc
+    from llama_cpp import llama_cpp as bindings
+
+    count = bindings._lib.ggml_backend_dev_count
+    count.restype = ctypes.c_size_t
+    before = count()
+    port = server.endpoint.rsplit(":", 1)[1]
+    try:
+        assert rpc.use([server.endpoint]) == (server.endpoint,)
+        assert count() == before + 1
+        assert rpc.use([server.endpoint, f"localhost:{port}"]) == (server.endpoint,)
+        assert rpc.use([server.endpoint]) == (server.endpoint,)
+        assert count() == before + 1
+    finally:
+        assert rpc.use([]) == ()
+    assert count() == before  # the next model loads on this machine alone
+    assert rpc.use([server.endpoint]) == (server.endpoint,) and count() == before + 1
+    rpc.use([])
+
+
 # --- the proof: all layers on the RPC device, the same greedy reply ------------------------------
 
 
@@ -178,3 +204,94 @@ def test_server_killed_during_a_reply_ends_it_with_one_line_and_keeps_the_text(s
     assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert "lost the connection" in lines[0] and server.endpoint in lines[0]
     assert len(written) == 40 and (written + out).startswith(written)  # what was written stays on the screen
+
+
+@pytest.mark.model
+def test_ctrl_c_while_a_server_is_silent_ends_the_reply_within_seconds(server):
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "andon", "ask", STORY, "--set", "num_predict=2000",
+         "--set", "num_ctx=4096", "--set", f"rpc={server.endpoint}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    written = proc.stdout.read(40)
+    server.process.send_signal(signal.SIGSTOP)  # alive, connected, and silent (a host gone away)
+    try:
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        server.process.send_signal(signal.SIGCONT)
+    assert time.monotonic() - stopped < 20
+    assert proc.returncode == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"stopped waiting for {server.endpoint}" in lines[0], err[-2000:]
+    assert len(written) == 40
+
+
+# The app with its real engine on an RPC server, in a process of its own: the server is killed
+# once 40 characters of the reply are in the history. Prints what the user is left with.
+APP_DRIVER = """
+import asyncio, json, os, signal, sys, time
+from pathlib import Path
+from andon.app.engine import Engine
+from andon.app.history import History
+from andon.app.model_files import embedded_model_path
+from andon.app.tui.app import AndonApp
+from andon.app.tui.widgets import ChatInput, NoticeLine
+from andon.presets.store import PresetStore
+
+endpoint, pid, tmp = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+
+
+async def ask(pilot, text):
+    pilot.app.query_one(ChatInput).text = text
+    await pilot.press("enter")
+
+
+async def main():
+    history = History(tmp / "h.db")
+    app = AndonApp(lambda o: Engine(o), embedded_model_path(), history=history, store=PresetStore(tmp / "p"),
+                   rpc=(endpoint,))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(pilot, sys.argv[4])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            stored = history.messages(app.session.chat.id)
+            if len(stored) == 2 and len(stored[1].content) >= 40:
+                break
+            await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await ask(pilot, "hello")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = [(m.role, m.status, m.content) for m in app.session.messages]
+        stored = [(m.role, m.status, m.content) for m in history.messages(app.session.chat.id)]
+        errors = [str(n.render()) for n in app.query(NoticeLine) if n.has_class("error")]
+    print(json.dumps({"shown": shown, "stored": stored, "errors": errors}))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.model
+def test_server_killed_during_a_reply_in_the_app_marks_it_failed_keeps_the_text_and_goes_on(server, tmp_path):
+    start = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-c", APP_DRIVER, server.endpoint, str(server.process.pid), str(tmp_path), STORY],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    (_, _, _), (role, status, text), (_, _, _), (_, second_status, _) = result["stored"]
+    assert role == "assistant" and status == "error" and len(text) >= 40  # failed, what was written kept
+    assert second_status == "error"  # the app went on: the next message got an answer, an error one
+    assert result["shown"] == result["stored"]
+    lost = f"lost the connection to {server.endpoint}"
+    assert len(result["errors"]) == 2 and all(lost in line for line in result["errors"])
+    assert time.monotonic() - start < 240
