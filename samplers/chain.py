@@ -126,7 +126,7 @@ def build_chain(
     n_vocab: int | None = None,
     seed: int | None = None,
 ) -> Chain:
-    """A chain for these PARAMETERS.md values; missing names take their defaults.
+    """A chain for these parameter values (`andon.samplers.params`); missing names take their defaults.
 
     Raises ValueError (ParameterError) naming an unknown parameter or a value outside its range,
     and, where the vocabulary is known (`vocab`, or only its size `n_vocab`), a logit_bias token id

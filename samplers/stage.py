@@ -43,7 +43,7 @@ class Stage:
 
     @classmethod
     def active(cls, p: Params) -> bool:
-        """Whether the stage would change anything with these values (PARAMETERS.md's "off")."""
+        """Whether the stage would change anything with these values (the "off" its help names)."""
         return True
 
     @classmethod

@@ -2,7 +2,8 @@
 
 Where llama.cpp has the sampler (src/llama-sampler.cpp) the code follows it step by step, down to
 which set the probabilities are normalised over and whether the result is sorted. The others follow
-text-generation-webui and Hugging Face, as PARAMETERS.md cites.
+text-generation-webui and Hugging Face: top-a and tail free sampling as text-generation-webui
+defines them, epsilon and eta cutoffs as arXiv 2210.15191 does.
 """
 
 from __future__ import annotations

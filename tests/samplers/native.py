@@ -20,7 +20,7 @@ assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
 
 class NativeChain:
-    """A llama.cpp sampler chain for a PARAMETERS.md mapping, with andon's window semantics."""
+    """A llama.cpp sampler chain for a mapping of andon's parameters, with andon's window semantics."""
 
     def __init__(
         self, params: Mapping[str, Any], n_vocab: int, *, history_len: int, vocab_ptr: Any = None, seed: int = 1234

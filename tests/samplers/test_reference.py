@@ -1,5 +1,5 @@
 """Samplers llama.cpp lacks, against their reference formulas with vectors worked by hand,
-and the chain's interface as PARAMETERS.md and the issue define it."""
+and the chain's interface as the parameter specs (andon.samplers.params) define it."""
 
 from __future__ import annotations
 
