@@ -37,6 +37,7 @@ _ENFORCED = frozenset(
     }
 )  # fmt: skip
 _JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+_JSON_SPACE = r'| " " | "\n"{1,2} [ \t]{0,20}'
 _CONVERTER_FORMATS = frozenset({"date", "time", "date-time", "uuid", "uuid1", "uuid2", "uuid3", "uuid4", "uuid5"})
 
 
@@ -91,14 +92,19 @@ def schema_to_gbnf(schema: Mapping[str, Any]) -> str:
 
 
 def _converter() -> Any:
-    """llama-cpp-python's SchemaConverter with llama.cpp's current `char` rule for strings.
+    """llama-cpp-python's SchemaConverter with llama.cpp's current `char` and `space` rules.
 
     The copy llama-cpp-python ships lets raw control characters (a newline) into a string, which
-    JSON forbids; llama.cpp's own converter excludes them, as its JSON grammar does.
+    JSON forbids, and allows at most one space between items, so a model that indents its JSON
+    is refused at every line; llama.cpp's own converter fixed both.
     """
     from llama_cpp.llama_grammar import BuiltinRule, SchemaConverter
 
     class Converter(SchemaConverter):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            self._rules["space"] = _JSON_SPACE
+
         def _add_primitive(self, name: str, rule: BuiltinRule) -> str:
             if name == "char":
                 rule = BuiltinRule(_JSON_CHAR, [])

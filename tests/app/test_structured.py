@@ -119,6 +119,7 @@ def test_schema_grammar_follows_the_schema(vocab):
     text = schema_to_gbnf(PERSON)
     for reply, ok in (
         ('{"name": "Ada", "age": 36}', True),
+        (json.dumps({"name": "Ada", "age": 36}, indent=2), True),  # indented, as models write it
         ('{"name": "Ada"}', False),  # age is required
         ('{"name": "Ada", "age": "36"}', False),  # age is an integer
         ('{"name": "A\nB", "age": 1}', False),  # a raw newline is not allowed inside a JSON string
