@@ -70,15 +70,28 @@ def inspect_next(
     params: Parameters,
     top: int = 10,
     temperatures: Sequence[float] = (),
+    reply: Sequence[int] = (),
 ) -> Inspection:
-    """The top candidates for the token after `tokens`, through every stage of the chain."""
+    """The top candidates for the token after `tokens`, through every stage of the chain.
+
+    Under `format` or `grammar` the grammar is the first stage (what it removes, given the
+    `reply` tokens written so far, the end of `tokens`): the view of llama.cpp's fallback, where
+    the grammar masks the candidates and the chain runs on what is left.
+    """
     engine.prefill(tokens)
     logits = np.array(engine.logits(), dtype=np.float32)
     context = np.asarray(tokens, dtype=np.intc)
     seed = params.seed if params.seed >= 0 else 0
     views: list[tuple[str, Candidates]] = []
     chain = build_chain(params.sampling(), vocab=engine.vocab_for(params), n_vocab=engine.n_vocab, seed=seed)
-    chain.candidates_after(context, logits, lambda name, c: views.append((name, c)))
+    masked = _grammar_mask(engine, params, reply, logits)
+    if masked is not None:
+        views.append(("input", chain.candidates(logits)))
+    chain.candidates_after(
+        context,
+        logits if masked is None else masked,
+        lambda name, c: views.append(("grammar" if masked is not None and name == "input" else name, c)),
+    )
     before = softmax(logits)
     final = views[-1][1]
     final_p = softmax(final.logits)
@@ -96,6 +109,20 @@ def inspect_next(
     for temp in temperatures:
         result.temperatures[temp] = tempered(logits, temp, shown)
     return result
+
+
+def _grammar_mask(engine: Engine, params: Parameters, reply: Sequence[int], logits: np.ndarray) -> np.ndarray | None:
+    """The logits with what the grammar refuses after `reply` at -inf; None without a grammar,
+    or where `reply` is not the start of one of its sentences (written before it was set)."""
+    constraint = engine.constraint_for(params)
+    if constraint is None:
+        return None
+    with constraint:
+        for token in reply:
+            if not constraint.allows(token):
+                return None
+            constraint.accept(token)
+        return constraint.mask(logits)
 
 
 def tempered(logits: np.ndarray, temperature: float, tokens: Sequence[int]) -> dict[int, float]:
@@ -172,14 +199,16 @@ def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequ
     `messages` ends with that reply when a position is given.
     """
     chosen = None
+    reply: list[int] = []
     if position is not None and messages and messages[-1]["role"] == "assistant":
-        context = engine.chat_tokens(messages[:-1]) + list(reply_tokens[:position])
+        reply = list(reply_tokens[:position])
+        context = engine.chat_tokens(messages[:-1]) + reply
         chosen = reply_tokens[position] if position < len(reply_tokens) else None
         title = f"Reply token {position}: the candidates when it was chosen"
     else:
         context = engine.chat_tokens(messages)
         title = "Next token of this chat"
-    text = render(inspect_next(engine, context, params, top=10), with_prompt=False)
+    text = render(inspect_next(engine, context, params, top=10, reply=reply), with_prompt=False)
     if chosen is not None:
         text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"
     return f"{title}\n\n{text}"

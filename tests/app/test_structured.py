@@ -458,3 +458,32 @@ def test_the_chains_generator_draws_once_per_token_when_the_grammar_falls_back(e
     for _ in chain.last_runs():
         reference.random()
     assert chain.rng.random() == reference.random()
+
+
+# --- the inspector shows the grammar as a stage ---------------------------------------------------
+
+
+@pytest.mark.model
+def test_inspector_shows_what_the_grammar_removes(engine):
+    from andon.app.inspector import inspect_next
+
+    params = Parameters.of({"grammar": YES_NO})
+    tokens = engine.chat_tokens([{"role": "user", "content": "Is the sky blue? Answer yes or no."}])
+    result = inspect_next(engine, tokens, params, top=6)
+    assert [s.name for s in result.stages][:2] == ["input", "grammar"]
+    kept = {engine.token_text(t) for t in result.final.probs}
+    assert kept and kept <= {"y", "ye", "yes", "n", "no"}
+    assert result.stages[1].kept == 5  # every token that starts "yes" or "no", nothing else
+    removed = [t for t in result.shown if t not in result.stages[1].probs]
+    assert removed and all(result.stages[0].probs.get(t, 0) > 0 for t in removed)  # likely, yet refused
+    # inside a reply: after "ye" only the rest of "yes" is left
+    after = inspect_next(engine, [*tokens, *engine.tokenize("ye")], params, top=6, reply=engine.tokenize("ye"))
+    assert {engine.token_text(t) for t in after.final.probs} == {"s"}
+
+
+@pytest.mark.model
+def test_inspector_without_a_grammar_has_no_grammar_stage(engine):
+    from andon.app.inspector import inspect_next
+
+    tokens = engine.chat_tokens([{"role": "user", "content": "Hello"}])
+    assert "grammar" not in [s.name for s in inspect_next(engine, tokens, Parameters.of({})).stages]
