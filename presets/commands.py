@@ -123,6 +123,8 @@ def confirm_set(name: str, value: Any) -> str:
     plain = Parameters.of({name: value}).to_plain([name])[name]
     if isinstance(plain, list):
         shown = ", ".join(v if _plain_word(v) else json.dumps(v, ensure_ascii=False) for v in plain)
+    elif name == "grammar" and isinstance(plain, str):
+        shown = plain.replace("\n", "\\n")  # a grammar as typed, on one line
     else:
         shown = format_value(plain).strip('"')
     return f"Set parameter '{name}' to '{shown}'"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from andon.app.chat import ChatSession
 from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, Usage
+from andon.app.grammar import GrammarError
 from andon.app.history import History, HistoryError, Status, StoredMessage
 from andon.app.tui.engine_host import EngineHost
 
@@ -131,7 +132,7 @@ def write_reply(
                     emit(ReplyNote(event.text))
     except HistoryError as exc:
         writer.end("error", f"error: the reply could not be saved: {exc}")
-    except (ModelLoadError, ContextFullError) as exc:
+    except (ModelLoadError, ContextFullError, GrammarError) as exc:
         writer.end("error", f"error: {exc}")
     except Exception as exc:  # never a traceback in the app
         writer.end("error", f"error: the reply failed: {type(exc).__name__}: {exc}")

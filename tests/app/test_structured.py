@@ -487,3 +487,9 @@ def test_inspector_without_a_grammar_has_no_grammar_stage(engine):
 
     tokens = engine.chat_tokens([{"role": "user", "content": "Hello"}])
     assert "grammar" not in [s.name for s in inspect_next(engine, tokens, Parameters.of({})).stages]
+
+
+def test_set_parameter_grammar_is_confirmed_as_typed(session):
+    from andon.app.slash import run_slash
+
+    assert run_slash(session, f"/set parameter grammar {YES_NO}").text == f"Set parameter 'grammar' to '{YES_NO}'"
