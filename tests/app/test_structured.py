@@ -493,3 +493,16 @@ def test_set_parameter_grammar_is_confirmed_as_typed(session):
     from andon.app.slash import run_slash
 
     assert run_slash(session, f"/set parameter grammar {YES_NO}").text == f"Set parameter 'grammar' to '{YES_NO}'"
+
+
+def test_presets_save_reads_a_grammar_file_and_refuses_a_bad_one(tmp_path):
+    grammar_file = tmp_path / "yn.gbnf"
+    grammar_file.write_text(YES_NO)
+    r = andon("presets", "save", "yn", "--set", f"grammar=@{grammar_file}")
+    assert r.returncode == 0, r.stderr
+    from andon.presets.store import PresetStore
+
+    assert PresetStore().load("yn").parameters.grammar == YES_NO
+    r = andon("presets", "save", "bad", "--set", 'grammar=root ::= "a" |* "b"')
+    assert r.returncode == 2 and "line 1, column 17" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "bad" not in PresetStore().names()
