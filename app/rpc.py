@@ -163,12 +163,12 @@ def supported() -> bool:
     """Whether the llama.cpp that llama-cpp-python loaded has the RPC backend."""
     import llama_cpp
 
+    _ggml()  # backends built as modules are loaded first
     return bool(llama_cpp.llama_supports_rpc())
 
 
 def _ggml() -> Any:
     """libllama's handle, through which ggml's functions resolve to the libggml the model uses."""
-    import llama_cpp
     from llama_cpp import llama_cpp as bindings
 
     lib = bindings._lib
@@ -184,8 +184,6 @@ def _ggml() -> Any:
         ):
             getattr(lib, name).argtypes, getattr(lib, name).restype = args, result
         lib.ggml_backend_load_all()  # as llama.cpp's add_rpc_devices does (for backends built as modules)
-        if not llama_cpp.llama_supports_rpc():
-            raise RpcError(NO_RPC)
         _process.callback = _AbortCallback(_on_abort)
         lib.ggml_set_abort_callback(ctypes.cast(_process.callback, ctypes.c_void_p))
     return lib
@@ -200,6 +198,8 @@ def use(endpoints: Sequence[str], timeout: float = CONNECT_TIMEOUT_S) -> tuple[s
     Each new server is probed first. A server named twice (or by two names) is one device.
     Returns the resolved endpoints. Raises RpcError with one line for the user.
     """
+    if endpoints and not supported():
+        raise RpcError(NO_RPC)
     wanted = tuple(dict.fromkeys(resolve(e) for e in endpoints))
     if wanted and _process.lost:
         raise RpcError(_process.lost)
