@@ -99,11 +99,12 @@ class EngineHost:
     def engine_for(self, params: Parameters) -> EngineLike:
         """The engine for these parameters, reloaded if its model options differ. Hold `lock`.
 
-        ModelLoadError if they cannot be loaded; the same failing options are not tried again
-        until they change.
+        ModelLoadError if they cannot be loaded; options that just failed are not tried again
+        until something else was asked for.
         """
         wanted = self.options(params)
         if self.engine is not None and self.engine.options == wanted:
+            self._failed = None
             return self.engine
         if wanted != self._failed:
             self.load(wanted)

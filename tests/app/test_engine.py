@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from andon.app.engine import ContextFullError, Delta, Done, ReplyNotice, StopFilter
+from andon.app.engine import ContextFullError, Delta, Done, ReplyNotice
 from andon.presets import Parameters
 from andon.samplers import build_chain
+
+pytestmark = pytest.mark.model  # every test here loads the embedded model
 
 GREEDY = Parameters.of({"temperature": 0})
 JAPAN = [{"role": "user", "content": "What is the capital of Japan?"}]
@@ -63,14 +65,6 @@ def test_stop_string_is_never_shown_even_split_across_tokens(engine):
         assert stop not in shown
         assert shown == done.text == base[: base.index(stop)]
         assert done.finish_reason == "stop"
-
-
-def test_stop_filter_holds_partial_matches():
-    f = StopFilter(["</end>"])
-    assert f.feed("hello </") == ("hello ", False)
-    assert f.feed("en") == ("", False)
-    assert f.feed("x") == ("</enx", False)
-    assert f.feed(" ok </end> never") == (" ok ", True)
 
 
 def test_cancellation_between_tokens_keeps_the_partial_reply(engine):
@@ -165,17 +159,6 @@ def test_streams_whole_utf8_characters_only(engine):
         assert any(ord(ch) > 0x3000 for ch in done.text)  # the reply did use multi-byte characters
 
 
-def test_text_decoder_holds_split_characters():
-    from andon.app.engine import TextDecoder
-
-    d = TextDecoder()
-    data = "東京😀".encode()
-    shown = [d.feed(data[i : i + 1]) for i in range(len(data))]
-    assert shown == ["", "", "東", "", "", "京", "", "", "", "😀"]
-    assert d.feed("é".encode()[:1]) == "" and d.finish() == ""  # a cut-off character is dropped
-    assert TextDecoder().feed(b"a\xffb") == "a\ufffdb"  # bytes that are no character at all
-
-
 def test_same_prompt_gives_bit_identical_logits_whatever_the_cache_held(engine):
     """Greedy replies repeat exactly: a prompt is always evaluated in the same aligned blocks."""
     japan = engine.chat_tokens(JAPAN)
@@ -197,3 +180,22 @@ def test_deltas_carry_a_live_token_count(engine):
     counts = [d.completion_tokens for d in deltas]
     assert counts == sorted(counts) and counts[-1] <= events[-1].usage.completion_tokens
     assert deltas[-1].seconds > 0
+
+
+def test_a_model_without_a_chat_template_says_so_once_and_continues_plainly(model_path):
+    from andon.app.engine import Engine, ModelOptions
+    from andon.app.prompt import ChatPrompt, PromptFitter
+
+    base = Engine(ModelOptions(model_path, num_ctx=512))
+    try:
+        base.prompt = ChatPrompt(None, base.texts, base.model_name)  # as a file without a template loads
+        base.fitter = PromptFitter(base.prompt, base.n_ctx)
+        params = Parameters.of({"temperature": 0, "num_predict": 8})
+        _, notices, done = run(base, JAPAN, params)
+        assert notices == [f"{base.model_name} has no chat template: the conversation is given to it as a "
+                           "plain transcript to continue"]  # fmt: skip
+        assert base.format_chat(JAPAN) == "User: What is the capital of Japan?\nAssistant:"
+        assert done.text and done.usage.prompt_tokens == len(base.chat_tokens(JAPAN))
+        assert run(base, JAPAN, params)[1] == []  # said once
+    finally:
+        base.close()

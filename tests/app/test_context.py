@@ -1,0 +1,58 @@
+"""The KV-cached context: several tokens verified in one pass, rejected positions removed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from andon.samplers import softmax
+
+pytestmark = pytest.mark.model
+
+JAPAN = [{"role": "user", "content": "What is the capital of Japan?"}]
+
+
+def total_variation(a, b) -> float:
+    return 0.5 * float(np.abs(softmax(a) - softmax(b)).sum())
+
+
+def _kv_positions(engine) -> int:
+    """How many positions llama.cpp's KV cache holds for the sequence (its own count)."""
+    import llama_cpp
+
+    memory = llama_cpp.llama_get_memory(engine.llm.ctx)
+    return llama_cpp.llama_memory_seq_pos_max(memory, 0) + 1
+
+
+def test_drafted_tokens_get_the_logits_of_each_position_in_one_pass(engine):
+    prompt = engine.chat_tokens(JAPAN)
+    draft = engine.tokenize("The capital of Japan is Tokyo.", special=False)
+    engine.prefill(prompt)
+    rows = engine.context.append_all_logits(draft)
+    assert rows.shape == (len(draft), engine.n_vocab)
+    assert engine.context.n_tokens == len(prompt) + len(draft) == _kv_positions(engine)
+    engine.llm.reset()
+    engine.prefill(prompt)
+    for i, token in enumerate(draft):  # the same distributions, one token at a time
+        engine.context.append([token])
+        one = np.array(engine.logits())
+        assert int(np.argmax(one)) == int(np.argmax(rows[i]))
+        assert total_variation(one, rows[i]) < 0.05  # batches are computed a little differently
+
+
+def test_truncate_removes_rejected_positions_from_the_kv_cache(engine):
+    prompt = engine.chat_tokens(JAPAN)
+    draft = engine.tokenize("The capital of Japan is Kyoto, not Osaka.", special=False)
+    engine.prefill(prompt)
+    engine.context.append_all_logits(draft)
+    keep = len(prompt) + 5
+    assert engine.context.truncate(keep)
+    assert engine.context.n_tokens == keep == _kv_positions(engine)
+    assert engine.context.ids().tolist() == prompt + draft[:5]
+    other = engine.tokenize(" Tokyo", special=False)
+    engine.context.append(other)
+    after = np.array(engine.logits())
+    engine.llm.reset()  # the same tokens evaluated from an empty cache
+    engine.prefill(prompt + draft[:5] + other)
+    fresh = np.array(engine.logits())
+    assert int(np.argmax(after)) == int(np.argmax(fresh))
+    assert total_variation(after, fresh) < 0.05
