@@ -17,6 +17,8 @@ from andon.presets.parameters import Parameters
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+THREADS_PER_CORE = 4
+MEMORY_SHARE = 0.9  # of the available memory, what the model and its KV cache may take
 KV_BYTES_PER_VALUE = 2  # llama.cpp's default KV cache type is f16
 # More KV cache per token than any published GGUF model needs (a 65B model without grouped-query
 # attention needs 2.5 MiB): a context below num_ctx times this fits without reading the metadata.
@@ -56,6 +58,7 @@ def load_llama(options: ModelOptions) -> Llama:
         path = check_gguf(options.path)
     except ModelPathError as exc:
         raise ModelLoadError(str(exc)) from None
+    check_threads(options.num_thread)
     if not options.rpc:  # with RPC servers, the weights and the cache are mostly theirs
         check_memory(path, options.num_ctx)
     try:
@@ -87,6 +90,27 @@ def _load_failure(path: Path, options: ModelOptions, message: str) -> str:
     )
 
 
+# --- what this machine can take ---------------------------------------------------------------------
+
+
+def check_threads(num_thread: int) -> None:
+    """Refuse more threads than THREADS_PER_CORE per CPU core this process may use."""
+    cores = cpu_cores()
+    if num_thread > THREADS_PER_CORE * cores:
+        raise ModelLoadError(
+            f"num_thread: {num_thread} is not allowed on this machine (must be <= {THREADS_PER_CORE * cores}: "
+            f"{THREADS_PER_CORE} per CPU core, and andon may use {cores})"
+        )
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says, else all)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 # --- memory ---------------------------------------------------------------------------------------
 
 
@@ -94,21 +118,23 @@ def check_memory(path: Path, num_ctx: int) -> None:
     """Refuse, before anything is allocated, a context whose KV cache cannot fit in memory.
 
     The need is estimated from the model's metadata (layers, KV heads, head sizes, f16 values)
-    plus the file's size for the weights; "available" is what the system says it can give
-    without swapping (MemAvailable). Without either figure the check is skipped.
+    plus the file's size for the weights; it must fit in MEMORY_SHARE of what the system can give
+    without swapping (MemAvailable), leaving the rest for llama.cpp's compute buffers and the
+    machine's other work. Without either figure the check is skipped.
     """
     available = available_memory()
     if available is None:
         return
+    usable = int(available * MEMORY_SHARE)
     weights = path.stat().st_size
-    if num_ctx * MAX_KV_BYTES_PER_TOKEN + weights <= available:
+    if num_ctx * MAX_KV_BYTES_PER_TOKEN + weights <= usable:
         return
     per_token = kv_bytes_per_token(read_metadata(path, _META_KEYS))
     if per_token is None:
         return
     need = num_ctx * per_token
-    if need + weights > available:
-        fits = max(0, (available - weights) // per_token)
+    if need + weights > usable:
+        fits = max(0, (usable - weights) // per_token)
         raise ModelLoadError(
             f"num_ctx {num_ctx} needs about {_size(need)} of memory for the context (KV cache) of "
             f"{path.name}, plus {_size(weights)} for the model, but {_size(available)} is available: "

@@ -4,6 +4,14 @@ Same model, prompt, number of tokens and equivalent settings (the balanced prese
 one run, alternating, several rounds. Prints both rates and their ratio (target >= 0.95).
 
     python benchmarks/engine_vs_native.py [--tokens 256] [--rounds 5] [--model PATH]
+
+With --long-chat, the cost of a turn once a chat outgrows num_ctx instead: the same chat (same
+messages, seed and reply length) with the oldest turns dropped only as needed (before: every turn
+starts one turn later and evaluates its whole prompt again) and dropped half a context at a time
+(after: andon's PromptFitter). Prints each turn's prompt tokens, tokens evaluated and seconds to
+the first token, and the means after the first drop.
+
+    python benchmarks/engine_vs_native.py --long-chat [--turns 30] [--num-ctx 512]
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import time
 
 from andon.app.engine import Done, Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
+from andon.app.prompt import PromptFitter
+from andon.presets.parameters import Parameters
 from andon.presets.store import PresetStore
 
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
@@ -44,12 +54,52 @@ def native_rate(engine: Engine, p, n: int) -> float:
     return (n - 1) / (time.perf_counter() - t_first)
 
 
+def chat_turns(engine: Engine, keep_after_drop: float, turns: int) -> list[tuple[int, int, float, int]]:
+    """One long chat: per turn (prompt tokens, tokens evaluated, seconds to first token, dropped)."""
+    engine.llm.reset()
+    engine.fitter = PromptFitter(engine.prompt, engine.n_ctx, keep_after_drop)
+    params = Parameters.of({"temperature": 0.7, "seed": 1, "num_predict": 48})
+    history = [{"role": "system", "content": "You are a helpful assistant."}]
+    out = []
+    for i in range(turns):
+        history.append({"role": "user", "content": f"Tell me one short fact about the number {i}, please."})
+        done = next(e for e in engine.stream(history, params) if isinstance(e, Done))
+        out.append((done.usage.prompt_tokens, done.usage.prompt_eval_tokens, done.usage.ttft_s, done.dropped_turns))
+        history.append({"role": "assistant", "content": done.text})
+    return out
+
+
+def long_chat(args: argparse.Namespace) -> None:
+    engine = Engine(ModelOptions(args.model or embedded_model_path(), num_ctx=args.num_ctx))
+    print(f"model: {engine.model_name}; num_ctx {engine.n_ctx}; {args.turns} turns, replies of 48 tokens")
+    before = chat_turns(engine, 1.0, args.turns)
+    after = chat_turns(engine, PromptFitter(engine.prompt, engine.n_ctx).keep_after_drop, args.turns)
+    print("turn | before: prompt, evaluated, s | after: prompt, evaluated, s")
+    for i, (b, a) in enumerate(zip(before, after, strict=True)):
+        dropped_now = a[3] and (i == 0 or after[i - 1][3] != a[3])
+        print(f"{i + 1:4d} | {b[0]:5d} {b[1]:5d} {b[2]:6.3f} | {a[0]:5d} {a[1]:5d} {a[2]:6.3f}", "(drop)" * dropped_now)
+    start = min(next(i for i, t in enumerate(run) if t[3]) for run in (before, after))
+    means = {}
+    for name, run in (("before", before), ("after", after)):
+        rest = run[start + 1 :]
+        tokens, seconds = statistics.mean(t[1] for t in rest), statistics.mean(t[2] for t in rest)
+        means[name] = seconds
+        print(f"{name}: after the first drop, a turn evaluates {tokens:.0f} prompt tokens "
+              f"and takes {seconds:.3f} s to its first token (mean of {len(rest)} turns)")  # fmt: skip
+    print(f"prompt seconds per turn, after / before: {means['after'] / means['before']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--long-chat", action="store_true", help="per-turn prompt cost of a chat past num_ctx")
+    ap.add_argument("--turns", type=int, default=30)
+    ap.add_argument("--num-ctx", type=int, default=512)
     args = ap.parse_args()
+    if args.long_chat:
+        return long_chat(args)
     preset = PresetStore().load("balanced")
     engine = Engine(ModelOptions(args.model or embedded_model_path(), num_ctx=2048))
     eog = {str(t): False for t in range(engine.n_vocab) if engine.is_end_of_turn(t)}

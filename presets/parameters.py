@@ -22,12 +22,32 @@ GENERATION_SPECS: tuple[ParamSpec, ...] = (
         minimum=-1,
     ),
     ParamSpec("stop", "str_list", (), "End the reply before any of these strings; the string itself is not shown."),
-    ParamSpec("num_ctx", "int", 4096, "Context window in tokens.", minimum=64),
+    ParamSpec(
+        "num_ctx",
+        "int",
+        4096,
+        "Context window in tokens; refused when its KV cache would not fit in the memory available.",
+        minimum=64,
+        # the same bound on every machine (README's table is generated): more than any model's
+        # trained context; what fits this machine's memory is checked as the model loads
+        maximum=1 << 24,
+    ),
     ParamSpec(
         "num_gpu", "int", -1, "Layers offloaded to the GPU; -1 is all the backend can take, 0 is CPU only.", minimum=-1
     ),
-    ParamSpec("num_thread", "int", 0, "CPU threads; 0 lets llama.cpp choose.", minimum=0),
-    ParamSpec("num_batch", "int", 512, "Prompt batch size in tokens.", minimum=1),
+    ParamSpec(
+        "num_thread",
+        "int",
+        0,
+        "CPU threads; 0 lets llama.cpp choose; at most 4 per CPU core of the machine.",
+        minimum=0,
+        # ggml's own maximum (GGML_MAX_N_THREADS); far more hang or crash llama.cpp (100000
+        # segfaults); the machine's cores are checked as the model loads
+        maximum=512,
+    ),
+    ParamSpec(
+        "num_batch", "int", 512, "Prompt batch size in tokens; above num_ctx it is num_ctx.", minimum=1, maximum=1 << 24
+    ),
 )
 
 # Structured output, speculative decoding, thinking and placement (PARAMETERS.md).

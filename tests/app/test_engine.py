@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from andon.app.engine import ContextFullError, Delta, Done, ReplyNotice
@@ -199,3 +201,38 @@ def test_a_model_without_a_chat_template_says_so_once_and_continues_plainly(mode
         assert run(base, JAPAN, params)[1] == []  # said once
     finally:
         base.close()
+
+
+def test_a_long_chat_keeps_the_kv_cache_useful_after_dropping_old_turns(model_path):
+    """Once the chat outgrows num_ctx, a drop frees half of the context at once and the turns after
+    it start their prompt where the cached one starts: they evaluate only what they add (the reply
+    before them and the new message), not the whole prompt again."""
+    from andon.app.engine import Engine, ModelOptions
+
+    small = Engine(ModelOptions(model_path, num_ctx=512))
+    try:
+        system = {"role": "system", "content": "You are a helpful assistant."}
+        history = [system]
+        params = Parameters.of({"temperature": 0.7, "seed": 1, "num_predict": 16})
+        turns = []
+        for i in range(30):
+            history.append({"role": "user", "content": f"Tell me one short fact about the number {i}, please."})
+            _, _, done = run(small, history, params)
+            turns.append((done.usage.prompt_tokens, done.usage.prompt_eval_tokens, done.dropped_turns))
+            history.append({"role": "assistant", "content": done.text})
+        first_drop = next(i for i, (_, _, dropped) in enumerate(turns) if dropped)
+        assert first_drop < 15
+        kept, cheap = 0, 0
+        for (before, _, dropped_before), (prompt, evaluated, dropped) in pairwise(turns[first_drop:]):
+            assert prompt + 16 <= 512 and evaluated <= prompt
+            if dropped == dropped_before:  # the same first message as the turn before
+                kept += 1
+                cheap += evaluated <= prompt - before + 2  # what it adds (and the reply's last token)
+            else:  # a drop: the kept prompt is about half of what the context can hold
+                assert prompt <= (512 - 16) // 2 + 64
+        assert kept >= 2 * (len(turns) - first_drop - 1) // 3  # most turns keep the cache
+        assert cheap == kept
+        msgs, _, _ = small.fit(history, 16)
+        assert msgs[0] == system
+    finally:
+        small.close()
