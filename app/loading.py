@@ -3,7 +3,6 @@ one clear line when llama.cpp fails (blaming the file only when the file is the 
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -157,7 +156,7 @@ def available_memory() -> int | None:
         return None
 
 
-def kv_bytes_per_token(meta: Mapping[str, str]) -> int | None:
+def kv_bytes_per_token(meta: Mapping[str, Any]) -> int | None:
     """KV cache bytes per token of context, as llama.cpp allocates it (f16 keys and values in
     every layer); None for a model whose cache is not of that shape (MLA, recurrent) or unknown."""
     try:
@@ -165,50 +164,35 @@ def kv_bytes_per_token(meta: Mapping[str, str]) -> int | None:
         n_head = _per_layer(meta["attention.head_count"], n_layer)
         n_head_kv = _per_layer(meta.get("attention.head_count_kv", meta["attention.head_count"]), n_layer)
         n_embd = int(meta["embedding_length"])
-    except (KeyError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return None
-    if "attention.kv_lora_rank" in meta or not n_head[0]:
+    if "attention.kv_lora_rank" in meta or not n_head or not n_head[0]:
         return None
     k = int(meta.get("attention.key_length", n_embd // n_head[0]))
     v = int(meta.get("attention.value_length", n_embd // n_head[0]))
     return sum(n_head_kv) * (k + v) * KV_BYTES_PER_VALUE
 
 
-def _per_layer(value: str, n_layer: int) -> list[int]:
-    """A value given once for all layers ("8") or per layer ("[8, 8, 0]")."""
-    if value.startswith("["):
-        return [int(x) for x in value.strip("[]").split(",") if x.strip()]
+def _per_layer(value: Any, n_layer: int) -> list[int]:
+    """A value given once for all layers (8) or per layer (an array: [8, 8, 0])."""
+    values = getattr(value, "values", None)  # gguf_header.GGUFArray
+    if values is not None:
+        return [int(x) for x in values]
     return [int(value)] * n_layer
 
 
-def read_metadata(path: Path, keys: Iterable[str]) -> dict[str, str]:
-    """These metadata values of the model's architecture ("block_count" is read as
-    "llama.block_count"), read by llama.cpp without loading the weights (vocab_only)."""
-    import llama_cpp
+def read_metadata(path: Path, keys: Iterable[str]) -> dict[str, Any]:
+    """These values of the model's architecture ("block_count" is read as "llama.block_count")
+    from its GGUF header, by llama.cpp's own reader without loading the weights; {} if the
+    header cannot be read (loading the model then says why)."""
+    from andon.app import gguf_header
 
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
-    if not model:
-        return {}
     try:
-        arch = _meta_value(llama_cpp, model, "general.architecture")
-        found = {key: _meta_value(llama_cpp, model, f"{arch}.{key}") for key in keys}
-        return {k: v for k, v in found.items() if v is not None}
-    finally:
-        llama_cpp.llama_model_free(model)
-
-
-def _meta_value(llama_cpp: Any, model: Any, key: str) -> str | None:
-    size = 256
-    while True:
-        buf = ctypes.create_string_buffer(size)
-        n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, size)
-        if n < 0:
-            return None
-        if n < size:
-            return buf.value.decode("utf-8", "replace")
-        size = n + 1
+        kv = gguf_header.read(path).kv
+    except gguf_header.GGUFHeaderError:
+        return {}
+    arch = kv.get("general.architecture")
+    return {key: kv[f"{arch}.{key}"] for key in keys if f"{arch}.{key}" in kv}
 
 
 def _size(n: float) -> str:

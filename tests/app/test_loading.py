@@ -81,3 +81,16 @@ def test_the_command_line_refuses_a_huge_context_in_one_line_without_blaming_the
     line = r.stderr.strip()
     assert "\n" not in line and line.startswith("andon: num_ctx 16777216 needs about ")
     assert "lower num_ctx" in line and "damaged" not in line and "truncated" not in line
+
+
+def test_the_estimate_follows_llama_cpps_layout_per_layer():
+    """llama.cpp: K and V of n_embd_head * n_head_kv(layer) values per layer, f16."""
+    from andon.app.gguf_header import GGUFArray
+
+    uniform = {"block_count": 4, "embedding_length": 1024, "attention.head_count": 16, "attention.head_count_kv": 4}
+    assert kv_bytes_per_token(uniform) == 4 * 4 * (64 + 64) * 2  # head size n_embd / n_head
+    per_layer = {**uniform, "attention.head_count_kv": GGUFArray(4, (4, 4, 0, 2)), "attention.key_length": 128,
+                 "attention.value_length": 96}  # fmt: skip
+    assert kv_bytes_per_token(per_layer) == (4 + 4 + 0 + 2) * (128 + 96) * 2
+    assert kv_bytes_per_token({**uniform, "attention.kv_lora_rank": 512}) is None  # MLA: not this layout
+    assert kv_bytes_per_token({"block_count": 4}) is None  # unknown: the check is skipped
