@@ -1,4 +1,4 @@
-"""`Parameters`: every field of PARAMETERS.md as one frozen pydantic model.
+"""`Parameters`: every parameter andon takes, as one frozen pydantic model.
 
 The fields are generated from the ParamSpec table (samplers.params for sampling, the generation
 table below), so a default, a range, a description or an error message exists in one place.
@@ -50,7 +50,7 @@ GENERATION_SPECS: tuple[ParamSpec, ...] = (
     ),
 )
 
-# Structured output, speculative decoding, thinking and placement (PARAMETERS.md).
+# Structured output, speculative decoding, thinking and placement.
 OUTPUT_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "format",
