@@ -1,9 +1,9 @@
 """The conversation of one chat, built from its ChatSession: switching chats builds a new view.
 
-The view owns what belongs to the chat: its messages on screen, the reply being written (a thread
-worker that streams into its own MessageBox), slash commands, and the state the status bar shows
-(reactive fields the app binds down to the bar). Only the latest `window` messages are mounted, so
-the cost of a token and the memory do not grow with the chat; older ones are a press away.
+The view owns what belongs to the chat: its messages on screen (a Conversation: the latest ones
+mounted, older ones a press away), the reply being written (a thread worker that streams into its
+own MessageBox), slash commands, and the state the status bar shows (reactive fields the screen
+binds down to the bar).
 """
 
 from __future__ import annotations
@@ -18,22 +18,18 @@ from dataclasses import dataclass
 from andon.app.chat import ChatSession
 from andon.app.engine import Done
 from andon.app.history import HistoryError, StoredMessage
+from andon.app.tui.conversation import Conversation
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
 from andon.app.tui.panels import parse_field
 from andon.app.tui.reply import ReplyError, ReplyNote, TextBatch, Update, write_reply
-from andon.app.tui.widgets import EarlierMessages, MessageBox, NoticeLine, last_code_block
+from andon.app.tui.widgets import MessageBox, last_code_block
 from andon.presets.parameters import ParameterError
-from textual import on, work
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual import work
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widget import Widget
-from textual.widgets import Button
 from textual.worker import Worker, get_current_worker
 
-WINDOW = 40  # messages (and notices) kept mounted
 STOP_WAIT_S = 5.0  # how long a stop waits for the reply thread to save the reply
 
 
@@ -49,7 +45,7 @@ class ReplyRun:
         return not self.ended.is_set()
 
 
-class ChatView(VerticalScroll):
+class ChatView(Conversation):
     """One chat's messages, andon's notices in it, and the reply being written."""
 
     preset_label = reactive("")
@@ -74,12 +70,10 @@ class ChatView(VerticalScroll):
         box: MessageBox
         update: Update
 
-    def __init__(self, session: ChatSession, host: EngineHost, *, window: int = WINDOW) -> None:
-        super().__init__(id="conversation")
+    def __init__(self, session: ChatSession, host: EngineHost, *, window: int | None = None) -> None:
+        super().__init__(window=window, id="conversation")
         self.session = session
         self.host = host
-        self.base_window = self.window = window
-        self.hidden = 0  # messages above the first one mounted
         self._editing: StoredMessage | None = None
         self._run: ReplyRun | None = None  # the reply being written, or the last one
         self.owned = False  # whether this andon writes the chat (see _claim)
@@ -88,15 +82,6 @@ class ChatView(VerticalScroll):
         self.set_reactive(ChatView.context_used, self._last_context())
 
     # --- what is on screen --------------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        visible = self._visible()
-        self.window = self.base_window
-        self.hidden = max(0, len(visible) - self.window)
-        if self.hidden:
-            yield EarlierMessages(self.hidden)
-        for message in visible[self.hidden :]:
-            yield MessageBox(message)
 
     @guarded
     def on_mount(self) -> None:
@@ -122,48 +107,8 @@ class ChatView(VerticalScroll):
             with suppress(HistoryError):  # the claim ends with this process anyway
                 self.session.history.release_chat(self.session.chat.id)
 
-    def _visible(self) -> list[StoredMessage]:
+    def messages(self) -> list[StoredMessage]:
         return [m for m in self.session.messages if m.role in ("user", "assistant")]
-
-    def say(self, text: str, error: bool = False) -> None:
-        """A line from andon in the conversation."""
-        self._append(NoticeLine(text, error))
-        self.scroll_end(animate=False)
-
-    def _append(self, widget: Widget) -> None:
-        self.mount(widget)
-        self.call_after_refresh(self._trim)
-
-    async def _trim(self) -> None:
-        """Unmount the oldest messages beyond the window; the button above stands for them."""
-        items = [c for c in self.children if not isinstance(c, EarlierMessages)]
-        extra = items[: max(0, len(items) - self.window)]
-        if not extra:
-            return
-        self.hidden += sum(isinstance(w, MessageBox) for w in extra)
-        await self.remove_children(extra)
-        await self._show_hidden()
-
-    async def _show_hidden(self) -> None:
-        button = self.query(EarlierMessages)
-        if not self.hidden:
-            await button.remove()
-        elif button:
-            button.first().label = EarlierMessages.label_for(self.hidden)
-        else:
-            await self.mount(EarlierMessages(self.hidden), before=0)
-
-    @on(Button.Pressed, "#earlier")
-    @guarded
-    async def _show_earlier(self, event: Button.Pressed) -> None:
-        event.stop()
-        count = min(self.base_window, self.hidden)
-        earlier = self._visible()[self.hidden - count : self.hidden]
-        self.hidden -= count
-        self.window += count  # kept until the next message is sent
-        await self.mount_all([MessageBox(m) for m in earlier], after=event.button)
-        await self._show_hidden()
-        self.scroll_home(animate=False)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -186,7 +131,7 @@ class ChatView(VerticalScroll):
             self.say(f"not sent (your message is still in the box): {exc}", error=True)
             return False
         self.window = self.base_window
-        await self.mount(MessageBox(message))
+        await self.add(MessageBox(message))
         self.post_message(self.ChatChanged(self.session))  # the first message names the chat
         await self.start_reply()
         return True
@@ -211,8 +156,7 @@ class ChatView(VerticalScroll):
             self.say(f"error: the reply could not start: {exc}", error=True)
             return
         box = MessageBox(reply)
-        await self.mount(box)
-        await self._trim()
+        await self.add(box)
         self.anchor()
         if not self.host.loaded.is_set():
             self.chat_note = "waiting for the model to load…"
