@@ -25,7 +25,7 @@ HELP = """Available commands:
   /preset NAME                Switch this chat's preset (keeps your /set changes)
   /load NAME                  Load a preset afresh (drops your /set changes and system prompt)
   /save NAME                  Save the current settings as a user preset
-  /clear                      Clear this chat's messages
+  /clear                      Clear this chat's messages (a copy is kept in the chat list)
   /help, /?                   Show this help
   /bye                        Quit
 
@@ -53,8 +53,7 @@ def run_slash(session: ChatSession, line: str) -> SlashResult:
         if command in ("/bye", "/exit"):
             return SlashResult("", "quit")
         if command == "/clear":
-            session.clear()
-            return SlashResult("Cleared session context", "cleared")
+            return _clear(session)
         if command == "/set":
             return _set(session, words[1:])
         if command == "/show":
@@ -71,6 +70,26 @@ def run_slash(session: ChatSession, line: str) -> SlashResult:
     except (ParameterError, PresetError, HistoryError, ValueError, OSError) as exc:  # one line, nothing changed
         return SlashResult(f"error: {exc}", ok=False)
     return SlashResult(f"Unknown command '{words[0]}'. Type /? for help", ok=False)
+
+
+def _clear(session: ChatSession) -> SlashResult:
+    """Clear the chat's messages; a copy of them is kept as a chat of its own first."""
+    if not session.messages:
+        return SlashResult("Nothing to clear: this chat has no messages.")
+    history, chat = session.history, session.chat
+    copy = history.create_chat(f"{chat.title} (before /clear)", chat.preset, chat.model, chat.system)
+    for message in session.messages:
+        status = "stopped" if message.status == "streaming" else message.status
+        kept = history.add_message(copy.id, message.role, message.content, status)
+        if message.stats:
+            history.update_message(kept.id, message.content, status, message.stats)
+    history.release_chat(copy.id)
+    count = len(session.messages)
+    session.clear()
+    return SlashResult(
+        f"Cleared session context ({count} messages). They are kept in the chat '{copy.title}' in the chat list.",
+        "cleared",
+    )
 
 
 def _set(session: ChatSession, args: list[str]) -> SlashResult:

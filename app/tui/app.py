@@ -36,6 +36,8 @@ class AndonApp(App[None]):
     COMMANDS = App.COMMANDS | {PresetCommands}
     BINDINGS: ClassVar[list[BindingType]] = [  # their actions are the chat screen's
         Binding("escape", "screen.stop", "Stop", id="reply.stop"),
+        # Ctrl+C stops a reply being written; otherwise it does what it does (copy, the quit hint)
+        Binding("ctrl+c", "screen.stop_reply", "Stop", show=False, priority=True, id="reply.stop_ctrl_c"),
         Binding("ctrl+t", "screen.next_preset", "Next preset", id="preset.next"),
         Binding("f3", "screen.pick_preset", "Presets", id="preset.pick"),
         Binding("f4", "screen.toggle_parameters", "Parameters", id="parameters.toggle"),

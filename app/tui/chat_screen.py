@@ -160,6 +160,11 @@ class ChatScreen(Screen[None]):
 
     @guarded
     async def action_new_chat(self) -> None:
+        """A new chat, unless the open one is still empty: then it is the new chat."""
+        if not self.view.messages() and not self.view.replying:
+            self.notify("This chat is still empty: type your message below.", title="New chat")
+            self.query_one(ChatInput).focus()
+            return
         await self.open_chat(self._new_chat())
 
     @work(group="dialog", exit_on_error=False)
@@ -241,6 +246,17 @@ class ChatScreen(Screen[None]):
 
     @guarded
     def action_stop(self) -> None:
+        self.view.stop()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Ctrl+C is a stop only while a reply is written; otherwise the key goes on (copy)."""
+        if action == "stop_reply":
+            views = self.query(ChatView)
+            return bool(views) and views.first().replying
+        return True
+
+    @guarded
+    def action_stop_reply(self) -> None:
         self.view.stop()
 
     @guarded

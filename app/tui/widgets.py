@@ -77,7 +77,12 @@ class MessageBox(Vertical):
         super().__init__(classes=f"message {message.role}")
         self.message = message
         self.header = Label(self.header_text(), classes="message-header", markup=False)
-        self.body = Markdown(message.content or "")
+        # what the user typed is shown as written (Markdown would join its lines); replies are Markdown
+        self.body: Markdown | Static = (
+            Static(message.content, classes="user-text", markup=False)
+            if message.role == "user"
+            else Markdown(message.content or "")
+        )
         self._feed: MarkdownStream | None = None  # open while the reply is being written
 
     def compose(self) -> ComposeResult:
@@ -89,11 +94,15 @@ class MessageBox(Vertical):
         stats = self.message.stats
         if stats.get("tokens_per_second"):
             note += f" · {stats['completion_tokens']} tokens, {stats['tokens_per_second']:.1f} tok/s"
+        if stats.get("finish_reason") == "length":
+            note += f" · cut at num_predict {stats.get('completion_tokens', '?')} (finish reason: length)"
         return WHO.get(self.message.role, self.message.role) + note
 
     async def append(self, text: str) -> None:
         """Add streamed text; Textual's stream batches it to the frame rate."""
         if not self.is_attached:
+            return
+        if not isinstance(self.body, Markdown):
             return
         if self._feed is None:
             self._feed = Markdown.get_stream(self.body)
@@ -103,7 +112,10 @@ class MessageBox(Vertical):
         """The reply ended: close the stream, render the stored text once, say how it ended."""
         await self._close_feed()
         if self.is_attached:
-            await self.body.update(self.message.content)
+            if isinstance(self.body, Markdown):
+                await self.body.update(self.message.content)
+            else:
+                self.body.update(self.message.content)
             self.header.update(self.header_text())
 
     async def _close_feed(self) -> None:

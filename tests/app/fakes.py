@@ -35,7 +35,7 @@ class FakeEngine:
     def stream(self, messages, params, cancelled=None, chain=None):
         self.calls.append((list(messages), params))
         stops = StopFilter(params.stop)
-        text, n, start = [], 0, time.perf_counter()
+        text, n, start, reason = [], 0, time.perf_counter(), "stop"
         for piece in self.script:
             if cancelled is not None and cancelled():
                 yield Done("".join(text), "cancelled", Usage(10, 10, n, 0.01, 50.0), 1)
@@ -50,12 +50,13 @@ class FakeEngine:
             if hit:
                 break
             if 0 < params.num_predict <= n:
+                reason = "length"  # as the engine: a reply cut by num_predict
                 break
         tail = stops.flush()
         if tail:
             text.append(tail)
             yield Delta(tail, n, time.perf_counter() - start)
-        yield Done("".join(text), "stop", Usage(len(self.chat_tokens(messages)), 10, n, 0.01, 42.0), 1)
+        yield Done("".join(text), reason, Usage(len(self.chat_tokens(messages)), 10, n, 0.01, 42.0), 1)
 
     def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:
         return [self.script.index(p) for p in self.script if p in text]

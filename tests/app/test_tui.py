@@ -288,7 +288,8 @@ def test_app_keys_work_while_typing():
     """No app key is taken by the message box (TextArea binds ctrl+e, ctrl+k, f6, f7 ...)."""
     input_keys = {k for b in ChatInput.BINDINGS for k in b.key.split(",")}
     input_keys |= {k for cls in ChatInput.__mro__ for b in getattr(cls, "BINDINGS", []) for k in b.key.split(",")}
-    app_keys = {k for b in AndonApp.BINDINGS for k in b.key.split(",")} - {"escape"}
+    # escape and ctrl+c are priority keys that act only while a reply is written (else the box has them)
+    app_keys = {k for b in AndonApp.BINDINGS if not b.priority for k in b.key.split(",")} - {"escape"}
     assert not app_keys & input_keys, app_keys & input_keys
 
 
@@ -432,7 +433,7 @@ def test_no_handler_or_worker_can_close_the_app():
     """Every Textual handler and worker of andon's widgets is guarded; no worker exits on an error."""
     import inspect
 
-    from andon.app.tui import app, chat_list, chat_screen, chat_view, panels, screens, widgets
+    from andon.app.tui import app, chat_list, chat_screen, chat_view, conversation, panels, screens, widgets
     from andon.app.tui.failures import GUARD_MARK, is_handler
     from textual.message_pump import MessagePump
 
@@ -443,7 +444,7 @@ def test_no_handler_or_worker_can_close_the_app():
         return fn.__closure__[code.co_freevars.index("exit_on_error")].cell_contents
 
     unguarded, exiting, seen = [], [], 0
-    for module in (app, chat_list, chat_screen, chat_view, panels, screens, widgets):
+    for module in (app, chat_list, chat_screen, chat_view, conversation, panels, screens, widgets):
         for cls in vars(module).values():
             if not (inspect.isclass(cls) and issubclass(cls, MessagePump) and cls.__module__ == module.__name__):
                 continue
@@ -664,3 +665,65 @@ async def test_clear_while_the_model_still_evaluates_the_prompt_then_send_again(
         contents = [(m.role, m.content, m.status) for m in app.history.messages(app.session.chat.id)]
         assert contents == [("user", "second", "complete"), ("assistant", "Hello from the fake model.", "complete")]
         assert [b.message.content for b in app.query(MessageBox)] == ["second", "Hello from the fake model."]
+
+
+async def test_ctrl_c_stops_a_reply_and_does_not_quit(tmp_path):
+    app, _ = make_app(tmp_path, script=["word "] * 200, delay=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_slow_reply(pilot)
+        await pilot.press("ctrl+c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        reply = app.session.messages[-1]
+        assert reply.status == "stopped" and len(reply.content.split()) < 200
+        await pilot.press("ctrl+c")  # no reply: the key is not a quit
+        await pilot.pause()
+        assert app.is_running
+
+
+async def test_enter_right_after_launch_sends(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"hi there", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [m.content for m in app.session.messages] == ["hi there", "Hello from the fake model."]
+
+
+async def test_ctrl_n_reuses_an_empty_chat(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert len(app.history.chats()) == 1
+        await send(pilot, "first")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert len(app.history.chats()) == 2
+
+
+async def test_a_multi_line_message_shows_as_written_and_a_cut_reply_says_so(tmp_path):
+    app, _ = make_app(tmp_path, script=["one "] * 20)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/set parameter num_predict 5")
+        await send(pilot, "line one\nline two")
+        user, reply = list(app.query(MessageBox))
+        assert "line one\nline two" in str(user.body.render())
+        assert "cut at num_predict 5" in reply.header_text()
+        assert app.session.messages[-1].stats["finish_reason"] == "length"
+
+
+async def test_clear_keeps_a_copy_and_says_where(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "remember this")
+        title = app.session.chat.title
+        await send(pilot, "/clear")
+        assert app.session.messages == []
+        assert f"kept in the chat '{title} (before /clear)'" in notices(app)[-1]
+        kept = next(c for c in app.history.chats() if c.title == f"{title} (before /clear)")
+        assert [m.content for m in app.history.messages(kept.id)] == ["remember this", "Hello from the fake model."]
