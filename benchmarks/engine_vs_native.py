@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
 
 from andon.app.engine import Done, Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
@@ -54,26 +55,26 @@ def native_rate(engine: Engine, p, n: int) -> float:
     return (n - 1) / (time.perf_counter() - t_first)
 
 
-def chat_turns(engine: Engine, keep_after_drop: float, turns: int) -> list[tuple[int, int, float, int]]:
+def chat_turns(engine: Engine, keep_after_drop: float, turns: int) -> Iterator[tuple[int, int, float, int]]:
     """One long chat: per turn (prompt tokens, tokens evaluated, seconds to first token, dropped)."""
-    engine.llm.reset()
     engine.fitter = PromptFitter(engine.prompt, engine.n_ctx, keep_after_drop)
     params = Parameters.of({"temperature": 0.7, "seed": 1, "num_predict": 48})
     history = [{"role": "system", "content": "You are a helpful assistant."}]
-    out = []
     for i in range(turns):
         history.append({"role": "user", "content": f"Tell me one short fact about the number {i}, please."})
         done = next(e for e in engine.stream(history, params) if isinstance(e, Done))
-        out.append((done.usage.prompt_tokens, done.usage.prompt_eval_tokens, done.usage.ttft_s, done.dropped_turns))
+        yield done.usage.prompt_tokens, done.usage.prompt_eval_tokens, done.usage.ttft_s, done.dropped_turns
         history.append({"role": "assistant", "content": done.text})
-    return out
 
 
 def long_chat(args: argparse.Namespace) -> None:
-    engine = Engine(ModelOptions(args.model or embedded_model_path(), num_ctx=args.num_ctx))
-    print(f"model: {engine.model_name}; num_ctx {engine.n_ctx}; {args.turns} turns, replies of 48 tokens")
-    before = chat_turns(engine, 1.0, args.turns)
-    after = chat_turns(engine, PromptFitter(engine.prompt, engine.n_ctx).keep_after_drop, args.turns)
+    options = ModelOptions(args.model or embedded_model_path(), num_ctx=args.num_ctx)
+    engines = Engine(options), Engine(options)
+    print(f"model: {engines[0].model_name}; num_ctx {options.num_ctx}; {args.turns} turns, replies of 48 tokens")
+    # the two chats advance turn by turn in turns, so a busy machine slows both alike
+    keep = PromptFitter(engines[1].prompt, options.num_ctx).keep_after_drop
+    runs = zip(chat_turns(engines[0], 1.0, args.turns), chat_turns(engines[1], keep, args.turns), strict=True)
+    before, after = (list(run) for run in zip(*runs, strict=True))
     print("turn | before: prompt, evaluated, s | after: prompt, evaluated, s")
     for i, (b, a) in enumerate(zip(before, after, strict=True)):
         dropped_now = a[3] and (i == 0 or after[i - 1][3] != a[3])
