@@ -21,6 +21,7 @@ from andon.app.tui.commands import PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
 from andon.presets.store import PresetStore
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -72,6 +73,23 @@ class AndonApp(App[None]):
         self.history = history or History()
         self.store = store or PresetStore()
         self.chat_screen = ChatScreen(self.host, self.history, self.store, preset)
+        self._early_keys: list[events.Key] | None = []  # typed before the chat screen is ready
+
+    @guarded
+    async def on_event(self, event: events.Event) -> None:
+        """Keys typed while andon starts wait for the chat screen (they were lost in a terminal)."""
+        if isinstance(event, events.Key) and self._early_keys is not None:
+            self._early_keys.append(event)
+            return
+        await super().on_event(event)
+
+    def input_ready(self) -> None:
+        """The chat screen has its message box: the keys typed until now go to it, in order."""
+        keys, self._early_keys = self._early_keys or [], None
+        for key in keys:
+            # before raw mode the terminal turned Enter into a newline (ctrl+j): it was an Enter
+            name, character = ("enter", "\r") if key.key == "ctrl+j" else (key.key, key.character)
+            self.post_message(events.Key(name, character))
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat_screen

@@ -84,6 +84,9 @@ class ChatScreen(Screen[None]):
             return
         if recovered:
             self.view.say(f"{recovered} reply interrupted last time was kept and marked stopped.")
+        input_ready = getattr(self.app, "input_ready", None)
+        if input_ready is not None:
+            input_ready()
         options = self.host.options(self.view.session.params)
         self.model_name = options.path.name
         self.load_engine(options)

@@ -240,6 +240,7 @@ class ChatView(Conversation):
         if result.action == "cleared":
             await self.recompose()
             self.context_used = 0
+            self.post_message(self.ChatChanged(self.session))  # the chat list shows the copy kept
         if result.text:
             self.say(result.text, error=not result.ok)
         if result.action == "settings":

@@ -682,12 +682,21 @@ async def test_ctrl_c_stops_a_reply_and_does_not_quit(tmp_path):
 
 
 async def test_enter_right_after_launch_sends(tmp_path):
+    """In a terminal, keys typed while andon started were lost (tmux, 0.6 s after launch): they are
+    kept until the chat screen is ready; Enter typed before raw mode arrives as a newline (ctrl+j)."""
     app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
+        app._early_keys = []  # as while starting
+        await pilot.press(*"early", "ctrl+j")
+        assert app.query_one(ChatInput).text == "" and not app.session.messages
+        app.input_ready()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [m.content for m in app.session.messages] == ["early", "Hello from the fake model."]
         await pilot.press(*"hi there", "enter")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert [m.content for m in app.session.messages] == ["hi there", "Hello from the fake model."]
+        assert [m.content for m in app.session.messages][-2:] == ["hi there", "Hello from the fake model."]
 
 
 async def test_ctrl_n_reuses_an_empty_chat(tmp_path):
