@@ -39,18 +39,19 @@ class AndonApp(App[None]):
         Binding("escape", "screen.stop", "Stop", id="reply.stop"),
         # Ctrl+C stops a reply being written; otherwise it does what it does (copy, the quit hint)
         Binding("ctrl+c", "screen.stop_reply", "Stop", show=False, priority=True, id="reply.stop_ctrl_c"),
-        Binding("ctrl+t", "screen.next_preset", "Next preset", id="preset.next"),
+        Binding("ctrl+t", "screen.next_preset", "Next preset", show=False, id="preset.next"),
         Binding("f3", "screen.pick_preset", "Presets", id="preset.pick"),
         Binding("f4", "screen.toggle_parameters", "Parameters", id="parameters.toggle"),
-        Binding("f5", "screen.toggle_inspector", "Inspector", id="inspector.toggle"),
+        Binding("f5", "screen.toggle_inspector", "Inspector", show=False, id="inspector.toggle"),
         Binding("ctrl+n", "screen.new_chat", "New chat", id="chat.new"),
-        Binding("ctrl+r", "screen.regenerate", "Regenerate", id="reply.regenerate"),
-        Binding("ctrl+l", "screen.edit_last", "Edit last", id="message.edit"),
+        Binding("ctrl+r", "screen.regenerate", "Regenerate", show=False, id="reply.regenerate"),
+        Binding("ctrl+l", "screen.edit_last", "Edit last", show=False, id="message.edit"),
         Binding("f9", "screen.copy_reply", "Copy reply", id="reply.copy"),
-        Binding("f10", "screen.copy_code", "Copy code", id="reply.copy_code"),
-        Binding("f2", "screen.rename_chat", "Rename", id="chat.rename"),
-        Binding("f8", "screen.delete_chat", "Delete chat", id="chat.delete"),
-        Binding("ctrl+s", "screen.export_chat", "Export", id="chat.export"),
+        Binding("f10", "screen.copy_code", "Copy code", show=False, id="reply.copy_code"),
+        Binding("f2", "screen.rename_chat", "Rename", show=False, id="chat.rename"),
+        Binding("f8", "screen.delete_chat", "Delete chat", show=False, id="chat.delete"),
+        Binding("ctrl+s", "screen.export_chat", "Export", show=False, id="chat.export"),
+        # the footer shows the keys above that matter first; the rest are in /help and Ctrl+P (Keys)
     ]
 
     @dataclass

@@ -19,7 +19,7 @@ from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
 from andon.app.tui.panels import InspectorPanel, ParameterPanel
 from andon.app.tui.screens import PresetPicker
-from andon.app.tui.widgets import ChatInput, StatusBar
+from andon.app.tui.widgets import ChatInput, StatusBar, preset_summary
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from textual import on, work
 from textual.app import ComposeResult
@@ -28,6 +28,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, LoadingIndicator
+
+PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
 
 class ChatScreen(Screen[None]):
@@ -66,7 +68,7 @@ class ChatScreen(Screen[None]):
             with Vertical(id="chat"):  # the open chat's ChatView is mounted first in here
                 yield InspectorPanel(self.host, id="inspector", classes="hidden")
                 yield LoadingIndicator(id="loading")
-                yield ChatInput(id="input")
+                yield ChatInput(id="input", placeholder=PLACEHOLDER)
             yield ParameterPanel(id="parameters", classes="hidden")
         yield StatusBar(id="status").data_bind(
             ChatScreen.model_name, ChatScreen.model_note, ChatScreen.preset_label, ChatScreen.tokens_per_second,
@@ -196,6 +198,12 @@ class ChatScreen(Screen[None]):
     def switch_preset(self, name: str) -> None:
         self.view.switch_preset(name)
 
+    def preset_summary(self, name: str) -> str:
+        try:
+            return preset_summary(self.store.load(name).description)
+        except PresetError:
+            return ""
+
     @guarded
     def action_next_preset(self) -> None:
         self.view.next_preset()
@@ -204,7 +212,9 @@ class ChatScreen(Screen[None]):
     @guarded
     async def action_pick_preset(self) -> None:
         view = self.view
-        name = await self.app.push_screen_wait(PresetPicker(self.store.names(), view.session.preset.name))
+        names = self.store.names()
+        summaries = {n: self.preset_summary(n) for n in names}
+        name = await self.app.push_screen_wait(PresetPicker(names, view.session.preset.name, summaries))
         if name:
             view.switch_preset(name)
 

@@ -23,7 +23,7 @@ from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
 from andon.app.tui.panels import parse_field
 from andon.app.tui.reply import ReplyError, ReplyNote, TextBatch, Update, write_reply
-from andon.app.tui.widgets import MessageBox, last_code_block
+from andon.app.tui.widgets import MessageBox, last_code_block, preset_summary
 from andon.presets.parameters import ParameterError
 from textual import work
 from textual.message import Message
@@ -88,7 +88,22 @@ class ChatView(Conversation):
         self.scroll_end(animate=False)
         if self.session.warning:
             self.say(f"warning: {self.session.warning}", error=True)
+        if not self.messages():
+            self.say(self.welcome())
         self._claim()
+
+    def welcome(self) -> str:
+        """What a new chat says: the model, the preset and what it is for, the main keys, /help."""
+        engine = self.host.engine
+        model = engine.model_name if engine is not None else self.host.options(self.session.params).path.name
+        preset = self.session.preset
+        summary = preset_summary(preset.description)
+        return (
+            f"New chat · model {model} · preset {preset.name}{' — ' + summary if summary else ''}\n"
+            "Type a message and press Enter (Ctrl+J adds a line). Esc or Ctrl+C stops a reply.\n"
+            "F3 or Ctrl+T: presets · F4: parameters · Ctrl+N: new chat · F9: copy the reply · "
+            "Ctrl+P: every action · /? or /help: commands and keys · Ctrl+Q: quit"
+        )
 
     def _claim(self) -> None:
         """Become the chat's writer; another andon writing it leaves it read-only here."""

@@ -17,23 +17,28 @@ class PresetSwitcher(Protocol):
 
     def switch_preset(self, name: str) -> None: ...
 
+    def preset_summary(self, name: str) -> str: ...
+
 
 class PresetCommands(Provider):
     """Command palette: "Preset: NAME" switches the chat's preset."""
 
-    def _entries(self) -> list[tuple[str, Callable[[], None]]]:
+    def _entries(self) -> list[tuple[str, Callable[[], None], str]]:
         screen = self.screen
         if not isinstance(screen, PresetSwitcher):
             return []
-        return [(f"Preset: {name}", partial(screen.switch_preset, name)) for name in screen.preset_names()]
+        return [
+            (f"Preset: {name}", partial(screen.switch_preset, name), screen.preset_summary(name))
+            for name in screen.preset_names()
+        ]
 
     async def discover(self) -> Hits:
-        for text, run in self._entries():
-            yield DiscoveryHit(text, run, help="Switch this chat's preset")
+        for text, run, summary in self._entries():
+            yield DiscoveryHit(text, run, help=summary or "Switch this chat's preset")
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for text, run in self._entries():
+        for text, run, summary in self._entries():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), run, help="Switch preset")
+                yield Hit(score, matcher.highlight(text), run, help=summary or "Switch preset")

@@ -9,6 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
@@ -63,16 +64,23 @@ class PresetPicker(ModalScreen[str | None]):
     AUTO_FOCUS = "OptionList"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Cancel")]
 
-    def __init__(self, names: list[str], current: str) -> None:
+    def __init__(self, names: list[str], current: str, summaries: dict[str, str] | None = None) -> None:
         super().__init__()
         self.names = names
         self.current = current
+        self.summaries = summaries or {}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Preset for this chat (applies from the next reply)")
-            options = OptionList(*[Option(("● " if n == self.current else "  ") + n, id=n) for n in self.names])
+            options = OptionList(*[Option(self._prompt(n), id=n) for n in self.names])
             yield options
+
+    def _prompt(self, name: str) -> Content:
+        mark = "● " if name == self.current else "  "
+        summary = self.summaries.get(name, "")
+        line = Content(mark + name)
+        return line + Content.styled(f"\n  {summary}", "dim") if summary else line
 
     @guarded
     def on_mount(self) -> None:

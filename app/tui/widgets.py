@@ -28,6 +28,13 @@ WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
 ENDING = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}
 
 
+def preset_summary(description: str) -> str:
+    """What a preset is for: the first sentence of its description, on one line."""
+    text = " ".join(description.split())
+    end = text.find(". ")
+    return text[: end + 1] if end >= 0 else text
+
+
 def last_code_block(text: str) -> str | None:
     blocks = CODE_BLOCK.findall(text)
     return blocks[-1] if blocks else None
@@ -173,4 +180,5 @@ __all__ = [
     "NoticeLine",
     "StatusBar",
     "last_code_block",
+    "preset_summary",
 ]

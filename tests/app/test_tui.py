@@ -736,3 +736,24 @@ async def test_clear_keeps_a_copy_and_says_where(tmp_path):
         assert f"kept in the chat '{title} (before /clear)'" in notices(app)[-1]
         kept = next(c for c in app.history.chats() if c.title == f"{title} (before /clear)")
         assert [m.content for m in app.history.messages(kept.id)] == ["remember this", "Hello from the fake model."]
+
+
+async def test_a_new_chat_says_what_to_do_and_presets_say_what_they_are_for(tmp_path):
+    from textual.widgets import OptionList
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        welcome = notices(app)[0]
+        assert "preset balanced — The everyday default for chat." in welcome
+        assert "model fake" in welcome and "/help" in welcome and "Ctrl+N" in welcome and "F4" in welcome
+        assert "Enter sends" in app.query_one(ChatInput).placeholder
+        await pilot.press("f3")
+        await pilot.pause()
+        picker = app.screen.query_one(OptionList)
+        assert "For knowledge questions" in str(picker.get_option("factual").prompt)
+        await pilot.press("escape")
+        await send(pilot, "hi")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert "New chat · model fake-model" in notices(app)[0]  # the loaded model's name
