@@ -35,6 +35,7 @@ class AndonApp(App[None]):
     CSS_PATH = "andon.tcss"
     TITLE = "andon"
     COMMANDS = App.COMMANDS | {PresetCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual declares it)
     BINDINGS: ClassVar[list[BindingType]] = [  # their actions are the chat screen's
         Binding("escape", "screen.stop", "Stop", id="reply.stop"),
         # Ctrl+C stops a reply being written; otherwise it does what it does (copy, the quit hint)

@@ -155,7 +155,7 @@ class ChatScreen(Screen[None]):
 
     def _chat_changed(self, session: ChatSession) -> None:
         self.chats.reload(session.chat.id)
-        self.query_one(ParameterPanel).show(session.params, session.preset.parameters)
+        self.query_one(ParameterPanel).show(session.params, session.preset.parameters, session.preset.name)
 
     @on(ChatList.Chosen)
     @guarded
@@ -220,9 +220,19 @@ class ChatScreen(Screen[None]):
 
     @guarded
     def action_toggle_parameters(self) -> None:
+        """F4: open the panel and focus it; focus it if open elsewhere; close it from inside it."""
         panel = self.query_one(ParameterPanel)
-        panel.toggle_class("hidden")
-        panel.show(self.view.session.params, self.view.session.preset.parameters)
+        inside = self.focused is not None and panel in self.focused.ancestors
+        if not panel.has_class("hidden") and inside:
+            panel.add_class("hidden")
+            self.remove_class("parameters-open")
+            self.query_one(ChatInput).focus()
+            return
+        panel.remove_class("hidden")
+        self.add_class("parameters-open")  # on a narrow terminal the chat list makes room
+        session = self.view.session
+        panel.show(session.params, session.preset.parameters, session.preset.name)
+        self.call_after_refresh(panel.focus_first)
 
     @guarded
     def action_toggle_inspector(self) -> None:

@@ -13,7 +13,7 @@ from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
 from andon.presets.commands import format_value
 from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters, describe
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -35,6 +35,49 @@ def field_text(value: Any) -> str:
     return format_value(value)
 
 
+PENALTIES = ("repeat_last_n", "repeat_penalty", "presence_penalty", "frequency_penalty")
+LATER_GROUPS = (  # after the chain's stages: what is not a stage of it
+    ("chain: other settings", ("samplers", "logit_bias", "min_keep", "seed")),
+    ("mirostat (replaces the chain's end when on)", ("mirostat", "mirostat_tau", "mirostat_eta")),
+    ("generation", ("num_predict", "stop")),
+    ("model (reloads it)", ("num_ctx", "num_gpu", "num_thread", "num_batch")),
+    ("output", ("format", "grammar")),
+    ("speculative decoding", ("draft", "draft_max", "draft_min", "draft_p_min")),
+    ("thinking", ("think",)),
+    ("remote (rpc)", ("rpc",)),
+)
+
+
+def stage_parameters(stage: str) -> list[str]:
+    """The parameters of one stage of the sampler chain (e.g. dry: dry_multiplier, dry_base ...)."""
+    if stage == "penalties":
+        return list(PENALTIES)
+    extra = ("dynatemp_range", "dynatemp_exponent") if stage == "temperature" else ()
+    return [n for n in ALL_SPECS if n == stage or n.startswith(stage + "_") or n in extra]
+
+
+def parameter_groups(samplers: tuple[str, ...] | list[str]) -> list[tuple[str, list[str]]]:
+    """Parameters grouped as the chain runs: its stages in order, then the rest; each name once."""
+    groups: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    chain = [(f"{i}. {stage}", stage_parameters(stage)) for i, stage in enumerate(samplers, 1)]
+    for title, names in [*chain, *LATER_GROUPS]:
+        names = [n for n in names if n in ALL_SPECS and n not in seen]
+        seen.update(names)
+        if names:
+            groups.append((title, names))
+    rest = [n for n in ALL_SPECS if n not in seen]  # stages not in the chain
+    return groups + ([("not in the chain now", rest)] if rest else [])
+
+
+def changes_line(preset_name: str, plain: dict[str, Any], base: dict[str, Any]) -> str:
+    """What differs from the preset, e.g. "temperature 0.7, preset has 0.8"."""
+    changed = [f"{n} {field_text(plain[n])}, preset has {field_text(base[n])}" for n in plain if plain[n] != base[n]]
+    if not changed:
+        return f"Same as preset '{preset_name}'."
+    return f"Changed from preset '{preset_name}': " + "; ".join(changed)
+
+
 class ParamRow(Horizontal):
     def __init__(self, name: str, value: str, changed: bool) -> None:
         super().__init__(classes="param-row changed" if changed else "param-row")
@@ -43,29 +86,61 @@ class ParamRow(Horizontal):
         self.changed = changed
 
     def compose(self) -> ComposeResult:
-        mark = "*" if self.changed else " "
-        yield Label(f"{mark} {self.param}", classes="param-name")
-        field = Input(self.value, id=f"param-{self.param}", classes="param-value", compact=True)
-        field.tooltip = describe(self.param)
-        yield field
+        yield Label(self.param, classes="param-name")
+        yield Input(self.value, id=f"param-{self.param}", classes="param-value", compact=True)
+
+    def update(self, value: str, changed: bool) -> None:
+        self.value, self.changed = value, changed
+        self.set_class(changed, "changed")
+        self.query_one(Input).value = value
 
 
-class ParameterPanel(VerticalScroll):
-    """Effective values (preset plus this chat's changes); * marks a change. Enter applies."""
+class ParameterPanel(Vertical):
+    """Effective values (preset plus this chat's changes), grouped as the chain runs. Enter applies."""
 
     @dataclass
     class Edited(Message):
         name: str
         text: str
 
-    def show(self, params: Parameters, preset: Parameters) -> None:
-        """Show these values, if the panel is open."""
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._order: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Label("Parameters (Tab moves, Enter applies, F4 closes)", classes="panel-title")
+        yield Static("", id="param-changes", markup=False)
+        yield Static("Tab to a parameter to see what it does.", id="param-help", markup=False)
+        yield VerticalScroll(id="param-rows")
+
+    def show(self, params: Parameters, preset: Parameters, preset_name: str = "") -> None:
+        """Show these values, if the panel is open; the fields stay (and so does the focus)."""
         if self.has_class("hidden"):
             return
         plain, base = params.to_plain(), preset.to_plain()
-        self.remove_children()
-        self.mount(Label("Parameters (Enter applies; * differs from preset)", classes="panel-title"))
-        self.mount_all(ParamRow(n, field_text(plain[n]), plain[n] != base[n]) for n in ALL_SPECS)
+        line = changes_line(preset_name or "preset", plain, base)
+        self.query_one("#param-changes", Static).update(line)
+        if tuple(params.samplers) != self._order or not self.query(ParamRow):
+            self._order = tuple(params.samplers)
+            rows = self.query_one("#param-rows", VerticalScroll)
+            rows.remove_children()
+            for title, names in parameter_groups(params.samplers):
+                rows.mount(Label(title, classes="param-group"))
+                rows.mount_all(ParamRow(n, field_text(plain[n]), plain[n] != base[n]) for n in names)
+            return
+        for row in self.query(ParamRow):
+            row.update(field_text(plain[row.param]), plain[row.param] != base[row.param])
+
+    def focus_first(self) -> None:
+        fields = self.query(Input)
+        if fields:
+            fields.first().focus()
+
+    @guarded
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        name = (event.widget.id or "").removeprefix("param-")
+        if name in ALL_SPECS:
+            self.query_one("#param-help", Static).update(f"{name}: {describe(name)}")
 
     @on(Input.Submitted)
     @guarded

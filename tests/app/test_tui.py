@@ -757,3 +757,41 @@ async def test_a_new_chat_says_what_to_do_and_presets_say_what_they_are_for(tmp_
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert "New chat · model fake-model" in notices(app)[0]  # the loaded model's name
+
+
+async def test_parameter_panel_follows_the_chain_keeps_focus_and_says_what_changed(tmp_path):
+    from andon.app.tui.panels import ParamRow
+    from andon.presets.parameters import describe
+    from textual.widgets import Label, Static
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")  # opens the panel and focuses its first field
+        await pilot.pause()
+        groups = [str(g.render()) for g in app.query(".param-group")]
+        samplers = app.session.params.samplers
+        assert groups[: len(samplers)] == [f"{i}. {s}" for i, s in enumerate(samplers, 1)]
+        assert groups[len(samplers)] == "chain: other settings" and "generation" in groups
+        rows = [r.param for r in app.query(ParamRow)]
+        assert rows[:4] == ["repeat_last_n", "repeat_penalty", "presence_penalty", "frequency_penalty"]
+        assert sorted(rows) == sorted(app.session.params.to_plain())  # each parameter once
+        assert app.focused is app.query_one("#param-repeat_last_n")
+        await pilot.press("tab")
+        await pilot.pause()
+        assert describe("repeat_penalty") in str(app.query_one("#param-help", Static).render())
+        field = app.query_one("#param-temperature")
+        field.focus()
+        field.value = "0.7"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.params.temperature == 0.7
+        assert app.focused is app.query_one("#param-temperature")  # focus stays where it was
+        changes = str(app.query_one("#param-changes", Static).render())
+        assert "temperature 0.7, preset has 0.8" in changes
+        for row in app.query(ParamRow):  # full names, no clipping, at 80 columns
+            label = row.query_one(Label)
+            assert label.size.width >= len(row.param), row.param
+        assert app.query_one("#parameters").region.right <= 80
+        await pilot.press("f4")  # from inside the panel: closes it
+        await pilot.pause()
+        assert app.query_one("#parameters").has_class("hidden") and app.focused is app.query_one(ChatInput)
