@@ -305,11 +305,20 @@ class ChatScreen(Screen[None]):
         self._copy(self.view.last_code(), "Code block copied", "The last reply has no code block.")
 
     def _copy(self, text: str | None, done: str, missing: str) -> None:
+        """The system clipboard where pyperclip reaches one; else the terminal's (OSC 52), said so."""
         if text is None:
             self.notify(missing, severity="warning")
             return
-        self.app.copy_to_clipboard(text)
-        self.notify(done)
+        import pyperclip
+
+        try:
+            pyperclip.copy(text)
+        except pyperclip.PyperclipException:
+            self.app.copy_to_clipboard(text)  # OSC 52: the terminal decides whether it arrives
+            self.notify(f"{done} through the terminal (OSC 52): no system clipboard was reachable, so "
+                        "pasting works only if the terminal allows OSC 52.", severity="warning")  # fmt: skip
+            return
+        self.notify(f"{done} to the system clipboard.")
 
     async def stop_all(self) -> None:
         """Before the app ends: the reply being written is saved as stopped."""

@@ -242,16 +242,30 @@ async def test_chats_new_rename_delete_export(tmp_path, monkeypatch):
         assert [c.title for c in app.history.chats()] == ["first chat"]
 
 
-async def test_copy_reply_and_code_block(tmp_path):
+async def test_copy_reply_and_code_block(tmp_path, monkeypatch):
+    import pyperclip
+
     app, _ = make_app(tmp_path, script=["Here:\n", "```python\n", "print(1)\n", "```\n"])
-    copied = []
+    copied, system, said = [], [], []
     async with app.run_test(size=SIZE) as pilot:
         app.copy_to_clipboard = copied.append
+        app.notify = lambda message, **kwargs: said.append(message)
+
+        def no_clipboard(text):
+            raise pyperclip.PyperclipException("no xclip")
+
+        monkeypatch.setattr(pyperclip, "copy", no_clipboard)
         await send(pilot, "code please")
         await pilot.press("f9")
         await pilot.press("f10")
         await pilot.pause()
+        assert len(said) == 2 and all("OSC 52" in m for m in said)  # never plain "copied" when unsure
+        monkeypatch.setattr(pyperclip, "copy", system.append)
+        await pilot.press("f9")
+        await pilot.pause()
+        assert said[-1] == "Reply copied to the system clipboard."
     assert copied == ["Here:\n```python\nprint(1)\n```\n", "print(1)\n"]
+    assert system == ["Here:\n```python\nprint(1)\n```\n"]
 
 
 async def test_model_that_fails_to_load_is_a_message_not_a_traceback(tmp_path):
