@@ -7,12 +7,13 @@ from typing import Literal
 
 from andon.app.chat import ChatSession
 from andon.app.history import HistoryError
+from andon.app.model_files import ModelPathError
 from andon.app.structured import check_change, resolve_set_line, resolve_value
 from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, parse_words, show_parameters
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
 
-Action = Literal["quit", "cleared", "settings"] | None
+Action = Literal["quit", "cleared", "settings", "verbose", "quiet"] | None
 USAGE_FORMAT = "usage: /set format json | /set format SCHEMA (JSON text or a .json file) | /set noformat"
 
 HELP = """Available commands:
@@ -22,8 +23,13 @@ HELP = """Available commands:
   /set noformat               Reply in free text again
   /show parameters            Show the preset's parameters and this chat's changes
   /show system                Show the system prompt
+  /show info                  Show the model's details (architecture, size, context length)
+  /show modelfile             Show this chat's settings as an Ollama Modelfile
+  /list                       List the models andon can use
+  /set verbose, /set quiet    Show (or stop showing) timings after each reply
   /preset NAME                Switch this chat's preset (keeps your /set changes)
-  /load NAME                  Load a preset afresh (drops your /set changes and system prompt)
+  /load NAME                  Load a preset afresh (drops your /set changes and system prompt);
+                              a model's name says how to start andon with that model
   /save NAME                  Save the current settings as a user preset
   /clear                      Clear this chat's messages (a copy is kept in the chat list)
   /help, /?                   Show this help
@@ -56,18 +62,29 @@ def run_slash(session: ChatSession, line: str) -> SlashResult:
             return _clear(session)
         if command == "/set":
             return _set(session, words[1:])
+        if command == "/list":
+            return _list()
         if command == "/show":
             return _show(session, words[1:])
         if command in ("/preset", "/load", "/save"):
             if len(words) != 2:
                 return SlashResult(f"usage: {command} NAME", ok=False)
             name = words[1]
+            if command == "/load" and name not in session.store.names():
+                return _load_model(name, session.store.names())
             if command == "/save":
                 session.save_as_preset(name)
                 return SlashResult(f"Saved the current settings as preset '{name}'")
             preset = session.switch_preset(name, keep_changes=command == "/preset")
             return SlashResult(f"Preset '{preset.name}' applies from the next reply", "settings")
-    except (ParameterError, PresetError, HistoryError, ValueError, OSError) as exc:  # one line, nothing changed
+    except (
+        ParameterError,
+        PresetError,
+        HistoryError,
+        ModelPathError,
+        ValueError,
+        OSError,
+    ) as exc:  # one line, nothing changed
         return SlashResult(f"error: {exc}", ok=False)
     return SlashResult(f"Unknown command '{words[0]}'. Type /? for help", ok=False)
 
@@ -102,6 +119,9 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
         check_change(session.params, {name: value})
         session.set_parameters({name: value})
         return SlashResult(confirm_set(name, value), "settings")
+    if args[0] in ("verbose", "quiet"):
+        verbose = args[0] == "verbose"
+        return SlashResult("Set 'verbose' mode." if verbose else "Set 'quiet' mode.", "verbose" if verbose else "quiet")
     if args[0] in ("format", "noformat"):
         return _set_format(session, args)
     if args[0] == "system":
@@ -135,4 +155,59 @@ def _show(session: ChatSession, args: list[str]) -> SlashResult:
         return SlashResult(show_parameters(session.preset.parameters, session.changes))
     if what == "system":
         return SlashResult(session.system or "No system message was specified for this model.")
-    return SlashResult("usage: /show parameters | /show system", ok=False)
+    if what == "modelfile":
+        from andon.presets.modelfile import modelfile_for
+
+        model = session.chat.model or "the model andon was started with"
+        return SlashResult(modelfile_for(model, session.params, session.system or "", session.preset))
+    if what == "info":
+        return _show_info(session)
+    return SlashResult("usage: /show info | /show modelfile | /show parameters | /show system", ok=False)
+
+
+def _list() -> SlashResult:
+    from andon.app.models import list_models
+
+    listed, problems = list_models()
+    lines = [f"{'NAME':32} {'SIZE':>9}  {'CONTEXT':>8}  SOURCE"]
+    for model in listed:
+        size = f"{model.info.file_size / 1e6:.0f} MB"
+        lines.append(f"{model.entry.name:32} {size:>9}  {model.info.context_length or '?':>8}  {model.entry.source}")
+    lines += [f"skipped: {p}" for p in problems]
+    return SlashResult("\n".join(lines) if listed else "No models found. " + "; ".join(problems))
+
+
+def _show_info(session: ChatSession) -> SlashResult:
+    from andon.app.models import find_model, info_for
+
+    entry = find_model(session.chat.model) if session.chat.model else None
+    if entry is None:
+        from andon.app.models import embedded_entry
+
+        entry = embedded_entry()
+    info = info_for(entry)
+    return SlashResult(
+        "  Model\n"
+        f"    name              {entry.name}\n"
+        f"    architecture      {info.architecture}\n"
+        f"    parameters        {info.parameters}\n"
+        f"    quantization      {info.quantization}\n"
+        f"    context length    {info.context_length}\n"
+        f"    embedding length  {info.embedding_length}\n"
+        f"    file              {entry.path}"
+    )
+
+
+def _load_model(name: str, presets: list[str]) -> SlashResult:
+    """Ollama's `/load MODEL`: a known model is named, with how to start andon on it (not loaded here)."""
+    from andon.app.models import find_model
+
+    try:
+        entry = find_model(name)
+    except ModelPathError as exc:
+        return SlashResult(f"error: '{name}' is not a preset ({', '.join(presets)}) nor a model: {exc}", ok=False)
+    return SlashResult(
+        f"'{name}' is a model, not a preset ({entry.path}). Switching models inside the app is not "
+        f"available yet: start andon with `andon --model {name}`.",
+        ok=False,
+    )

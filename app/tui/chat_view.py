@@ -33,6 +33,17 @@ from textual.worker import Worker, get_current_worker
 STOP_WAIT_S = 5.0  # how long a stop waits for the reply thread to save the reply
 
 
+def timings(done: Done) -> str:
+    """What `/set verbose` shows after a reply, as `ollama run --verbose` does."""
+    u = done.usage
+    prompt_rate = u.prompt_eval_tokens / u.ttft_s if u.ttft_s > 0 else 0.0
+    return (
+        f"total duration: {u.total_s:.2f}s · prompt: {u.prompt_tokens} tokens ({u.prompt_eval_tokens} evaluated, "
+        f"{prompt_rate:.1f} tokens/s, first token after {u.ttft_s:.2f}s) · reply: {u.completion_tokens} tokens, "
+        f"{u.tokens_per_second:.1f} tokens/s · finish reason: {done.finish_reason}"
+    )
+
+
 @dataclass
 class ReplyRun:
     """A reply's worker, and whether its thread has ended (the reply then is saved)."""
@@ -77,6 +88,7 @@ class ChatView(Conversation):
         self._editing: StoredMessage | None = None
         self._run: ReplyRun | None = None  # the reply being written, or the last one
         self.owned = False  # whether this andon writes the chat (see _claim)
+        self.verbose = False  # /set verbose: timings after each reply
         self.set_reactive(ChatView.preset_label, self._preset_label())
         self.set_reactive(ChatView.num_ctx, session.params.num_ctx)
         self.set_reactive(ChatView.context_used, self._last_context())
@@ -219,6 +231,8 @@ class ChatView(Conversation):
         if done.usage.completion_tokens:
             self.tokens_per_second = done.usage.tokens_per_second
             self.context_used = done.usage.prompt_tokens + done.usage.completion_tokens
+        if self.verbose:
+            self.say(timings(done))
         self.post_message(self.ReplyEnded(self.session))
 
     def stop(self) -> None:
@@ -260,6 +274,8 @@ class ChatView(Conversation):
             self.say(result.text, error=not result.ok)
         if result.action == "settings":
             self.settings_changed()
+        if result.action in ("verbose", "quiet"):
+            self.verbose = result.action == "verbose"
 
     async def regenerate(self) -> None:
         last = self.session.last("assistant")

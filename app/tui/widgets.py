@@ -63,6 +63,12 @@ class ChatInput(TextArea):
     @guarded
     def action_submit(self) -> None:
         text = self.text
+        quoted = text.strip()
+        if quoted.startswith('"""'):  # Ollama's multi-line input: Enter adds lines until the closing """
+            if len(quoted) < 6 or not quoted.endswith('"""'):
+                self.insert("\n")
+                return
+            text = quoted[3:-3].strip("\n")
         if text.strip():
             self.post_message(self.Submitted(text))
             self.clear()

@@ -39,6 +39,7 @@ def test_parameter_panel(snap_compare, tmp_path):
         await _settle(pilot)
         await pilot.press("f4")
         await pilot.pause()
+        await pilot.pause()  # the first field takes the focus after the panel's refresh: its help shows
 
     assert snap_compare(seeded_app(tmp_path), terminal_size=SIZE, run_before=open_panel)
 

@@ -809,3 +809,27 @@ async def test_parameter_panel_follows_the_chain_keeps_focus_and_says_what_chang
         await pilot.press("f4")  # from inside the panel: closes it
         await pilot.pause()
         assert app.query_one("#parameters").has_class("hidden") and app.focused is app.query_one(ChatInput)
+
+
+async def test_ollama_habits_triple_quotes_verbose_show_and_load(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*'"""first line')
+        await pilot.press("enter")  # inside """: a new line, nothing sent
+        await pilot.press(*"second", *'"""', "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.session.messages[0].content == "first line\nsecond"
+        await send(pilot, "/set verbose")
+        await send(pilot, "again")
+        assert "tokens/s" in notices(app)[-1] and "finish reason: stop" in notices(app)[-1]
+        await send(pilot, "/show modelfile")
+        assert "PARAMETER top_p 0.95" in notices(app)[-1] and "FROM " in notices(app)[-1]
+        await send(pilot, "/load factual")
+        assert app.session.preset.name == "factual"
+        await send(pilot, "/load no-such-model-or-preset")
+        assert notices(app)[-1].startswith("error: 'no-such-model-or-preset' is not a preset (balanced,")
+        assert app.session.preset.name == "factual"
+        await send(pilot, "/?")
+        assert "/show modelfile" in notices(app)[-1]
