@@ -89,6 +89,7 @@ class ChatView(Conversation):
         self._run: ReplyRun | None = None  # the reply being written, or the last one
         self.owned = False  # whether this andon writes the chat (see _claim)
         self.verbose = False  # /set verbose: timings after each reply
+        self._context_before = 0  # context used when the reply being written started
         self.set_reactive(ChatView.preset_label, self._preset_label())
         self.set_reactive(ChatView.num_ctx, session.params.num_ctx)
         self.set_reactive(ChatView.context_used, self._last_context())
@@ -185,6 +186,7 @@ class ChatView(Conversation):
         box = MessageBox(reply)
         await self.add(box)
         self.anchor()
+        self._context_before = self.context_used  # the count moves from here while the reply streams
         if not self.host.loaded.is_set():
             self.chat_note = "waiting for the model to load…"
         ended = threading.Event()
@@ -218,6 +220,8 @@ class ChatView(Conversation):
             await message.box.append(update.text)
             if update.tokens_per_second > 0:
                 self.tokens_per_second = update.tokens_per_second  # live while the reply streams
+            if update.completion_tokens:  # until the reply ends and gives the exact count
+                self.context_used = self._context_before + update.completion_tokens
         elif isinstance(update, ReplyError):
             self.say(update.text, error=True)
         elif isinstance(update, ReplyNote):

@@ -39,6 +39,7 @@ class ReplyNote:
 class TextBatch:
     text: str
     tokens_per_second: float  # the live rate, 0 until it can be measured
+    completion_tokens: int = 0  # the reply's tokens so far
 
 
 Update = TextBatch | ReplyNote | Done | ReplyError
@@ -66,11 +67,13 @@ class ReplyWriter:
         self.text: list[str] = []
         self.batch: list[str] = []
         self.rate = 0.0
+        self.tokens = 0
         self.last_save = self.last_flush = time.monotonic()
 
     def add(self, delta: Delta) -> None:
         self.text.append(delta.text)
         self.batch.append(delta.text)
+        self.tokens = max(self.tokens, delta.completion_tokens)
         if delta.seconds > 0:
             self.rate = (delta.completion_tokens - 1) / delta.seconds
         now = time.monotonic()
@@ -83,7 +86,7 @@ class ReplyWriter:
 
     def flush(self) -> None:
         if self.batch:
-            self.emit(TextBatch("".join(self.batch), self.rate))
+            self.emit(TextBatch("".join(self.batch), self.rate, self.tokens))
             self.batch.clear()
 
     def finish(self, done: Done) -> None:

@@ -833,3 +833,23 @@ async def test_ollama_habits_triple_quotes_verbose_show_and_load(tmp_path):
         assert app.session.preset.name == "factual"
         await send(pilot, "/?")
         assert "/show modelfile" in notices(app)[-1]
+
+
+async def test_status_bar_context_moves_while_streaming_and_no_rate_is_carried_to_another_chat(tmp_path):
+    app, _ = make_app(tmp_path, script=["word "] * 60, delay=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first")
+        after_first = app.chat_screen.context_used
+        assert after_first > 0 and app.chat_screen.tokens_per_second
+        first = app.session.chat
+        await start_slow_reply(pilot)
+        await pilot.pause(0.4)
+        assert app.chat_screen.context_used > after_first  # moves before the reply ends
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert "– tok/s" in str(app.query_one(StatusBar).render())  # a new chat has no rate yet
+        app.chat_screen.chats.post_message(ChatList.Chosen(first))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.chat_screen.context_used == app.session.last("assistant").stats["prompt_tokens"] + 60
