@@ -57,7 +57,7 @@ async def tui_round(engine: Engine, changes: dict, folder: Path) -> tuple[float,
         await pilot.press("enter")
         await asyncio.sleep(0.3)
         for i in range(15):
-            if not app.view.replying:
+            if not app.chat_screen.view.replying:
                 break
             before = box.text
             t0 = time.perf_counter()
