@@ -32,7 +32,8 @@ PROMPT = "Write a long story about a dragon who learns to bake bread."
 
 def settings(engine: Engine, tokens: int) -> dict:
     eog = {str(t): False for t in range(engine.n_vocab) if engine.is_end_of_turn(t)}
-    return {"num_predict": tokens, "seed": 7, "logit_bias": eog}
+    # num_ctx as the engine was loaded, so the app uses it as it is
+    return {"num_predict": tokens, "seed": 7, "logit_bias": eog, "num_ctx": engine.options.num_ctx}
 
 
 def headless_rate(engine: Engine, changes: dict) -> float:
@@ -50,7 +51,9 @@ async def tui_round(engine: Engine, changes: dict, folder: Path) -> tuple[float,
                    store=PresetStore(folder / "p"))  # fmt: skip
     latencies: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        while not app.host.loaded.is_set():  # the chat screen is up and the model loaded
+            await asyncio.sleep(0.05)
+        await pilot.pause()
         app.session.set_parameters(changes)
         box = app.query_one(ChatInput)
         box.text = PROMPT
