@@ -169,15 +169,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, Any]:
     u = done.usage
+    usage: dict[str, Any] = {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "ttft_s": round(u.ttft_s, 4),
+        "tokens_per_second": round(u.tokens_per_second, 2),
+    }
+    if parameters.get("draft"):  # speculative decoding: drafted tokens verified, and kept
+        usage |= {"drafted_tokens": u.drafted_tokens, "accepted_tokens": u.accepted_tokens}
     return {
         "text": done.text,
         "finish_reason": done.finish_reason,
-        "usage": {
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
-            "ttft_s": round(u.ttft_s, 4),
-            "tokens_per_second": round(u.tokens_per_second, 2),
-        },
+        "usage": usage,
         "parameters": parameters,
         "seed": done.seed,
         "model": model,
@@ -195,6 +198,8 @@ def print_usage(done: Done) -> None:
         f"seed:               {done.seed}",
         file=sys.stderr,
     )
+    if u.drafted_tokens:
+        print(f"drafted tokens:     {u.drafted_tokens} ({u.accepted_tokens} accepted)", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,8 @@ nothing). The KV cache is reused across turns: a turn evaluates only the tokens 
 - tokens.py: tokenizing, token bytes and texts, the vocabulary the samplers may need;
 - prompt.py: messages to prompt tokens by the chat template, and which messages fit num_ctx;
 - context.py: the KV-cached context (prefill, logits, verifying several tokens, truncating);
-- generation.py: one `Reply`, whose events are what `Engine.stream` yields.
+- generation.py: one `Reply`, whose events are what `Engine.stream` yields;
+- speculative.py: speculative decoding (`draft`), several tokens per forward pass.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from andon.app.generation import (
 from andon.app.grammar import GrammarConstraint
 from andon.app.loading import ModelLoadError, ModelOptions, load_llama
 from andon.app.prompt import ChatPrompt, ChatTemplateError, ContextFullError, Message, PromptFitter, messages_for
+from andon.app.speculative import Speculator
 from andon.app.structured import grammar_for
 from andon.app.tokens import TextDecoder, TokenTexts
 from andon.presets.parameters import Parameters
@@ -80,6 +82,7 @@ class Engine:
         self.n_ctx = self.context.n_ctx
         self.prompt = ChatPrompt(self.llm.metadata.get("tokenizer.chat_template"), self.texts, self.model_name)
         self.fitter = PromptFitter(self.prompt, self.n_ctx)
+        self.speculator = Speculator(options, self.texts, self.model_name, self.n_ctx)  # `draft`
         self._told_plain = False
 
     @property
@@ -109,12 +112,14 @@ class Engine:
             chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
         if constraint is None:
             constraint = self.constraint_for(params)
+        speculation = self.speculator.for_reply(params)  # None unless `draft` is set
         if isinstance(self.context, rpc.GuardedContext):
             self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
         evaluated = self.context.prefill(fitted.tokens)
         prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,
-                      cancelled=cancelled, constraint=constraint, started=started)  # fmt: skip
+                      cancelled=cancelled, constraint=constraint, started=started,
+                      speculation=speculation)  # fmt: skip
         yield from reply.events()
 
     def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
@@ -187,6 +192,7 @@ class Engine:
         return self.context.ids()
 
     def close(self) -> None:
+        self.speculator.close()
         self.context.close()
         if self.options.rpc:
             rpc.release(self.llm)  # kept, not freed, if its server was lost

@@ -4,7 +4,7 @@ events (Delta of whole characters, maybe a ReplyNotice, then one Done)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -27,6 +27,8 @@ class Usage:
     ttft_s: float = 0.0
     tokens_per_second: float = 0.0
     total_s: float = 0.0
+    drafted_tokens: int = 0  # speculative decoding (`draft`): drafted tokens the model verified
+    accepted_tokens: int = 0  # of them, those the chain chose too (kept in the reply)
 
 
 @dataclass
@@ -86,6 +88,15 @@ class TokenConstraint(Protocol):
     def accept(self, token: int) -> None: ...
 
 
+class Speculation(Protocol):
+    """Speculative decoding for one reply (app/speculative.py): replaces `Reply.decode_step`."""
+
+    drafted: int
+    accepted: int
+
+    def step(self, reply: Reply, pending: int | None) -> Iterator[int]: ...
+
+
 class StopFilter:
     """Holds back text that may be the start of a stop string, so none is ever shown."""
 
@@ -133,9 +144,11 @@ class Reply:
         cancelled: CancelCheck | None = None,
         constraint: TokenConstraint | None = None,
         started: float | None = None,
+        speculation: Speculation | None = None,
     ) -> None:
         self.context, self.texts, self.chain, self.params = context, texts, chain, params
         self.seed, self.prompt, self.cancelled, self.constraint = seed, prompt, cancelled, constraint
+        self.speculation = speculation
         self.rng = np.random.default_rng([seed, 1])
         self.started = time.perf_counter() if started is None else started
         self.tokens: list[int] = []
@@ -161,19 +174,22 @@ class Reply:
                     break
         yield from self._end()
 
-    def decode_step(self) -> list[int]:
+    def decode_step(self) -> Iterable[int]:
         """One forward pass: evaluate the token taken last, and choose the next one.
 
-        A speculative step replaces this: it evaluates the last token and several drafted ones
-        at once (`context.append_all_logits`), chooses at each position with `choose` (whose
-        input ids are the cache's up to that position), keeps the drafts up to the first that
-        differs from the choice, `context.truncate`s the positions after them, and returns the
-        chosen tokens. On return the cache holds the reply up to, not including, the last
-        returned token; `take` is then called with each returned token in order.
+        With `speculation` (app/speculative.py) the step evaluates the last token and several
+        drafted ones at once (`context.append_all_logits`), chooses at each position with `choose`
+        (whose input ids are the cache's up to that position), keeps the drafts up to the first
+        that differs from the choice and `context.truncate`s the positions after them. Its tokens
+        are yielded one at a time: `take` (and a grammar's accept) runs on each before the next is
+        chosen, and a reply that ends inside the step stops it there. When a step ends, the cache
+        holds the reply up to, not including, the last token taken.
         """
-        if self._pending is not None:
-            self.context.append([self._pending])
-            self._pending = None
+        pending, self._pending = self._pending, None
+        if self.speculation is not None:
+            return self.speculation.step(self, pending)
+        if pending is not None:
+            self.context.append([pending])
         return [self.choose(self.context.ids(), self.context.logits())]
 
     def choose(self, input_ids: NDArray[np.intc], logits: NDArray[np.float32]) -> int:
@@ -227,6 +243,8 @@ class Reply:
             ttft_s=(first or end) - self.started,
             tokens_per_second=(n / (end - first)) if n and end > first else 0.0,
             total_s=end - self.started,
+            drafted_tokens=self.speculation.drafted if self.speculation else 0,
+            accepted_tokens=self.speculation.accepted if self.speculation else 0,
         )
         yield Done("".join(self._text), self.finish or "stop", usage, self.seed, self.prompt.dropped, self.tokens)
 

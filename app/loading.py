@@ -68,7 +68,11 @@ def load_llama(options: ModelOptions) -> Llama:
                 n_ctx=options.num_ctx,
                 n_gpu_layers=options.num_gpu,
                 n_threads=options.num_thread or None,
+                n_threads_batch=options.num_thread or None,  # num_thread means every thread, as in Ollama
                 n_batch=min(options.num_batch, options.num_ctx),
+                # llama.cpp's default on CPU (auto); it also makes a token's logits the same whether
+                # it is evaluated alone or in a batch, so verifying drafts changes no greedy choice
+                flash_attn=True,
                 verbose=options.verbose,
             ),
         )

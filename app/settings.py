@@ -9,6 +9,7 @@ from pathlib import Path
 
 from andon.app.errors import UsageError
 from andon.app.models import model_for
+from andon.app.speculative import check_draft
 from andon.app.structured import grammar_for, resolve_assignment
 from andon.presets.commands import apply, parse_assignments
 from andon.presets.modelfile import with_model_defaults
@@ -46,6 +47,7 @@ def resolve_settings(
     preset = with_model_defaults(preset, model_entry.defaults)  # an Ollama model's params and system
     params = apply(preset.parameters, parse_assignments([resolve_assignment(s) for s in sets]))
     grammar_for(params)  # a bad grammar or schema is refused before the model loads
+    check_draft(params)  # so is a draft model that cannot be found
     return Settings(
         preset=preset,
         params=params,
