@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from andon.app.chat import ChatSession
 from andon.app.engine import ModelOptions
 from andon.app.history import Chat, History, HistoryError
+from andon.app.models import display_name
 from andon.app.tui.chat_list import ChatList
 from andon.app.tui.chat_view import ChatView
 from andon.app.tui.engine_host import EngineHost
@@ -45,6 +47,10 @@ class ChatScreen(Screen[None]):
 
     class Loaded(Message):
         """A model load has ended (see the host's engine and error)."""
+
+        def __init__(self, model_name: str) -> None:
+            super().__init__()
+            self.model_name = model_name  # short and readable: an Ollama or `andon models` name, else the file stem
 
     def __init__(self, host: EngineHost, history: History, store: PresetStore, preset: str | None) -> None:
         super().__init__()
@@ -100,7 +106,7 @@ class ChatScreen(Screen[None]):
     def load_engine(self, options: ModelOptions) -> None:
         self.app.call_from_thread(setattr, self, "model_note", f"loading {options.path.name}…")
         self.host.load(options)
-        self.post_message(self.Loaded())
+        self.post_message(self.Loaded(short_model_name(options.path)))
 
     @guarded
     def on_chat_screen_loaded(self, message: Loaded) -> None:
@@ -110,7 +116,7 @@ class ChatScreen(Screen[None]):
             self.view.say(f"error: {self.host.error}", error=True)
             self.model_note = "model not loaded"
             return
-        self.model_name, self.model_note = engine.model_name, ""
+        self.model_name, self.model_note = message.model_name or engine.model_name, ""
 
     # --- chats --------------------------------------------------------------------------------
 
@@ -324,3 +330,13 @@ class ChatScreen(Screen[None]):
         """Before the app ends: the reply being written is saved as stopped."""
         for view in self.query(ChatView):
             await view.stop_reply()
+
+
+def short_model_name(path: Path) -> str:
+    """The status bar's name for a model file ("" for none: the engine's own name is shown)."""
+    if not path.is_file():
+        return ""
+    try:
+        return display_name(path)
+    except Exception:  # a name is cosmetic: never let it fail a load
+        return path.stem
