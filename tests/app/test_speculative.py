@@ -238,7 +238,10 @@ MIROSTAT = Parameters.of({"mirostat": 2, "mirostat_tau": 4.0, "temperature": 0.9
 
 @pytest.mark.model
 @exact
-@pytest.mark.parametrize("params", [preset(n) for n in ("balanced", "creative", "code")] + [MIROSTAT])
+@pytest.mark.parametrize(
+    "params", [preset(n) for n in ("balanced", "creative", "code")] + [MIROSTAT],
+    ids=["balanced", "creative", "code", "mirostat"],
+)  # fmt: skip
 def test_a_seeded_sampled_reply_is_the_same_with_an_ngram_draft(drafts_verified, params):
     """Creative has XTC (a draw per token) and DRY; mirostat learns mu from each token taken: a
     state advanced for a rejected draft, or twice, would change the rest of the reply."""
@@ -248,6 +251,24 @@ def test_a_seeded_sampled_reply_is_the_same_with_an_ngram_draft(drafts_verified,
     drafted = run(engine, REWRITE, Parameters.of({"draft": "ngram"}, base=params))
     assert drafted.tokens == plain.tokens
     assert drafted.usage.drafted_tokens > 0
+
+
+@pytest.mark.model
+@exact
+@pytest.mark.parametrize("sampling", [{"temperature": 0}, {"temperature": 0.8, "seed": 3}], ids=["greedy", "sampled"])
+def test_a_draft_the_grammar_refuses_is_a_rejected_draft(drafts_verified, sampling):
+    """The reply copies the object from the prompt, whose text goes on with " and nothing else":
+    that draft is refused by the JSON grammar and the reply ends where it ends without a draft."""
+    import json
+
+    engine = drafts_verified
+    ask = [{"role": "user", "content": 'Copy this: {"name": "Ada", "born": 1815} and nothing else, please.'}]
+    params = Parameters.of({"format": "json", "num_predict": 60, **sampling})
+    plain = run(engine, ask, params)
+    drafted = run(engine, ask, Parameters.of({"draft": "ngram"}, base=params))
+    assert drafted.tokens == plain.tokens and drafted.finish_reason == "stop"
+    assert json.loads(drafted.text) == {"name": "Ada", "born": 1815}
+    assert 0 < drafted.usage.accepted_tokens < drafted.usage.drafted_tokens
 
 
 # --- the distribution over many seeds -------------------------------------------------------------
@@ -454,6 +475,9 @@ def test_a_draft_model_with_another_vocabulary_is_refused(engine, quick):
         speculator.for_reply(Parameters.of({"draft": str(path)}))
     assert "262144" in str(info.value) and "49152" in str(info.value) and "\n" not in str(info.value)
     assert speculator._model is None  # nothing kept loaded
+    proc = andon("ask", "hi", "--set", f"draft={path}", "--set", "num_predict=4")
+    assert proc.returncode == 2 and not proc.stdout
+    assert proc.stderr.startswith("andon: draft model ") and proc.stderr.count("\n") == 1
 
 
 def andon(*args: str) -> subprocess.CompletedProcess:

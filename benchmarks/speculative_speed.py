@@ -1,0 +1,166 @@
+"""Tokens per second with speculative decoding (draft = "ngram") against andon without a draft and
+against llama-cpp-python's native sampling: same model, prompt, settings and number of tokens,
+measured in one run, alternating, several rounds.
+
+Two prompts: a code rewrite, whose reply copies much of its input (where prompt lookup pays; target
+>= 1.5x of both), and an open-ended story, where drafts rarely match (target >= 0.95 of no draft).
+With the same seed, andon's reply is the same with and without a draft (speculative decoding never
+changes what is sampled), so both sides do the same work; the end of turn is banned (a logit_bias)
+so that every side writes exactly N tokens, as llama-cpp-python's generate() does.
+
+    python benchmarks/speculative_speed.py [--tokens 256] [--rounds 3] [--threads 1] [--model PATH]
+
+--threads 1 (the default here) runs batches on one thread like single tokens: on a machine shared
+with other work, OpenMP's spinning makes a two-thread batch take seconds; 0 lets llama.cpp choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from andon.app.engine import Done, Engine, ModelOptions
+from andon.app.model_files import embedded_model_path
+from andon.presets import Parameters
+from andon.presets.store import PresetStore
+
+CODE = """import json
+import os
+import sys
+
+
+def ld(p):
+    with open(p) as f:
+        d = json.load(f)
+    return d
+
+
+def sv(p, d):
+    t = p + ".tmp"
+    with open(t, "w") as f:
+        json.dump(d, f, indent=2)
+    os.replace(t, p)
+
+
+def f1(d, k, v):
+    x = dict(d)
+    x[k] = v
+    return x
+
+
+def f2(l):
+    r = []
+    for i in l:
+        if i not in r:
+            r.append(i)
+    return r
+
+
+def f3(l, n):
+    o = []
+    for i in range(0, len(l), n):
+        o.append(l[i : i + n])
+    return o
+
+
+def cnt(s):
+    c = {}
+    for w in s.split():
+        w = w.lower().strip(".,!?")
+        c[w] = c.get(w, 0) + 1
+    return c
+
+
+def top(c, n):
+    it = sorted(c.items(), key=lambda a: a[1], reverse=True)
+    return it[:n]
+
+
+def run(p):
+    d = ld(p)
+    s = d.get("text", "")
+    c = cnt(s)
+    d["top"] = top(c, 5)
+    d["words"] = f2(s.split())
+    sv(p, d)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1])
+"""
+REWRITE = [{"role": "user", "content": f"Rewrite this code with better names:\n\n```python\n{CODE}```"}]
+STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+
+
+def andon_run(engine: Engine, messages, params: Parameters) -> Done:
+    done = None
+    for event in engine.stream(messages, params):
+        if isinstance(event, Done):
+            done = event
+    assert done is not None and done.usage.completion_tokens == params.num_predict, done
+    return done
+
+
+def native_rate(engine: Engine, messages, p: Parameters, n: int) -> float:
+    llm = engine.llm
+    llm.reset()
+    tokens_out = llm.generate(
+        engine.chat_tokens(messages), top_k=p.top_k, top_p=p.top_p, min_p=p.min_p, temp=p.temperature,
+        repeat_penalty=p.repeat_penalty,
+    )  # fmt: skip
+    first = 0.0
+    for count, _ in enumerate(tokens_out, start=1):
+        if count == 1:
+            first = time.perf_counter()
+        if count == n:
+            break
+    return (n - 1) / (time.perf_counter() - first)
+
+
+def compare(engine: Engine, name: str, messages, params: Parameters, rounds: int) -> dict[str, float]:
+    drafting = Parameters.of({"draft": "ngram"}, base=params)
+    andon_run(engine, messages, drafting)  # warm up: the prompt cached, the cost model measured
+    plain, drafted, native, accepted, verified = [], [], [], 0, 0
+    for r in range(rounds):
+        plain.append(andon_run(engine, messages, params).usage.tokens_per_second)
+        done = andon_run(engine, messages, drafting)
+        drafted.append(done.usage.tokens_per_second)
+        accepted, verified = accepted + done.usage.accepted_tokens, verified + done.usage.drafted_tokens
+        native.append(native_rate(engine, messages, params, params.num_predict))
+        u = done.usage
+        print(
+            f"  {name} round {r + 1}: ngram {drafted[-1]:.1f}, no draft {plain[-1]:.1f}, "
+            f"native {native[-1]:.1f} tok/s ({u.accepted_tokens} of {u.drafted_tokens} drafted accepted)"
+        )
+    a, p, n = statistics.median(drafted), statistics.median(plain), statistics.median(native)
+    rate = accepted / verified if verified else 0.0
+    print(f"{name}: ngram {a:.1f} tok/s, no draft {p:.1f}, llama.cpp native sampling {n:.1f}; "
+          f"ratios {a / p:.2f}x of no draft, {a / n:.2f}x of native; acceptance {rate:.0%} "
+          f"({accepted} of {verified} drafted tokens, {verified / rounds:.0f} drafted per reply of "
+          f"{params.num_predict})")  # fmt: skip
+    return {"ngram": a, "plain": p, "native": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    engine = Engine(ModelOptions(args.model or embedded_model_path(), num_ctx=4096, num_thread=args.threads))
+    eog = {str(t): False for t in range(engine.n_vocab) if engine.is_end_of_turn(t)}
+    store = PresetStore()
+    print(f"model: {engine.model_name}; {args.tokens} tokens per reply; threads {args.threads or 'llama.cpp default'}")
+    for name, messages, preset in (("code rewrite", REWRITE, "code"), ("story", STORY, "balanced")):
+        base = store.load(preset).parameters
+        params = Parameters.of({"num_predict": args.tokens, "seed": 1, "logit_bias": eog}, base=base)
+        print(f"{name} ({preset} preset: temperature {params.temperature}, top_k {params.top_k}, top_p "
+              f"{params.top_p}, min_p {params.min_p}, repeat_penalty {params.repeat_penalty})")  # fmt: skip
+        compare(engine, name, messages, params, args.rounds)
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()
