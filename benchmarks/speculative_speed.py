@@ -6,9 +6,10 @@ Two prompts: a code rewrite, whose reply copies much of its input (where prompt 
 >= 1.5x of both), and an open-ended story, where drafts rarely match (target >= 0.95 of no draft).
 With the same seed, andon's reply is the same with and without a draft (speculative decoding never
 changes what is sampled), so both sides do the same work; the end of turn is banned (a logit_bias)
-so that every side writes exactly N tokens, as llama-cpp-python's generate() does.
+so that every side writes exactly N tokens, as llama-cpp-python's generate() does. Each side
+takes each place in the order of a round in turn; the summary gives the medians.
 
-    python benchmarks/speculative_speed.py [--tokens 256] [--rounds 3] [--threads 1] [--model PATH]
+    python benchmarks/speculative_speed.py [--tokens 256] [--rounds 9] [--threads 1] [--model PATH]
 
 --threads 1 (the default here) runs batches on one thread like single tokens: on a machine shared
 with other work, OpenMP's spinning makes a two-thread batch take seconds; 0 lets llama.cpp choose.
@@ -20,7 +21,7 @@ import argparse
 import statistics
 import time
 
-from andon.app.engine import Done, Engine, ModelOptions
+from andon.app.engine import Delta, Done, Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
@@ -93,23 +94,24 @@ REWRITE = [{"role": "user", "content": f"Rewrite this code with better names:\n\
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
-def andon_run(engine: Engine, messages, params: Parameters) -> Done:
-    done = None
+def andon_run(engine: Engine, messages, params: Parameters) -> tuple[Done, float]:
+    done, first = None, 0.0
     for event in engine.stream(messages, params):
-        if isinstance(event, Done):
+        if isinstance(event, Delta) and not first:
+            first = time.perf_counter()
+        elif isinstance(event, Done):
             done = event
     assert done is not None and done.usage.completion_tokens == params.num_predict, done
-    return done
+    return done, (params.num_predict - 1) / (time.perf_counter() - first)
 
 
 def native_rate(engine: Engine, messages, p: Parameters, n: int) -> float:
-    llm = engine.llm
+    llm, first = engine.llm, 0.0
     llm.reset()
     tokens_out = llm.generate(
         engine.chat_tokens(messages), top_k=p.top_k, top_p=p.top_p, min_p=p.min_p, temp=p.temperature,
         repeat_penalty=p.repeat_penalty,
     )  # fmt: skip
-    first = 0.0
     for count, _ in enumerate(tokens_out, start=1):
         if count == 1:
             first = time.perf_counter()
@@ -118,34 +120,37 @@ def native_rate(engine: Engine, messages, p: Parameters, n: int) -> float:
     return (n - 1) / (time.perf_counter() - first)
 
 
-def compare(engine: Engine, name: str, messages, params: Parameters, rounds: int) -> dict[str, float]:
+def compare(engine: Engine, name: str, messages, params: Parameters, rounds: int) -> None:
     drafting = Parameters.of({"draft": "ngram"}, base=params)
     andon_run(engine, messages, drafting)  # warm up: the prompt cached, the cost model measured
-    plain, drafted, native, accepted, verified = [], [], [], 0, 0
+    rates: dict[str, list[float]] = {"ngram": [], "no draft": [], "native": []}
+    accepted = verified = 0
     for r in range(rounds):
-        plain.append(andon_run(engine, messages, params).usage.tokens_per_second)
-        done = andon_run(engine, messages, drafting)
-        drafted.append(done.usage.tokens_per_second)
-        accepted, verified = accepted + done.usage.accepted_tokens, verified + done.usage.drafted_tokens
-        native.append(native_rate(engine, messages, params, params.num_predict))
-        u = done.usage
+        sides = ("no draft", "ngram", "native")
+        for side in sides[r % 3 :] + sides[: r % 3]:  # each side takes each place in turn
+            if side == "native":
+                rates[side].append(native_rate(engine, messages, params, params.num_predict))
+            elif side == "ngram":
+                done, rate = andon_run(engine, messages, drafting)
+                rates[side].append(rate)
+                accepted, verified = accepted + done.usage.accepted_tokens, verified + done.usage.drafted_tokens
+            else:
+                rates[side].append(andon_run(engine, messages, params)[1])
+        shown = ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items())
         print(
-            f"  {name} round {r + 1}: ngram {drafted[-1]:.1f}, no draft {plain[-1]:.1f}, "
-            f"native {native[-1]:.1f} tok/s ({u.accepted_tokens} of {u.drafted_tokens} drafted accepted)"
+            f"  round {r + 1}: {shown} tok/s ({done.usage.accepted_tokens} of {done.usage.drafted_tokens} drafts kept)"
         )
-    a, p, n = statistics.median(drafted), statistics.median(plain), statistics.median(native)
-    rate = accepted / verified if verified else 0.0
-    print(f"{name}: ngram {a:.1f} tok/s, no draft {p:.1f}, llama.cpp native sampling {n:.1f}; "
-          f"ratios {a / p:.2f}x of no draft, {a / n:.2f}x of native; acceptance {rate:.0%} "
-          f"({accepted} of {verified} drafted tokens, {verified / rounds:.0f} drafted per reply of "
-          f"{params.num_predict})")  # fmt: skip
-    return {"ngram": a, "plain": p, "native": n}
+    a, p, n = (statistics.median(rates[k]) for k in ("ngram", "no draft", "native"))
+    share = accepted / verified if verified else 0.0
+    print(f"{name}: ngram {a:.1f} tok/s, no draft {p:.1f}, llama.cpp native sampling {n:.1f} (medians): "
+          f"{a / p:.2f}x of no draft, {a / n:.2f}x of native; acceptance {share:.0%} ({accepted} of "
+          f"{verified} drafted tokens, {verified / rounds:.0f} drafted per reply of {params.num_predict})")  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default=None)
     args = ap.parse_args()
