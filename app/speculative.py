@@ -21,8 +21,8 @@ gives the same reply with or without a draft; without it they would agree only i
 
 Cost. On a CPU a batch of k tokens costs nearly k single passes, on a GPU nearly one. `CostModel`
 measures both on this machine and `Speculation` verifies an n-gram draft only where the tokens it
-expects to gain (from the acceptance rate measured for that n-gram length, updated also by what
-plain steps would have accepted) outweigh the extra work: a draft that keeps failing costs nothing.
+expects to gain (from the acceptance rate measured for drafts of that match length, updated also by
+what plain steps would have accepted) outweigh the extra work: a draft that keeps failing costs nothing.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ _PRIOR_MOMENTS = sum((_moments(n, y, PRIOR_WEIGHT) for n, y in PRIOR_BATCH_COST)
 
 @dataclass
 class Acceptance:
-    """How often drafted tokens turn out right, per draft kind (n-gram length), moving averages."""
+    """How often drafted tokens turn out right, per bucket of match length: moving averages."""
 
     rates: dict[int, float] = field(default_factory=lambda: dict(PRIOR_ACCEPTANCE))
 
