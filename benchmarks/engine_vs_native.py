@@ -55,6 +55,29 @@ def native_rate(engine: Engine, p, n: int) -> float:
     return (n - 1) / (time.perf_counter() - t_first)
 
 
+def exactly_n_tokens(engine: Engine, params: Parameters, n: int) -> Parameters:
+    """These parameters with num_predict n and end of turn banned (a logit_bias, which costs
+    nothing): llama-cpp-python's generate() ignores end of turn, so both sides make exactly n."""
+    eog = {str(t): False for t in range(engine.n_vocab) if engine.is_end_of_turn(t)}
+    return Parameters.of({"logit_bias": eog}, base=params.model_copy(update={"num_predict": n, "seed": 1}))
+
+
+def compare_rates(engine: Engine, params: Parameters, rounds: int, label: str = "") -> float:
+    """Both sides in turns, after a warm-up of each; prints every round and the medians; the ratio."""
+    andon_rate(engine, params)
+    native_rate(engine, params, 16)
+    ours, theirs = [], []
+    for r in range(rounds):
+        ours.append(andon_rate(engine, params))
+        theirs.append(native_rate(engine, params, params.num_predict))
+        print(f"{label}round {r + 1}: andon {ours[-1]:.1f} tok/s, native {theirs[-1]:.1f} tok/s")
+    a, n = statistics.median(ours), statistics.median(theirs)
+    chain_ms = (1 / a - 1 / n) * 1000
+    print(f"{label}median: andon {a:.1f} tok/s, llama.cpp native sampling {n:.1f} tok/s, "
+          f"ratio {a / n:.3f} ({chain_ms:+.2f} ms per token)")  # fmt: skip
+    return a / n
+
+
 def chat_turns(engine: Engine, keep_after_drop: float, turns: int) -> Iterator[tuple[int, int, float, int]]:
     """One long chat: per turn (prompt tokens, tokens evaluated, seconds to first token, dropped)."""
     engine.fitter = PromptFitter(engine.prompt, engine.n_ctx, keep_after_drop)
@@ -103,23 +126,11 @@ def main() -> None:
         return long_chat(args)
     preset = PresetStore().load("balanced")
     engine = Engine(ModelOptions(args.model or embedded_model_path(), num_ctx=2048))
-    eog = {str(t): False for t in range(engine.n_vocab) if engine.is_end_of_turn(t)}
-    # both sides generate exactly N tokens: llama-cpp-python's generate() ignores end of turn,
-    # andon is told to by banning the end-of-turn tokens (a logit_bias, which costs nothing)
-    params = preset.parameters.model_copy(update={"num_predict": args.tokens, "seed": 1})
-    params = type(params).of({"logit_bias": eog}, base=params)
+    params = exactly_n_tokens(engine, preset.parameters, args.tokens)
     print(f"model: {engine.model_name}; {args.tokens} tokens; balanced preset: top_k {params.top_k}, "
           f"top_p {params.top_p}, min_p {params.min_p}, temperature {params.temperature}, "
           f"repeat_penalty {params.repeat_penalty}")  # fmt: skip
-    andon_rate(engine, params)  # warm up both paths
-    native_rate(engine, params, 16)
-    ours, theirs = [], []
-    for r in range(args.rounds):
-        ours.append(andon_rate(engine, params))
-        theirs.append(native_rate(engine, params, args.tokens))
-        print(f"round {r + 1}: andon {ours[-1]:.1f} tok/s, native {theirs[-1]:.1f} tok/s")
-    a, n = statistics.median(ours), statistics.median(theirs)
-    print(f"median: andon {a:.1f} tok/s, llama.cpp native sampling {n:.1f} tok/s, ratio {a / n:.3f}")
+    compare_rates(engine, params, args.rounds)
 
 
 if __name__ == "__main__":
