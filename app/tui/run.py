@@ -24,5 +24,8 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
     path = find_model(model).load_path() if model else embedded_model_path
     app = AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers)
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.history.close()  # this andon's claims on chats end with it (a later andon need not wait)
     return app.return_code or 0  # non-zero when it ended on an error or a signal (128 + its number)
