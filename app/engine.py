@@ -84,6 +84,7 @@ class Engine:
         self.fitter = PromptFitter(self.prompt, self.n_ctx)
         self.speculator = Speculator(options, self.texts, self.model_name, self.n_ctx)  # `draft`
         self._told_plain = False
+        self._told_dropped = 0  # the drop told last: a chat past num_ctx hears of each new drop once
 
     @property
     def model_name(self) -> str:
@@ -139,7 +140,8 @@ class Engine:
                 f"{self.model_name} has no chat template: the conversation is given to it as a plain "
                 "transcript to continue"
             )
-        if dropped:
+        told, self._told_dropped = self._told_dropped, dropped
+        if dropped and dropped != told:
             yield ReplyNotice(
                 f"dropped the {dropped} oldest message{'s' if dropped > 1 else ''} "
                 f"to fit the context of {self.n_ctx} tokens (num_ctx)"

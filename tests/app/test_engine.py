@@ -112,6 +112,8 @@ def test_outgrown_history_drops_oldest_turns_but_never_the_system_prompt(model_p
         _, notices, done = run(small, history, params)
         assert done.text
         assert notices and "dropped" in notices[0] and "num_ctx" in notices[0]
+        _, notices, _ = run(small, history, params)
+        assert notices == []  # the same drop is told once, not under every reply
         with pytest.raises(ContextFullError, match="num_ctx"):
             small.fit([system, {"role": "user", "content": "word " * 400}], 16)
     finally:
