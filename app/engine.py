@@ -84,6 +84,7 @@ class Engine:
         self.fitter = PromptFitter(self.prompt, self.n_ctx)
         self.speculator = Speculator(options, self.texts, self.model_name, self.n_ctx)  # `draft`
         self._told_plain = False
+        self._told_no_switch = False  # `think` false where the template cannot switch it off
         self._told_dropped = 0  # the drop told last: a chat past num_ctx hears of each new drop once
 
     @property
@@ -106,8 +107,10 @@ class Engine:
         """
         started = time.perf_counter()
         reserve = params.num_predict if params.num_predict > 0 else min(256, self.n_ctx // 4)
-        fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids())
+        variables = self.prompt.variables(params.think)  # Qwen3's enable_thinking
+        fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids(), variables)
         yield from self._notices(fitted.dropped)
+        yield from self._think_notice(params)
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
         if chain is None:
             chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
@@ -118,9 +121,10 @@ class Engine:
             self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
         evaluated = self.context.prefill(fitted.tokens)
         prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
+        reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,
                       cancelled=cancelled, constraint=constraint, started=started,
-                      speculation=speculation)  # fmt: skip
+                      speculation=speculation, reasoning=reasoning)  # fmt: skip
         yield from reply.events()
 
     def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
@@ -132,6 +136,16 @@ class Engine:
         import llama_cpp
 
         return GrammarConstraint(llama_cpp.llama_model_get_vocab(self.llm.model), spec.text, spec.root)
+
+    def _think_notice(self, params: Parameters) -> Iterator[ReplyNotice]:
+        """`think` false where the template has no switch for it: said once, never dropped silently."""
+        if params.think or not self.prompt.has_template or self.prompt.switches_thinking or self._told_no_switch:
+            return
+        self._told_no_switch = True
+        yield ReplyNotice(
+            f"think is false, but the chat template of {self.model_name} has no switch for reasoning "
+            "(enable_thinking): it cannot be asked not to think; any thinking is still shown apart"
+        )
 
     def _notices(self, dropped: int) -> Iterator[ReplyNotice]:
         if not self.prompt.has_template and not self._told_plain:

@@ -1,5 +1,9 @@
 """One reply being written: tokens chosen by andon's chain from llama.cpp's logits, streamed as
-events (Delta of whole characters, maybe a ReplyNotice, then one Done)."""
+events (Delta of whole characters, maybe a ReplyNotice, then one Done).
+
+A reasoning model's thinking (app/reasoning.py) travels apart from the answer: Delta.thinking and
+Done.thinking; `text` is the answer only, and stop strings are looked for in the answer only.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from andon.app.context import KVContext
+from andon.app.reasoning import ThinkingSplitter
 from andon.app.tokens import TextDecoder, TokenTexts
 from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, Chain
@@ -36,6 +41,7 @@ class Delta:
     text: str
     completion_tokens: int = 0  # tokens generated so far, for a live rate
     seconds: float = 0.0  # since the first token
+    thinking: str = ""  # reasoning written before the answer (text is then often empty)
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Done:
     seed: int
     dropped_turns: int = 0
     tokens: list[int] = field(default_factory=list)
+    thinking: str = ""  # the reasoning before the answer, apart from `text` (the answer)
 
 
 Event = Delta | ReplyNotice | Done
@@ -145,10 +152,11 @@ class Reply:
         constraint: TokenConstraint | None = None,
         started: float | None = None,
         speculation: Speculation | None = None,
+        reasoning: ThinkingSplitter | None = None,
     ) -> None:
         self.context, self.texts, self.chain, self.params = context, texts, chain, params
         self.seed, self.prompt, self.cancelled, self.constraint = seed, prompt, cancelled, constraint
-        self.speculation = speculation
+        self.speculation, self.reasoning = speculation, reasoning
         self.rng = np.random.default_rng([seed, 1])
         self.started = time.perf_counter() if started is None else started
         self.tokens: list[int] = []
@@ -156,6 +164,7 @@ class Reply:
         self._decoder = TextDecoder()
         self._stops = StopFilter(params.stop)
         self._text: list[str] = []
+        self._thinking: list[str] = []
         self._pending: int | None = None  # the last token taken, not yet evaluated
         self._first_at = 0.0
         self._hit_stop = False
@@ -216,24 +225,42 @@ class Reply:
         self.tokens.append(token)
         if self.constraint is not None:
             self.constraint.accept(token)
-        shown, self._hit_stop = self._stops.feed(self._decoder.feed(self.texts.piece(token)))
+        thinking, shown = self._split(token)
         if self._hit_stop:
             self.finish = "stop"
         elif 0 < self.params.num_predict <= len(self.tokens) or self.context.n_tokens >= self.context.n_ctx:
             self.finish = "length"
         self._pending = token
-        if not shown:
+        if not shown and not thinking:
             return None
         self._text.append(shown)
-        return Delta(shown, len(self.tokens), time.perf_counter() - self._first_at)
+        self._thinking.append(thinking)
+        return Delta(shown, len(self.tokens), time.perf_counter() - self._first_at, thinking)
+
+    def _split(self, token: int) -> tuple[str, str]:
+        """(thinking, answer shown) of one token's text; a stop string in the answer sets _hit_stop."""
+        r = self.reasoning
+        if r is None:
+            shown, self._hit_stop = self._stops.feed(self._decoder.feed(self.texts.piece(token)))
+            return "", shown
+        thinking, answer = r.feed(self._decoder.feed(self.texts.piece(token, special=token in r.marker_tokens)))
+        shown, self._hit_stop = self._stops.feed(answer)
+        return thinking, shown
 
     def _end(self) -> Iterator[Event]:
         if not self._hit_stop:
-            # what was held back as a possible stop string was not one after all
-            tail = self._stops.flush() + self._decoder.finish()
-            if tail:
+            # what was held back as a possible marker or stop string was not one after all
+            thinking, answer = "", self._decoder.finish()
+            if self.reasoning is not None:
+                thinking, answer = self.reasoning.feed(answer)
+                last = self.reasoning.finish()
+                thinking, answer = thinking + last.thinking, answer + last.answer
+            shown, self._hit_stop = self._stops.feed(answer)
+            tail = shown if self._hit_stop else shown + self._stops.flush()
+            if tail or thinking:
                 self._text.append(tail)
-                yield Delta(tail)
+                self._thinking.append(thinking)
+                yield Delta(tail, thinking=thinking)
         end = time.perf_counter()
         n, first = len(self.tokens), self._first_at
         usage = Usage(
@@ -246,7 +273,9 @@ class Reply:
             drafted_tokens=self.speculation.drafted if self.speculation else 0,
             accepted_tokens=self.speculation.accepted if self.speculation else 0,
         )
-        yield Done("".join(self._text), self.finish or "stop", usage, self.seed, self.prompt.dropped, self.tokens)
+        thinking = "".join(self._thinking).strip()
+        yield Done("".join(self._text), self.finish or "stop", usage, self.seed, self.prompt.dropped, self.tokens,
+                   thinking)  # fmt: skip
 
 
 class _SamplingState:

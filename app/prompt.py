@@ -8,6 +8,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 from andon.app.loading import ModelLoadError
+from andon.app.reasoning import Markers, ThinkingSplitter, markers_for, opens_thinking, switches_thinking
 from andon.app.tokens import TokenTexts
 from numpy.typing import NDArray
 
@@ -18,7 +19,10 @@ class Message(TypedDict):
 
 
 def messages_for(system: str | None, history: Iterable[Message] = (), user: str | None = None) -> list[Message]:
-    """The messages of a prompt: the system prompt (if any), the history, the user's new message."""
+    """The messages of a prompt: the system prompt (if any), the history, the user's new message.
+
+    A history message is its content only: a reply's thinking is never sent back to the model.
+    """
     out: list[Message] = [{"role": "system", "content": system}] if system else []
     out.extend(history)
     if user is not None:
@@ -49,6 +53,8 @@ class ChatPrompt:
         self.folds_system = False
         self._formatter: Any = None
         self._broken: str | None = None
+        self.markers: Markers = markers_for(template)  # a reasoning model's thinking markers
+        self.switches_thinking = switches_thinking(template)  # `think` false can ask for none
         if template:
             self._formatter, self._broken = _compile(template, _special_text(texts, texts.bos),
                                                      _special_text(texts, texts.eos))  # fmt: skip
@@ -87,6 +93,21 @@ class ChatPrompt:
         if add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == texts.bos:
             tokens = tokens[1:]  # the template wrote BOS itself
         return tokens
+
+    def variables(self, think: bool) -> dict[str, Any]:
+        """What the template is given besides the messages: `enable_thinking` (`think`), as
+        llama.cpp's server gives every template; one that does not read it ignores it."""
+        return {"enable_thinking": think}
+
+    def splitter(self, prompt: Sequence[int], begins_as_answer: bool = False) -> ThinkingSplitter:
+        """A reply's thinking splitter for this prompt: it begins inside thinking when the prompt's
+        end opened the template's start marker (unless told the reply begins as the answer, as
+        under a grammar, which governs the reply from its first token)."""
+        tail = b"".join(self.texts.piece(t, special=True) for t in prompt[-16:]).decode("utf-8", "replace")
+        marker_tokens = {tokens[0] for m in (self.markers.start, self.markers.end)
+                         if len(tokens := self.texts.tokenize(m, special=True)) == 1}  # fmt: skip
+        inside = not begins_as_answer and opens_thinking(tail, self.markers)
+        return ThinkingSplitter(self.markers, inside, frozenset(marker_tokens))
 
     def _render(self, messages: Sequence[Message], variables: Mapping[str, Any] | None) -> str:
         return self._formatter(messages=list(messages), **(variables or {})).prompt
@@ -147,15 +168,22 @@ class PromptFitter:
         self.keep_after_drop = keep_after_drop
         self._dropped = 0  # what the last fit dropped
 
-    def fit(self, messages: Sequence[Message], reserve: int, cached: Sequence[int] | NDArray[np.intc] = ()) -> Fitted:
+    def fit(
+        self,
+        messages: Sequence[Message],
+        reserve: int,
+        cached: Sequence[int] | NDArray[np.intc] = (),
+        variables: Mapping[str, Any] | None = None,
+    ) -> Fitted:
         """The messages whose prompt leaves `reserve` tokens of num_ctx for the reply.
 
-        `cached`: the tokens in the KV cache, to prefer a prompt that reuses them.
+        `cached`: the tokens in the KV cache, to prefer a prompt that reuses them; `variables`:
+        the template's (ChatPrompt.variables).
         """
         msgs = list(messages)
         budget = self.n_ctx - reserve
         first = 1 if msgs and msgs[0]["role"] == "system" else 0
-        tokens = _Cuts(self.prompt, msgs, first)
+        tokens = _Cuts(self.prompt, msgs, first, variables)
         if len(tokens(first)) <= budget:
             self._dropped = 0
             return Fitted(msgs, tokens(first), 0)
@@ -181,8 +209,10 @@ class PromptFitter:
 class _Cuts:
     """The prompt tokens when the messages before index `cut` (after the system prompt) are left out."""
 
-    def __init__(self, prompt: ChatPrompt, msgs: list[Message], first: int) -> None:
-        self.prompt, self.msgs, self.first = prompt, msgs, first
+    def __init__(
+        self, prompt: ChatPrompt, msgs: list[Message], first: int, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        self.prompt, self.msgs, self.first, self.variables = prompt, msgs, first, variables
         self._tokens: dict[int, list[int]] = {}
 
     def messages(self, cut: int) -> list[Message]:
@@ -190,7 +220,7 @@ class _Cuts:
 
     def __call__(self, cut: int) -> list[int]:
         if cut not in self._tokens:
-            self._tokens[cut] = self.prompt.tokens(self.messages(cut))
+            self._tokens[cut] = self.prompt.tokens(self.messages(cut), self.variables)
         return self._tokens[cut]
 
     def first_fitting(self, cuts: Sequence[int], limit: int) -> int | None:
