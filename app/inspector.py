@@ -192,12 +192,40 @@ def render(result: Inspection, *, with_prompt: bool = True) -> str:
     return "\n".join(lines)
 
 
-def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequence[int],
-                 params: Parameters, position: int | None) -> str:  # fmt: skip
-    """The inspector panel's text: the chat's next token, or token `position` of the last reply.
+def first_words(text: str, limit: int = 40) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
-    `messages` ends with that reply when a position is given.
+
+def as_message(draft: str) -> str | None:
+    """The input box's text as the message it would send (None: empty, or a slash command)."""
+    text = draft.strip()
+    if text.startswith('"""'):  # Ollama's multi-line input, as the input box sends it
+        text = text[3:-3] if len(text) >= 6 and text.endswith('"""') else text[3:]
+    return text if text and not text.startswith("/") else None
+
+
+def next_token_prompt(messages: Sequence[Message], draft: str) -> tuple[list[Message], str]:
+    """The messages the next token follows, and a title that says what is inspected.
+
+    With text in the input box: the chat, then that text as the user's next message; else the
+    chat as it is (its reply is another assistant turn when it ends with one).
     """
+    message = as_message(draft)
+    if message is not None:
+        title = f'Next token after: "{first_words(message)}" (the input box as your next message)'
+        return [*messages, {"role": "user", "content": message}], title
+    why = "the input box holds a command" if draft.strip() else "the input box is empty"
+    if any(m["role"] != "system" for m in messages):
+        return list(messages), f"Next token of a reply to the chat as it is ({why})"
+    what = "only the system prompt" if messages else "no system prompt either"
+    return list(messages), f"Next token of a reply to an empty chat ({what}; {why}: type a message, then F6)"
+
+
+def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequence[int],
+                 params: Parameters, position: int | None, draft: str = "") -> str:  # fmt: skip
+    """The inspector panel's text: the reply to `draft` (the input box), or token `position` of
+    the last reply (`messages` then ends with that reply)."""
     chosen = None
     reply: list[int] = []
     if position is not None and messages and messages[-1]["role"] == "assistant":
@@ -206,8 +234,8 @@ def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequ
         chosen = reply_tokens[position] if position < len(reply_tokens) else None
         title = f"Reply token {position}: the candidates when it was chosen"
     else:
-        context = engine.chat_tokens(messages)
-        title = "Next token of this chat"
+        prompt, title = next_token_prompt(messages, draft)
+        context = engine.chat_tokens(prompt)
     text = render(inspect_next(engine, context, params, top=10, reply=reply), with_prompt=False)
     if chosen is not None:
         text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"

@@ -44,6 +44,8 @@ class AndonApp(App[None]):
         Binding("f3", "screen.pick_preset", "Presets", id="preset.pick"),
         Binding("f4", "screen.toggle_parameters", "Parameters", id="parameters.toggle"),
         Binding("f5", "screen.toggle_inspector", "Inspector", show=False, id="inspector.toggle"),
+        # F6 is priority: the message box (a TextArea) would take it as "select the line"
+        Binding("f6", "screen.inspect_input", "Inspect input", show=False, priority=True, id="inspector.input"),
         Binding("ctrl+n", "screen.new_chat", "New chat", id="chat.new"),
         Binding("ctrl+r", "screen.regenerate", "Regenerate", show=False, id="reply.regenerate"),
         Binding("ctrl+l", "screen.edit_last", "Edit last", show=False, id="message.edit"),

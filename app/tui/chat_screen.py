@@ -148,7 +148,7 @@ class ChatScreen(Screen[None]):
             for name in ChatView.STATUS_FIELDS:
                 self.watch(view, name, self._follow(name))
         self._chat_changed(session)
-        self.query_one(InspectorPanel).show_for(session)
+        self.query_one(InspectorPanel).show_for(session, draft=self._draft())
         self.query_one(ChatInput).focus()
 
     def _follow(self, name: str) -> Callable[[object], None]:
@@ -161,7 +161,7 @@ class ChatScreen(Screen[None]):
 
     def _chat_changed(self, session: ChatSession) -> None:
         self.chats.reload(session.chat.id)
-        self.query_one(ParameterPanel).show(session.params, session.preset.parameters, session.preset.name)
+        self.query_one(ParameterPanel).show(session)
 
     @on(ChatList.Chosen)
     @guarded
@@ -236,30 +236,50 @@ class ChatScreen(Screen[None]):
             return
         panel.remove_class("hidden")
         self.add_class("parameters-open")  # on a narrow terminal the chat list makes room
-        session = self.view.session
-        panel.show(session.params, session.preset.parameters, session.preset.name)
+        panel.show(self.view.session)
         self.call_after_refresh(panel.focus_first)
 
     @guarded
     def action_toggle_inspector(self) -> None:
         panel = self.query_one(InspectorPanel)
         panel.toggle_class("hidden")
-        panel.show_for(self.view.session)
+        panel.show_for(self.view.session, draft=self._draft())
+
+    @guarded
+    def action_inspect_input(self) -> None:
+        """F6: the inspector (opened if closed) on the reply to the text in the input box."""
+        panel = self.query_one(InspectorPanel)
+        panel.remove_class("hidden")
+        panel.show_for(self.view.session, draft=self._draft())
+
+    def _draft(self) -> str:
+        return self.query_one(ChatInput).text
 
     @on(ParameterPanel.Edited)
     @guarded
     def _parameter_edited(self, event: ParameterPanel.Edited) -> None:
         self.view.set_parameter(event.name, event.text)
 
+    @on(ParameterPanel.SystemEdited)
+    @guarded
+    def _system_edited(self, event: ParameterPanel.SystemEdited) -> None:
+        """The panel's system prompt, applied as `/set system` applies it."""
+        view = self.view
+        try:
+            view.session.set_system(event.text)
+        except HistoryError as exc:  # not saved: the panel keeps the text as typed
+            self.notify(str(exc), title="Not changed", severity="error", markup=False)
+        view.settings_changed()
+
     @on(InspectorPanel.Chosen)
     @guarded
     def _inspect_chosen(self, event: InspectorPanel.Chosen) -> None:
-        self.query_one(InspectorPanel).show_for(self.view.session, event.position)
+        self.query_one(InspectorPanel).show_for(self.view.session, event.position, self._draft())
 
     @on(ChatView.ReplyEnded)
     @guarded
     def _reply_ended(self, event: ChatView.ReplyEnded) -> None:
-        self.query_one(InspectorPanel).show_for(event.session)
+        self.query_one(InspectorPanel).show_for(event.session, draft=self._draft())
 
     # --- messages and replies -----------------------------------------------------------------
 

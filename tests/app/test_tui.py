@@ -447,7 +447,17 @@ def test_no_handler_or_worker_can_close_the_app():
     """Every Textual handler and worker of andon's widgets is guarded; no worker exits on an error."""
     import inspect
 
-    from andon.app.tui import app, chat_list, chat_screen, chat_view, conversation, panels, screens, widgets
+    from andon.app.tui import (
+        app,
+        chat_list,
+        chat_screen,
+        chat_view,
+        conversation,
+        panels,
+        parameter_editors,
+        screens,
+        widgets,
+    )
     from andon.app.tui.failures import GUARD_MARK, is_handler
     from textual.message_pump import MessagePump
 
@@ -458,7 +468,7 @@ def test_no_handler_or_worker_can_close_the_app():
         return fn.__closure__[code.co_freevars.index("exit_on_error")].cell_contents
 
     unguarded, exiting, seen = [], [], 0
-    for module in (app, chat_list, chat_screen, chat_view, conversation, panels, screens, widgets):
+    for module in (app, chat_list, chat_screen, chat_view, conversation, panels, parameter_editors, screens, widgets):
         for cls in vars(module).values():
             if not (inspect.isclass(cls) and issubclass(cls, MessagePump) and cls.__module__ == module.__name__):
                 continue
