@@ -1,4 +1,9 @@
-"""One chat's state, independent of the UI: preset, this chat's parameter changes, system prompt."""
+"""One chat's state, independent of the UI: preset, this chat's parameter changes, system prompt, model.
+
+A chat on a model from Ollama's store takes that model's own defaults (its params and system layers)
+under its preset, as `andon ask --model` does: the preset's values that differ from andon's
+defaults win over the model's, and the chat's own changes (`/set`) over both.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,27 @@ from typing import Any
 from andon.app.engine import Message, messages_for
 from andon.app.history import Chat, History, StoredMessage
 from andon.presets.commands import apply
+from andon.presets.modelfile import ImportedModelfile, with_model_defaults
 from andon.presets.parameters import Parameters
 from andon.presets.preset import Preset, check_name
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 
 
 class ChatSession:
-    def __init__(self, history: History, chat: Chat, store: PresetStore) -> None:
+    def __init__(
+        self, history: History, chat: Chat, store: PresetStore, model_defaults: ImportedModelfile | None = None
+    ) -> None:
         self.history = history
         self.chat = chat
         self.store = store
+        self.model_defaults = model_defaults  # the chat's model's own defaults (an Ollama model's layers)
+        self.model_ref = chat.model  # the model it replies with (the one in use where its own is gone)
         self.warning: str | None = None
         try:
-            self.preset = store.load(chat.preset)
+            self.preset = self._preset(chat.preset)
         except PresetError as exc:
             self.warning = f"{exc}; using {DEFAULT_PRESET!r} instead"
-            self.preset = store.load(DEFAULT_PRESET)
+            self.preset = self._preset(DEFAULT_PRESET)
         try:
             self.params = apply(self.preset.parameters, chat.parameters)
         except ValueError as exc:
@@ -60,10 +70,26 @@ class ChatSession:
 
     def switch_preset(self, name: str, keep_changes: bool = True) -> Preset:
         """Use another preset from the next reply; keep this chat's changes unless told not to."""
-        preset = self.store.load(name)
+        preset = self._preset(name)
         changes = self.changes if keep_changes else {}
         self._save_settings(preset, apply(preset.parameters, changes), self.chat.system if keep_changes else None)
         return preset
+
+    def params_on(self, model_defaults: ImportedModelfile | None) -> Parameters:
+        """This chat's parameters on a model with these defaults (what it would load with), unsaved."""
+        return apply(with_model_defaults(self.store.load(self.preset.name), model_defaults).parameters, self.changes)
+
+    def use_model(self, model: str, model_defaults: ImportedModelfile | None) -> None:
+        """Remember the chat's model (a name from `andon models` or a path) and take its defaults;
+        this chat's own changes stay. HistoryError if it cannot be saved: nothing changes then."""
+        preset = with_model_defaults(self.store.load(self.preset.name), model_defaults)
+        params = apply(preset.parameters, self.changes)
+        self._save_settings(preset, params, self.chat.system, model)
+        self.model_defaults, self.model_ref = model_defaults, model
+
+    def _preset(self, name: str) -> Preset:
+        """The preset over the chat's model's own defaults."""
+        return with_model_defaults(self.store.load(name), self.model_defaults)
 
     def save_as_preset(self, name: str) -> Preset:
         """The current settings as a user preset; PresetError (one line) for a bad name or a failed write."""
@@ -75,9 +101,10 @@ class ChatSession:
         self.store.save(preset)
         return preset
 
-    def _save_settings(self, preset: Preset, params: Parameters, system: str | None) -> None:
+    def _save_settings(self, preset: Preset, params: Parameters, system: str | None, model: str | None = None) -> None:
         chat = replace(
             self.chat,
+            model=self.chat.model if model is None else model,
             preset=preset.name,
             system=system,
             parameters=params.to_plain(sorted(params.changed(preset.parameters))),

@@ -4,8 +4,8 @@ one clear line when llama.cpp fails (blaming the file only when the file is the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,8 @@ class ModelOptions:
     num_batch: int = 512
     verbose: bool = False
     rpc: tuple[str, ...] = ()  # llama.cpp RPC servers (host:port) for the layers (app/rpc.py)
+    # called with the fraction loaded (0 to 1) while llama.cpp reads the weights (app/load_progress.py)
+    progress: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_parameters(cls, path: Path, params: Parameters, verbose: bool = False) -> ModelOptions:
@@ -50,7 +52,7 @@ class ModelOptions:
 def load_llama(options: ModelOptions) -> Llama:
     """The model loaded with a context of num_ctx tokens, or ModelLoadError saying why not."""
     import llama_cpp
-    from andon.app import rpc
+    from andon.app import load_progress, rpc
 
     llama_log.install(options.verbose)
     try:
@@ -61,7 +63,8 @@ def load_llama(options: ModelOptions) -> Llama:
     if not options.rpc:  # with RPC servers, the weights and the cache are mostly theirs
         check_memory(path, options.num_ctx)
     try:
-        return rpc.load(
+        load = load_progress.reporting_during(options.progress, rpc.load)  # with RPC, another thread loads
+        return load(
             options.rpc,
             lambda: llama_cpp.Llama(
                 str(path),

@@ -26,6 +26,7 @@ class Settings:
     system: str
     model_path: Path
     notes: tuple[str, ...] = ()  # what andon left out of the model's own defaults, and why
+    warnings: tuple[str, ...] = ()  # allowed, but worth a line on standard error (num_ctx past training)
 
 
 def model_path_for(model: str | None, preset: Preset | None = None) -> Path:
@@ -48,12 +49,36 @@ def resolve_settings(
     params = apply(preset.parameters, parse_assignments([resolve_assignment(s) for s in sets]))
     grammar_for(params)  # a bad grammar or schema is refused before the model loads
     check_draft(params)  # so is a draft model that cannot be found
+    path = model_entry.load_path()
+    warning = context_warning(params.num_ctx, trained_context(path), model_entry.name)
     return Settings(
         preset=preset,
         params=params,
         system=preset.system if system is None else system,
-        model_path=model_entry.load_path(),
+        model_path=path,
         notes=tuple(model_entry.defaults.notes) if model_entry.defaults else (),
+        warnings=(warning,) if warning else (),
+    )
+
+
+def trained_context(path: Path) -> int | None:
+    """The context length the model was trained on (its GGUF header), None where it cannot be read."""
+    from andon.app.model_files import ModelPathError, read_gguf_info
+
+    try:
+        return read_gguf_info(path).context_length
+    except ModelPathError:
+        return None  # loading the model says what is wrong with the file
+
+
+def context_warning(num_ctx: int, trained: int | None, model: str) -> str | None:
+    """The line saying that num_ctx is past the model's trained context (allowed, as in Ollama)."""
+    if trained is None or num_ctx <= trained:
+        return None
+    return (
+        f"num_ctx {num_ctx} is above the {trained} tokens {model} was trained on: it is allowed, but past "
+        f"{trained} tokens of conversation its replies may lose track or degrade (set num_ctx {trained} or less "
+        "to stay within it)"
     )
 
 

@@ -13,7 +13,7 @@ from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, 
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
 
-Action = Literal["quit", "cleared", "settings", "verbose", "quiet"] | None
+Action = Literal["quit", "cleared", "settings", "verbose", "quiet", "model"] | None
 USAGE_FORMAT = "usage: /set format json | /set format SCHEMA (JSON text or a .json file) | /set noformat"
 
 HELP = """Available commands:
@@ -26,10 +26,11 @@ HELP = """Available commands:
   /show info                  Show the model's details (architecture, size, context length)
   /show modelfile             Show this chat's settings as an Ollama Modelfile
   /list                       List the models andon can use
+  /model NAME                 Switch this chat to another model (/model alone: pick one; also Ctrl+O)
   /set verbose, /set quiet    Show (or stop showing) timings after each reply
   /preset NAME                Switch this chat's preset (keeps your /set changes)
-  /load NAME                  Load a preset afresh (drops your /set changes and system prompt);
-                              a model's name says how to start andon with that model
+  /load NAME                  Load a model (as /model), or a preset afresh (drops your /set
+                              changes and system prompt)
   /save NAME                  Save the current settings as a user preset
   /clear                      Clear this chat's messages (a copy is kept in the chat list)
   /help, /?                   Show this help
@@ -48,6 +49,8 @@ class SlashResult:
     text: str
     action: Action = None
     ok: bool = True
+    model: str = ""  # action "model": the model asked for ("": pick one)
+    presets: tuple[str, ...] = ()  # action "model" from /load: the presets, named if no model is found
 
 
 def run_slash(session: ChatSession, line: str) -> SlashResult:
@@ -64,14 +67,16 @@ def run_slash(session: ChatSession, line: str) -> SlashResult:
             return _set(session, words[1:])
         if command == "/list":
             return _list()
+        if command == "/model":  # the rest of the line: a path may hold spaces
+            return SlashResult("", "model", model=line.strip()[len(words[0]) :].strip())
         if command == "/show":
             return _show(session, words[1:])
         if command in ("/preset", "/load", "/save"):
             if len(words) != 2:
                 return SlashResult(f"usage: {command} NAME", ok=False)
             name = words[1]
-            if command == "/load" and name not in session.store.names():
-                return _load_model(name, session.store.names())
+            if command == "/load" and name not in session.store.names():  # Ollama's /load MODEL
+                return SlashResult("", "model", model=name, presets=tuple(session.store.names()))
             if command == "/save":
                 session.save_as_preset(name)
                 return SlashResult(f"Saved the current settings as preset '{name}'")
@@ -158,7 +163,7 @@ def _show(session: ChatSession, args: list[str]) -> SlashResult:
     if what == "modelfile":
         from andon.presets.modelfile import modelfile_for
 
-        model = session.chat.model or "the model andon was started with"
+        model = session.model_ref or session.chat.model or "the model andon was started with"
         return SlashResult(modelfile_for(model, session.params, session.system or "", session.preset))
     if what == "info":
         return _show_info(session)
@@ -180,7 +185,8 @@ def _list() -> SlashResult:
 def _show_info(session: ChatSession) -> SlashResult:
     from andon.app.models import find_model, info_for
 
-    entry = find_model(session.chat.model) if session.chat.model else None
+    model = session.model_ref or session.chat.model
+    entry = find_model(model) if model else None
     if entry is None:
         from andon.app.models import embedded_entry
 
@@ -195,19 +201,4 @@ def _show_info(session: ChatSession) -> SlashResult:
         f"    context length    {info.context_length}\n"
         f"    embedding length  {info.embedding_length}\n"
         f"    file              {entry.path}"
-    )
-
-
-def _load_model(name: str, presets: list[str]) -> SlashResult:
-    """Ollama's `/load MODEL`: a known model is named, with how to start andon on it (not loaded here)."""
-    from andon.app.models import find_model
-
-    try:
-        entry = find_model(name)
-    except ModelPathError as exc:
-        return SlashResult(f"error: '{name}' is not a preset ({', '.join(presets)}) nor a model: {exc}", ok=False)
-    return SlashResult(
-        f"'{name}' is a model, not a preset ({entry.path}). Switching models inside the app is not "
-        f"available yet: start andon with `andon --model {name}`.",
-        ok=False,
     )

@@ -17,7 +17,7 @@ from typing import ClassVar
 from andon.app.chat import ChatSession
 from andon.app.history import History
 from andon.app.tui.chat_screen import ChatScreen
-from andon.app.tui.commands import PresetCommands
+from andon.app.tui.commands import ModelCommands, PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
 from andon.presets.store import PresetStore
@@ -34,7 +34,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 class AndonApp(App[None]):
     CSS_PATH = "andon.tcss"
     TITLE = "andon"
-    COMMANDS = App.COMMANDS | {PresetCommands}
+    COMMANDS = App.COMMANDS | {PresetCommands, ModelCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual declares it)
     BINDINGS: ClassVar[list[BindingType]] = [  # their actions are the chat screen's
         Binding("escape", "screen.stop", "Stop", id="reply.stop"),
@@ -44,6 +44,7 @@ class AndonApp(App[None]):
         Binding("f3", "screen.pick_preset", "Presets", id="preset.pick"),
         Binding("f4", "screen.toggle_parameters", "Parameters", id="parameters.toggle"),
         Binding("f5", "screen.toggle_inspector", "Inspector", show=False, id="inspector.toggle"),
+        Binding("ctrl+o", "screen.pick_model", "Model", id="model.pick"),
         # F6 is priority: the message box (a TextArea) would take it as "select the line"
         Binding("f6", "screen.inspect_input", "Inspect input", show=False, priority=True, id="inspector.input"),
         Binding("ctrl+n", "screen.new_chat", "New chat", id="chat.new"),
@@ -71,9 +72,10 @@ class AndonApp(App[None]):
         preset: str | None = None,
         verbose: bool = False,
         rpc: tuple[str, ...] = (),
+        model: str = "",  # how --model named the model at model_path ("": not given)
     ) -> None:
         super().__init__()
-        self.host = EngineHost(engine_factory, model_path, verbose, rpc)
+        self.host = EngineHost(engine_factory, model_path, verbose, rpc, model)
         self.history = history or History()
         self.store = store or PresetStore()
         self.chat_screen = ChatScreen(self.host, self.history, self.store, preset)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 from andon.app.chat import ChatSession
-from andon.app.engine import ModelOptions
 from andon.app.history import Chat, History, HistoryError
-from andon.app.models import display_name
 from andon.app.tui.chat_list import ChatList
 from andon.app.tui.chat_view import ChatView
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
+from andon.app.tui.model_switch import ModelScreen
 from andon.app.tui.panels import InspectorPanel, ParameterPanel
 from andon.app.tui.screens import PresetPicker
 from andon.app.tui.widgets import ChatInput, StatusBar, preset_summary
@@ -26,35 +24,23 @@ from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, LoadingIndicator
 
 PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
 
-class ChatScreen(Screen[None]):
+class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, switching) is ModelScreen's
     AUTO_FOCUS = "#input"  # typing goes to the message box from the first frame
 
-    model_name = reactive("")
-    model_note = reactive("")
     preset_label = reactive("")  # this and the rest follow the open ChatView
     tokens_per_second: reactive[float | None] = reactive(None)
     context_used = reactive(0)
     num_ctx = reactive(0)
     chat_note = reactive("")
 
-    class Loaded(Message):
-        """A model load has ended (see the host's engine and error)."""
-
-        def __init__(self, model_name: str) -> None:
-            super().__init__()
-            self.model_name = model_name  # short and readable: an Ollama or `andon models` name, else the file stem
-
     def __init__(self, host: EngineHost, history: History, store: PresetStore, preset: str | None) -> None:
-        super().__init__()
-        self.host = host
+        super().__init__(host)
         self.history = history
         self.store = store
         self.start_preset = preset  # new chats use it; with it, andon starts in a new chat
@@ -95,34 +81,13 @@ class ChatScreen(Screen[None]):
         input_ready = getattr(self.app, "input_ready", None)
         if input_ready is not None:
             input_ready()
-        options = self.host.options(self.view.session.params)
-        self.model_name = options.path.name
-        self.load_engine(options)
-
-    # --- the model ----------------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    @guarded
-    def load_engine(self, options: ModelOptions) -> None:
-        self.app.call_from_thread(setattr, self, "model_note", f"loading {options.path.name}…")
-        self.host.load(options)
-        self.post_message(self.Loaded(short_model_name(options.path)))
-
-    @guarded
-    def on_chat_screen_loaded(self, message: Loaded) -> None:
-        self.query_one("#loading").display = False
-        engine = self.host.engine
-        if engine is None:
-            self.view.say(f"error: {self.host.error}", error=True)
-            self.model_note = "model not loaded"
-            return
-        self.model_name, self.model_note = message.model_name or engine.model_name, ""
+        self.start_loading(self.view.session)  # the open chat's model (ModelScreen)
 
     # --- chats --------------------------------------------------------------------------------
 
     def _first_chat(self) -> Chat:
-        """The latest chat no other andon is writing, else a new one (always new with --preset)."""
-        if not self.start_preset:
+        """The latest chat no other andon is writing, else a new one (always new with --preset or --model)."""
+        if not self.start_preset and not self.host.start_model:
             for chat in self.history.chats():
                 if self.history.claim_chat(chat.id):
                     return chat
@@ -139,7 +104,8 @@ class ChatScreen(Screen[None]):
     async def open_chat(self, chat: Chat) -> None:
         """Show the chat in a new view; a reply being written in the old one is stopped and saved."""
         async with self._opening:
-            session = ChatSession(self.history, chat, self.store)
+            model, gone = await self.model_of(chat)  # its model, or the one in use if it is gone
+            session = ChatSession(self.history, chat, self.store, model.defaults)
             for old in self.query(ChatView):
                 await old.stop_reply()
                 await old.remove()  # and it gives up its chat
@@ -148,6 +114,7 @@ class ChatScreen(Screen[None]):
             for name in ChatView.STATUS_FIELDS:
                 self.watch(view, name, self._follow(name))
         self._chat_changed(session)
+        self.follow_model(session, model, gone)
         self.query_one(InspectorPanel).show_for(session, draft=self._draft())
         self.query_one(ChatInput).focus()
 
@@ -161,6 +128,7 @@ class ChatScreen(Screen[None]):
 
     def _chat_changed(self, session: ChatSession) -> None:
         self.chats.reload(session.chat.id)
+        self.check_context(session)  # num_ctx past the model's trained context: said once
         self.query_one(ParameterPanel).show(session)
 
     @on(ChatList.Chosen)
@@ -350,13 +318,3 @@ class ChatScreen(Screen[None]):
         """Before the app ends: the reply being written is saved as stopped."""
         for view in self.query(ChatView):
             await view.stop_reply()
-
-
-def short_model_name(path: Path) -> str:
-    """The status bar's name for a model file ("" for none: the engine's own name is shown)."""
-    if not path.is_file():
-        return ""
-    try:
-        return display_name(path)
-    except Exception:  # a name is cosmetic: never let it fail a load
-        return path.stem

@@ -280,6 +280,10 @@ class ChatView(Conversation):
             self.settings_changed()
         if result.action in ("verbose", "quiet"):
             self.verbose = result.action == "verbose"
+        if result.action == "model":  # /model, /load MODEL: the screen switches the chat's model
+            from andon.app.tui.model_picker import ModelWanted
+
+            self.post_message(ModelWanted(result.model, result.presets))
 
     async def regenerate(self) -> None:
         last = self.session.last("assistant")

@@ -1,4 +1,5 @@
-"""The command palette's entries of andon (Ctrl+P): "Preset: NAME" switches the chat's preset."""
+"""The command palette's entries of andon (Ctrl+P): "Preset: NAME" switches the chat's preset,
+"Model: NAME" its model (the models `andon models` lists, read on a thread when the palette opens)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,34 @@ class PresetCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), run, help=summary or "Switch preset")
+
+
+@runtime_checkable
+class ModelSwitcher(Protocol):
+    """What the palette needs of the screen it was opened from to switch models."""
+
+    async def model_entries(self) -> list[tuple[str, str]]: ...
+
+    def choose_model(self, name: str) -> None: ...
+
+
+class ModelCommands(Provider):
+    """Command palette: "Model: NAME" switches the open chat to that model."""
+
+    async def startup(self) -> None:
+        screen = self.screen
+        self._entries: list[tuple[str, Callable[[], None], str]] = []
+        if isinstance(screen, ModelSwitcher):
+            models = await screen.model_entries()
+            self._entries = [(f"Model: {name}", partial(screen.choose_model, name), about) for name, about in models]
+
+    async def discover(self) -> Hits:
+        for text, run, about in self._entries:
+            yield DiscoveryHit(text, run, help=about)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, run, about in self._entries:
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), run, help=about)

@@ -23,7 +23,7 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
 
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
     path = find_model(model).load_path() if model else embedded_model_path
-    app = AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers)
+    app = AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers, model=model or "")
     try:
         app.run()
     finally:

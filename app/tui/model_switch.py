@@ -1,0 +1,275 @@
+"""The chat screen's model: each chat's own, loaded in a worker with llama.cpp's progress shown.
+
+A chat remembers its model (`Chat.model`: a name from `andon models` or a path; "" for a chat made
+before andon remembered models, which takes the model in use). Opening a chat loads its model; a
+model that is gone (file deleted, name no longer found) is said in one line and the model in use
+stays, the chat's messages and its stored model untouched. Ctrl+O, `/model`, `/load MODEL` and the
+command palette switch the open chat's model; a reply being written is stopped first (it is kept,
+as Esc keeps it), and a load that fails is one line while the model loaded before stays in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from andon.app.chat import ChatSession
+from andon.app.history import Chat, HistoryError
+from andon.app.model_files import ModelPathError
+from andon.app.settings import context_warning, trained_context
+from andon.app.tui.engine_host import EngineHost, ModelChoice, choice_of
+from andon.app.tui.failures import guarded
+from andon.app.tui.model_picker import ModelPicker, ModelWanted, model_summary
+from andon.presets.store import PresetError
+from textual import work
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+if TYPE_CHECKING:
+    from andon.app.tui.chat_view import ChatView
+
+PROGRESS_STEP = 0.02  # the progress line moves by at least 2% (llama.cpp reports every tensor)
+BAR_CELLS = 12
+
+
+def progress_bar(fraction: float) -> str:
+    done = round(max(0.0, min(1.0, fraction)) * BAR_CELLS)
+    return "█" * done + "░" * (BAR_CELLS - done) + f" {fraction:4.0%}"
+
+
+@dataclass
+class LoadRequest:
+    """One model load the screen asked for: which model, for which chat, and how to report it."""
+
+    number: int  # loads are numbered: only the latest one's outcome is shown
+    wanted: str | ModelChoice  # a name (resolved on the worker) or a model already resolved
+    session: ChatSession
+    explicit: bool  # asked for by the user (announced, remembered by the chat)
+    presets: tuple[str, ...] = ()  # /load NAME: said as well when NAME is no model
+
+
+class ModelScreen(Screen[None]):
+    """The part of the chat screen that owns the model (its status bar fields, loads, switching)."""
+
+    model_name = reactive("")
+    model_note = reactive("")
+
+    @dataclass
+    class Progress(Message):
+        fraction: float
+
+    @dataclass
+    class Loaded(Message):
+        """A load has ended: `choice` None if the name was not found, `error` if it did not load."""
+
+        request: LoadRequest
+        choice: ModelChoice | None
+        error: str | None
+        seconds: float = 0.0
+        warning: str | None = None
+
+    def __init__(self, host: EngineHost) -> None:
+        super().__init__()
+        self.host = host
+        host.progress = self._report_progress  # called on the loading thread
+        self.chat_model: ModelChoice | None = None  # the open chat's model, once resolved
+        self._loads = 0
+        self._loading = ""  # the name of the model loading now, for the progress line
+        self._shown = -1.0  # the fraction the progress line shows
+        self._said: set[tuple[str, ...]] = set()  # lines said once per run of andon
+        self._trained: dict[Path, int | None] = {}  # the trained context of the models loaded
+
+    @property
+    def view(self) -> ChatView:
+        raise NotImplementedError  # the chat screen's open conversation
+
+    # --- which model a chat uses ----------------------------------------------------------------
+
+    async def model_of(self, chat: Chat) -> tuple[ModelChoice, str | None]:
+        """The chat's model (resolved on a thread) and, if it is gone, why; then the model in use."""
+        try:
+            choice = await asyncio.to_thread(self.host.resolve, chat.model)
+            gone = None
+        except ModelPathError as exc:
+            choice, gone = await asyncio.to_thread(self.host.resolve, ""), str(exc)
+        self.chat_model = choice
+        return choice, gone
+
+    def follow_model(self, session: ChatSession, choice: ModelChoice, gone: str | None) -> None:
+        """After a chat opened: say if its model is gone, and load its model if another is in use."""
+        session.model_ref = choice.ref
+        if gone is not None:
+            self.view.say(
+                f"This chat's model {session.chat.model!r} cannot be used ({gone}): it goes on with "
+                f"{choice.name or choice.path.name}, and its messages are kept. Ctrl+O or /model picks another.",
+                error=True,
+            )
+        self._say_notes(choice)
+        loaded = self.host.current
+        if self._loads and (loaded is None or loaded.path != choice.path):
+            self.load_model(choice, session, explicit=False)
+
+    def start_loading(self, session: ChatSession) -> None:
+        """The first load, once the first chat is open (its model, else the one andon started with)."""
+        self.load_model(self.chat_model or self.host.start_choice(), session, explicit=False)
+
+    # --- switching -----------------------------------------------------------------------------
+
+    async def switch_model(self, name: str, presets: tuple[str, ...] = ()) -> None:
+        """Switch the open chat to the model `name`; a reply being written is stopped (and kept) first."""
+        view = self.view
+        if not view.owned:
+            view.say("This chat is read-only here (another andon writes it): its model stays.", error=True)
+            return
+        if view.replying:
+            await view.stop_reply()
+            view.say("The reply was stopped to switch models (what it wrote is kept).")
+        self.load_model(name, view.session, explicit=True, presets=presets)
+
+    def choose_model(self, name: str) -> None:
+        """The command palette's "Model: NAME"."""
+        self.run_worker(self.switch_model(name), group="dialog", exit_on_error=False)
+
+    @work(group="dialog", exit_on_error=False)
+    @guarded
+    async def action_pick_model(self) -> None:
+        """Ctrl+O (and `/model` alone): the picker, then the switch."""
+        current = self.host.current or self.chat_model
+        name = await self.app.push_screen_wait(ModelPicker(current.ref if current else ""))
+        if name:
+            await self.switch_model(name)
+
+    @guarded
+    async def on_model_wanted(self, message: ModelWanted) -> None:
+        if message.name:
+            await self.switch_model(message.name, message.presets)
+        else:
+            self.action_pick_model()
+
+    async def model_entries(self) -> list[tuple[str, str]]:
+        """The command palette's models: (name, one line about it), listed on a thread."""
+        from andon.app.models import list_models
+
+        listed, _ = await asyncio.to_thread(list_models)
+        return [(m.entry.name, model_summary(m)) for m in listed]
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    def load_model(
+        self, wanted: str | ModelChoice, session: ChatSession, explicit: bool, presets: tuple[str, ...] = ()
+    ) -> None:
+        self._loads += 1
+        self.host.loaded.clear()  # a message sent now waits for this model
+        self._loading = wanted if isinstance(wanted, str) else (wanted.name or wanted.path.name)
+        self._shown = -1.0
+        self.model_note = f"loading {self._loading}…"
+        self._load(LoadRequest(self._loads, wanted, session, explicit, presets))
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    @guarded
+    def _load(self, request: LoadRequest) -> None:
+        started = time.monotonic()
+        try:
+            choice = request.wanted if isinstance(request.wanted, ModelChoice) else choice_of(request.wanted)
+        except ModelPathError as exc:
+            self.host.loaded.set()
+            self.post_message(self.Loaded(request, None, _unknown(request, str(exc))))
+            return
+        warning = None
+        try:
+            if get_current_worker().is_cancelled:  # another load was asked for meanwhile
+                return
+            params = request.session.params_on(choice.defaults)
+            error = self.host.switch(choice, params)
+            if error is None:
+                if choice.path not in self._trained:
+                    self._trained[choice.path] = trained_context(choice.path)
+                warning = context_warning(params.num_ctx, self._trained[choice.path], choice.name)
+        except PresetError as exc:  # the chat's preset file went bad meanwhile
+            error = str(exc)
+        finally:
+            self.host.loaded.set()
+        self.post_message(self.Loaded(request, choice, error, time.monotonic() - started, warning))
+
+    def _report_progress(self, fraction: float) -> None:
+        if fraction - self._shown >= PROGRESS_STEP or (fraction >= 1.0 > self._shown):
+            self._shown = fraction
+            self.post_message(self.Progress(fraction))
+
+    @guarded
+    def on_model_screen_progress(self, message: Progress) -> None:
+        if self._loading:
+            self.model_note = f"loading {self._loading} {progress_bar(message.fraction)}"
+
+    @guarded
+    def on_model_screen_loaded(self, message: Loaded) -> None:
+        request = message.request
+        if request.number != self._loads:
+            return  # another load came after it
+        self._loading = ""
+        self.query_one("#loading").display = False
+        engine, choice = self.host.engine, message.choice
+        if choice is None or message.error:
+            self._failed(message, engine is not None)
+            return
+        self.model_name, self.model_note = choice.name or (engine.model_name if engine else ""), ""
+        if request.session is self.view.session:
+            self._remember(request, choice)
+        if request.explicit:
+            self.view.say(f"Model {choice.name or choice.path.name} loaded ({message.seconds:.1f} s).")
+        self._say_notes(choice)
+        if message.warning:
+            self.say_once(message.warning, key=(str(choice.path), str(request.session.params.num_ctx)))
+
+    def _failed(self, message: Loaded, still_loaded: bool) -> None:
+        current = self.host.current if message.choice is not None else None
+        using = f" {current.name or current.path.name} stays in use." if still_loaded and current else ""
+        self.model_note = "" if still_loaded else "model not loaded"
+        self.view.say(f"error: {message.error}.{using}" if using else f"error: {message.error}", error=True)
+
+    def _remember(self, request: LoadRequest, choice: ModelChoice) -> None:
+        """The chat keeps the model it was switched to (a new chat, the model it started on)."""
+        session = request.session
+        session.model_ref = choice.ref
+        fresh = not session.chat.model and not session.messages
+        if not choice.ref or session.chat.model == choice.ref or not (request.explicit or fresh):
+            return
+        try:
+            session.use_model(choice.ref, choice.defaults)
+        except (HistoryError, PresetError) as exc:
+            self.view.say(f"error: this chat could not remember its model: {exc}", error=True)
+            return
+        self.view.settings_changed()
+
+    # --- lines said once ---------------------------------------------------------------------------
+
+    def check_context(self, session: ChatSession) -> None:
+        """After a settings change: num_ctx past the trained context of the model in use, said once."""
+        current = self.host.current
+        if current is None:
+            return
+        warning = context_warning(session.params.num_ctx, self._trained.get(current.path), current.name)
+        if warning:
+            self.say_once(warning, key=(str(current.path), str(session.params.num_ctx)))
+
+    def say_once(self, text: str, key: tuple[str, ...]) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            self.view.say(f"warning: {text}", error=True)
+
+    def _say_notes(self, choice: ModelChoice) -> None:
+        """What andon left out of an Ollama model's own defaults (unknown parameters), once per model."""
+        for note in choice.defaults.notes if choice.defaults else []:
+            self.say_once(f"{choice.name}: {note}", key=(choice.ref, note))
+
+
+def _unknown(request: LoadRequest, error: str) -> str:
+    if not request.presets:
+        return error
+    name = request.wanted if isinstance(request.wanted, str) else request.wanted.ref
+    return f"{name!r} is not a preset ({', '.join(request.presets)}) nor a model: {error}"
