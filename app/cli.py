@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import signal
 import sys
 import threading
 import traceback
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from andon.app.engine import Delta, Done, Engine, ModelOptions, ReplyNotice, messages_for
 from andon.app.errors import USER_ERRORS, UsageError
@@ -61,7 +62,13 @@ def build_parser() -> Parser:
     ask.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads standard input")
     _common(ask)
     ask.add_argument("--system", metavar="TEXT", help="system prompt (default: the preset's)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object with text, usage and parameters")
+    ask.add_argument(
+        "--json", action="store_true", help="print one JSON object with text, thinking, usage and parameters"
+    )
+    ask.add_argument(
+        "--hide-thinking", action="store_true",
+        help="do not show a reasoning model's thinking (shown on standard error by default; never on standard output)",
+    )  # fmt: skip
     ask.set_defaults(func=cmd_ask)
 
     from andon.app import presets_cli
@@ -148,15 +155,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
     messages = messages_for(settings.system, (), prompt)
     done: Done | None = None
+    thinking = ThinkingOutput(sys.stderr, hide=args.hide_thinking or args.json)
     with Interrupt() as interrupted:
         for event in engine.stream(messages, settings.params, cancelled=interrupted):
             if isinstance(event, Delta) and not args.json:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
+                thinking.write(event.thinking)
+                if event.text:
+                    thinking.end()
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
             elif isinstance(event, ReplyNotice):
                 print(f"andon: {event.text}", file=sys.stderr)
             elif isinstance(event, Done):
                 done = event
+    thinking.end()
     assert done is not None
     if args.json:
         print(json.dumps(ask_result(done, settings.params.to_plain(), engine.model_name), ensure_ascii=False))
@@ -167,6 +179,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if args.verbose:
             print_usage(done)
     return 130 if done.finish_reason == "cancelled" else 0
+
+
+class ThinkingOutput:
+    """A reasoning model's thinking, streamed to standard error as `ollama run` shows it: under
+    "Thinking...", then "...done thinking." before the answer; dimmed on a terminal (unless
+    NO_COLOR is set). Standard output has the answer only."""
+
+    DIM, PLAIN = "\x1b[2m", "\x1b[0m"
+
+    def __init__(self, stream: TextIO, hide: bool = False) -> None:
+        self.stream, self.hide = stream, hide
+        self.dim = stream.isatty() and not os.environ.get("NO_COLOR")
+        self.started = self.ended = False
+        self.last = ""
+
+    def write(self, text: str) -> None:
+        if self.hide or self.ended or not text:
+            return
+        if not self.started:
+            self.started = True
+            self._out("Thinking...\n")
+        self._out(text)
+        self.last = text
+
+    def end(self) -> None:
+        if self.started and not self.ended:
+            self.ended = True
+            self._out(("" if self.last.endswith("\n") else "\n") + "...done thinking.\n\n")
+
+    def _out(self, text: str) -> None:
+        self.stream.write(f"{self.DIM}{text}{self.PLAIN}" if self.dim else text)
+        self.stream.flush()
 
 
 def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, Any]:
@@ -181,6 +225,7 @@ def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, 
         usage |= {"drafted_tokens": u.drafted_tokens, "accepted_tokens": u.accepted_tokens}
     return {
         "text": done.text,
+        "thinking": done.thinking,  # a reasoning model's thinking ("" for a model that does not think)
         "finish_reason": done.finish_reason,
         "usage": usage,
         "parameters": parameters,

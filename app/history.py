@@ -55,6 +55,7 @@ class StoredMessage:
     content: str
     status: Status = "complete"
     stats: dict[str, Any] = field(default_factory=dict)
+    thinking: str = ""  # a reasoning model's thinking before this reply; never sent back to the model
 
 
 @dataclass
@@ -252,10 +253,11 @@ class History:
     def messages(self, chat_id: int) -> list[StoredMessage]:
         rows = self._read(
             lambda db: db.execute(
-                "SELECT id, role, content, status, stats FROM messages WHERE chat_id=? ORDER BY id", (chat_id,)
+                "SELECT id, role, content, status, stats, thinking FROM messages WHERE chat_id=? ORDER BY id",
+                (chat_id,),
             ).fetchall()
         )
-        return [StoredMessage(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [StoredMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
     def add_message(
         self, chat_id: int, role: str, content: str, status: Status = "complete", title: str | None = None
@@ -281,9 +283,18 @@ class History:
         return StoredMessage(self._write(add), role, content, status)
 
     def update_message(
-        self, message_id: int, content: str, status: Status | None = None, stats: dict[str, Any] | None = None
+        self,
+        message_id: int,
+        content: str,
+        status: Status | None = None,
+        stats: dict[str, Any] | None = None,
+        thinking: str | None = None,
     ) -> None:
+        """Save a message's content (and its status, stats and thinking where given)."""
         sets, values = ["content=?"], [content]
+        if thinking is not None:
+            sets.append("thinking=?")
+            values.append(thinking)
         if status is not None:
             sets.append("status=?")
             values.append(status)
@@ -328,5 +339,8 @@ class History:
         for m in self.messages(chat_id):
             label = {"user": "You", "assistant": "Assistant", "system": "System"}.get(m.role, m.role)
             note = " *(stopped)*" if m.status == "stopped" else ""
-            out += [f"## {label}{note}", "", m.content, ""]
+            out += [f"## {label}{note}", ""]
+            if m.thinking:  # folded where Markdown renders HTML (GitHub), plain text elsewhere
+                out += ["<details><summary>Thinking</summary>", "", m.thinking, "", "</details>", ""]
+            out += [m.content, ""]
         return "\n".join(out)

@@ -85,7 +85,12 @@ def _m4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN writer TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4]
+def _m5(db: sqlite3.Connection) -> None:
+    # a reasoning model's thinking, kept apart from the reply's content (never sent back to the model)
+    db.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5]
 
 _MOVE_ASIDE = "move it aside (andon then starts a new history) or set XDG_DATA_HOME to use another folder"
 

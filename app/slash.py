@@ -28,6 +28,7 @@ HELP = """Available commands:
   /list                       List the models andon can use
   /model NAME                 Switch this chat to another model (/model alone: pick one; also Ctrl+O)
   /set verbose, /set quiet    Show (or stop showing) timings after each reply
+  /set think, /set nothink    Let a reasoning model think first, or ask it not to (where its template can)
   /preset NAME                Switch this chat's preset (keeps your /set changes)
   /load NAME                  Load a model (as /model), or a preset afresh (drops your /set
                               changes and system prompt)
@@ -103,8 +104,8 @@ def _clear(session: ChatSession) -> SlashResult:
     for message in session.messages:
         status = "stopped" if message.status == "streaming" else message.status
         kept = history.add_message(copy.id, message.role, message.content, status)
-        if message.stats:
-            history.update_message(kept.id, message.content, status, message.stats)
+        if message.stats or message.thinking:
+            history.update_message(kept.id, message.content, status, message.stats, message.thinking)
     history.release_chat(copy.id)
     count = len(session.messages)
     session.clear()
@@ -129,6 +130,11 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
         return SlashResult("Set 'verbose' mode." if verbose else "Set 'quiet' mode.", "verbose" if verbose else "quiet")
     if args[0] in ("format", "noformat"):
         return _set_format(session, args)
+    if args[0] in ("think", "nothink"):  # Ollama's words for the `think` parameter
+        if len(args) > 1:
+            return SlashResult("usage: /set think | /set nothink (nothing after them)", ok=False)
+        session.set_parameters({"think": args[0] == "think"})
+        return SlashResult(f"Set '{args[0]}' mode.", "settings")
     if args[0] == "system":
         if len(args) < 2 or not args[1].strip():
             return SlashResult("usage: /set system TEXT", ok=False)

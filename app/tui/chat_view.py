@@ -217,7 +217,7 @@ class ChatView(Conversation):
         update = message.update
         if isinstance(update, TextBatch):
             self.chat_note = ""
-            await message.box.append(update.text)
+            await message.box.append(update.text, update.thinking)
             if update.tokens_per_second > 0:
                 self.tokens_per_second = update.tokens_per_second  # live while the reply streams
             if update.completion_tokens:  # until the reply ends and gives the exact count

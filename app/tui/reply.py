@@ -40,6 +40,7 @@ class TextBatch:
     text: str
     tokens_per_second: float  # the live rate, 0 until it can be measured
     completion_tokens: int = 0  # the reply's tokens so far
+    thinking: str = ""  # a reasoning model's thinking, shown apart from the answer
 
 
 Update = TextBatch | ReplyNote | Done | ReplyError
@@ -58,7 +59,10 @@ def reply_stats(done: Done) -> dict:
 
 
 class ReplyWriter:
-    """The text of one reply as it arrives: batched for the UI, saved every SAVE_EVERY_S."""
+    """The text of one reply as it arrives: batched for the UI, saved every SAVE_EVERY_S.
+
+    A reasoning model's thinking is kept apart from the answer, on screen and in the history.
+    """
 
     def __init__(self, history: History, reply: StoredMessage, emit: Emit) -> None:
         self.history = history
@@ -66,6 +70,8 @@ class ReplyWriter:
         self.emit = emit
         self.text: list[str] = []
         self.batch: list[str] = []
+        self.thinking: list[str] = []
+        self.thinking_batch: list[str] = []
         self.rate = 0.0
         self.tokens = 0
         self.last_save = self.last_flush = time.monotonic()
@@ -73,6 +79,9 @@ class ReplyWriter:
     def add(self, delta: Delta) -> None:
         self.text.append(delta.text)
         self.batch.append(delta.text)
+        if delta.thinking:
+            self.thinking.append(delta.thinking)
+            self.thinking_batch.append(delta.thinking)
         self.tokens = max(self.tokens, delta.completion_tokens)
         if delta.seconds > 0:
             self.rate = (delta.completion_tokens - 1) / delta.seconds
@@ -81,20 +90,25 @@ class ReplyWriter:
             self.flush()
             self.last_flush = now
         if now - self.last_save > SAVE_EVERY_S:
-            self.history.update_message(self.reply.id, "".join(self.text))
+            self.history.update_message(self.reply.id, "".join(self.text), thinking=self._thinking())
             self.last_save = now
 
     def flush(self) -> None:
-        if self.batch:
-            self.emit(TextBatch("".join(self.batch), self.rate, self.tokens))
+        if self.batch or self.thinking_batch:
+            self.emit(TextBatch("".join(self.batch), self.rate, self.tokens, "".join(self.thinking_batch)))
             self.batch.clear()
+            self.thinking_batch.clear()
+
+    def _thinking(self) -> str:
+        return "".join(self.thinking).strip()
 
     def finish(self, done: Done) -> None:
         """The engine's end of the reply: save it, then hand the UI its last text and the Done."""
         status: Status = "stopped" if done.finish_reason == "cancelled" else "complete"
         stats = reply_stats(done)
-        self.history.update_message(self.reply.id, done.text, status, stats)
+        self.history.update_message(self.reply.id, done.text, status, stats, done.thinking)
         self.reply.content, self.reply.status, self.reply.stats = done.text, status, stats
+        self.reply.thinking = done.thinking
         self.flush()
         self.emit(done)
 
@@ -103,11 +117,11 @@ class ReplyWriter:
         if error:
             self.emit(ReplyError(error))
         self.flush()
-        text = "".join(self.text)
-        self.reply.content, self.reply.status = text, status
+        text, thinking = "".join(self.text), self._thinking()
+        self.reply.content, self.reply.status, self.reply.thinking = text, status, thinking
         with suppress(HistoryError):  # already said; the reply stays on screen, and a later start marks it stopped
-            self.history.update_message(self.reply.id, text, status)
-        self.emit(Done(text, "cancelled", Usage(), -1))
+            self.history.update_message(self.reply.id, text, status, thinking=thinking)
+        self.emit(Done(text, "cancelled", Usage(), -1, thinking=thinking))
 
 
 def write_reply(

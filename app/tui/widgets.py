@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from andon.app.history import StoredMessage
 from andon.app.tui.failures import guarded
+from andon.app.tui.thoughts import Thoughts
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -84,7 +85,10 @@ class ChatInput(TextArea):
 
 
 class MessageBox(Vertical):
-    """One message: a header (who, and how a reply ended) and its Markdown, streamed while written."""
+    """One message: a header (who, and how a reply ended) and its Markdown, streamed while written.
+
+    A reasoning model's thinking is shown apart, folded above the answer (Thoughts).
+    """
 
     def __init__(self, message: StoredMessage) -> None:
         super().__init__(classes=f"message {message.role}")
@@ -97,9 +101,12 @@ class MessageBox(Vertical):
             else Markdown(message.content or "")
         )
         self._feed: MarkdownStream | None = None  # open while the reply is being written
+        self.thoughts: Thoughts | None = Thoughts(message.thinking) if message.thinking else None
 
     def compose(self) -> ComposeResult:
         yield self.header
+        if self.thoughts is not None:
+            yield self.thoughts
         yield self.body
 
     def header_text(self) -> str:
@@ -111,13 +118,22 @@ class MessageBox(Vertical):
             note += f" · cut at num_predict {stats.get('completion_tokens', '?')} (finish reason: length)"
         return WHO.get(self.message.role, self.message.role) + note
 
-    async def append(self, text: str) -> None:
-        """Add streamed text; Textual's stream batches it to the frame rate."""
+    async def append(self, text: str, thinking: str = "") -> None:
+        """Add streamed text (and thinking); Textual's stream batches it to the frame rate."""
         if not self.is_attached:
             return
         if not isinstance(self.body, Markdown):
             return
+        if thinking:
+            if self.thoughts is None:
+                self.thoughts = Thoughts(streaming=True)
+                await self.mount(self.thoughts, before=self.body)
+            await self.thoughts.write(thinking)
+        if not text:
+            return
         if self._feed is None:
+            if self.thoughts is not None:
+                self.thoughts.fold()  # the answer begins
             self._feed = Markdown.get_stream(self.body)
         await self._feed.write(text)
 
@@ -126,6 +142,11 @@ class MessageBox(Vertical):
         await self._close_feed()
         if self.is_attached:
             if isinstance(self.body, Markdown):
+                if self.message.thinking and self.thoughts is None:
+                    self.thoughts = Thoughts()
+                    await self.mount(self.thoughts, before=self.body)
+                if self.thoughts is not None:
+                    await self.thoughts.done(self.message.thinking, answered=bool(self.message.content))
                 await self.body.update(self.message.content)
             else:
                 self.body.update(self.message.content)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from andon.app.engine import Delta, Done, ModelOptions, StopFilter, Usage
 from andon.app.history import History
+from andon.app.reasoning import ThinkingSplitter
 from andon.presets.parameters import Parameters
 
 HELLO = ["Hello", " from", " the", " fake", " model", "."]
@@ -34,29 +35,32 @@ class FakeEngine:
 
     def stream(self, messages, params, cancelled=None, chain=None):
         self.calls.append((list(messages), params))
-        stops = StopFilter(params.stop)
-        text, n, start, reason = [], 0, time.perf_counter(), "stop"
+        stops, split = StopFilter(params.stop), ThinkingSplitter()  # thinking apart, as the engine
+        text, thought, n, start, reason = [], [], 0, time.perf_counter(), "stop"
         for piece in self.script:
             if cancelled is not None and cancelled():
-                yield Done("".join(text), "cancelled", Usage(10, 10, n, 0.01, 50.0), 1)
+                yield Done("".join(text), "cancelled", Usage(10, 10, n, 0.01, 50.0), 1, thinking="".join(thought))
                 return
             if self.delay:
                 time.sleep(self.delay)
             n += 1
-            shown, hit = stops.feed(piece)
-            if shown:
+            thinking, answer = split.feed(piece)
+            shown, hit = stops.feed(answer)
+            if shown or thinking:
                 text.append(shown)
-                yield Delta(shown, n, time.perf_counter() - start)
+                thought.append(thinking)
+                yield Delta(shown, n, time.perf_counter() - start, thinking)
             if hit:
                 break
             if 0 < params.num_predict <= n:
                 reason = "length"  # as the engine: a reply cut by num_predict
                 break
-        tail = stops.flush()
+        tail = stops.flush() + split.finish().answer
         if tail:
             text.append(tail)
             yield Delta(tail, n, time.perf_counter() - start)
-        yield Done("".join(text), reason, Usage(len(self.chat_tokens(messages)), 10, n, 0.01, 42.0), 1)
+        usage = Usage(len(self.chat_tokens(messages)), 10, n, 0.01, 42.0)
+        yield Done("".join(text), reason, usage, 1, thinking="".join(thought).strip())
 
     def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:
         return [self.script.index(p) for p in self.script if p in text]

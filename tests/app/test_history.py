@@ -281,3 +281,26 @@ def test_stats_and_parameters_round_trip(tmp_path):
         assert h.messages(chat.id)[0].stats == {"tokens": 3, "finish_reason": "stop"}
         stored = h.db.execute("SELECT stats FROM messages").fetchone()[0]
         assert json.loads(stored)["tokens"] == 3
+
+
+def test_a_version_4_history_gains_the_thinking_of_replies_and_keeps_its_messages(tmp_path):
+    """Schema 5 keeps a reasoning model's thinking apart from the reply's content."""
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:4]:
+        migration(db)
+    db.execute("PRAGMA user_version = 4")
+    db.execute("INSERT INTO chats (id, title, preset, created, updated) VALUES (1, 'Old', 'balanced', 1.0, 2.0)")
+    db.execute("INSERT INTO messages (chat_id, role, content, created) VALUES (1, 'assistant', 'It is 4.', 3.0)")
+    db.close()
+    with History(path) as h:
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
+        [old] = h.messages(1)
+        assert (old.content, old.thinking) == ("It is 4.", "")
+        m = h.add_message(1, "assistant", "", status="streaming")
+        h.update_message(m.id, "Tokyo.", "complete", {"tokens": 2}, thinking="Japan's capital.")
+        h.update_message(m.id, "Tokyo!")  # a later save of the content alone keeps the thinking
+    with History(path) as h:
+        new = h.messages(1)[1]
+        assert (new.content, new.thinking, new.stats) == ("Tokyo!", "Japan's capital.", {"tokens": 2})
+        assert "<summary>Thinking</summary>\n\nJapan's capital.\n\n</details>\n\nTokyo!" in h.to_markdown(1)
