@@ -69,7 +69,7 @@ def stage_parameters(stage: str) -> list[str]:
     return [n for n in ALL_SPECS if n == stage or n.startswith(stage + "_") or n in extra]
 
 
-def parameter_groups(samplers: tuple[str, ...] | list[str]) -> list[tuple[str, str, list[str]]]:
+def parameter_groups(samplers: Sequence[str]) -> list[tuple[str, str, list[str]]]:
     """(key, title, names): parameters grouped as the chain runs: its stages in order, then the rest.
 
     Each name is in one group; a group's key stays the same when the chain's order changes.
@@ -86,13 +86,31 @@ def parameter_groups(samplers: tuple[str, ...] | list[str]) -> list[tuple[str, s
     return groups + ([(LEFT_OUT, LEFT_OUT, rest)] if rest else [])
 
 
+SHOWN_CHANGES = 3  # more are counted: the rows say which (their names in colour)
+
+
 def changes_line(preset_name: str, plain: dict[str, Any], base: dict[str, Any], system: str = "") -> str:
     """What differs from the preset, e.g. "temperature 0.7, preset has 0.8"."""
-    changed = [f"{n} {field_text(plain[n])}, preset has {field_text(base[n])}" for n in plain if plain[n] != base[n]]
+    changed = [change(n, plain[n], base[n]) for n in plain if plain[n] != base[n]]
     changed += [system] if system else []
     if not changed:
         return f"Same as preset '{preset_name}'."
-    return f"Changed from preset '{preset_name}': " + "; ".join(changed)
+    more = len(changed) - SHOWN_CHANGES
+    shown = changed[:SHOWN_CHANGES] + ([f"{more} more, marked below"] if more > 0 else [])
+    return f"Changed from preset '{preset_name}': " + "; ".join(shown)
+
+
+def change(name: str, mine: Any, preset: Any) -> str:
+    """One parameter's part of the changes line; the chain's order in words, not two long lists."""
+    if name != "samplers":
+        return f"{name} {field_text(mine)}, preset has {field_text(preset)}"
+    dropped = [s for s in preset if s not in mine]
+    added = [s for s in mine if s not in preset]
+    kept = [s for s in mine if s in preset]
+    parts = ["order changed"] if kept != [s for s in preset if s in mine] else []
+    parts += [f"without {', '.join(dropped)}"] if dropped else []
+    parts += [f"with {', '.join(added)}"] if added else []
+    return "chain: " + ", ".join(parts)
 
 
 def system_change(mine: str, preset: str) -> str:
@@ -109,7 +127,7 @@ def block_text(name: str, value: Any) -> str:
     return items_text(value) if isinstance(value, list) else str(value)
 
 
-BLOCK_HELP = "One item per line (\\n is a newline inside an item); Tab applies."
+BLOCK_HELP = "One per line, \\n a newline in one; Tab applies."
 SYSTEM_HELP = (
     "system: the system prompt, the chat's first message (as /set system). Several lines; Tab applies, empty is none."
 )
@@ -142,14 +160,14 @@ class ParamRow(Horizontal):
         yield Label(self.param, classes="param-name")
         yield value_editor(self.param, self.value)
 
-    def update(self, value: Any, changed: bool) -> None:
+    def update(self, value: Any, changed: bool, reset: bool) -> None:
         self.value = value
         self.set_class(changed, "changed")
         field = self.query_one(f"#param-{self.param}")
         if isinstance(field, StageOrder):
             field.set_order(value)
         elif isinstance(field, BlockEditor):
-            field.set_shown(block_text(self.param, value))
+            field.set_shown(block_text(self.param, value), reset=reset)
         elif isinstance(field, Input):
             field.value = field_text(value)
 
@@ -165,9 +183,9 @@ class SystemRow(Vertical):
         yield Label("system", classes="param-name")
         yield BlockEditor(self.text, id="param-system", placeholder="(no system prompt)")
 
-    def update(self, text: str, changed: bool) -> None:
+    def update(self, text: str, changed: bool, reset: bool) -> None:
         self.set_class(changed, "changed")
-        self.query_one(BlockEditor).set_shown(text)
+        self.query_one(BlockEditor).set_shown(text, reset=reset)
 
 
 class ParameterPanel(Vertical):
@@ -187,6 +205,10 @@ class ParameterPanel(Vertical):
     class SystemEdited(Message):
         text: str
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._chat_id: int | None = None  # the chat whose values are shown
+
     def compose(self) -> ComposeResult:
         yield Label("Parameters (Tab moves, Enter applies, F4 closes)", classes="panel-title")
         yield Static("", id="param-changes", markup=False)
@@ -201,10 +223,11 @@ class ParameterPanel(Vertical):
         plain, base = params.to_plain(), preset.parameters.to_plain()
         system = system_change(session.system, preset.system)
         self.query_one("#param-changes", Static).update(changes_line(preset.name, plain, base, system))
-        self._layout(params.samplers, plain, base, session.system, bool(system))
+        reset, self._chat_id = session.chat.id != self._chat_id, session.chat.id  # edits not applied stay in their chat
+        self._layout(params.samplers, plain, base, session.system, bool(system), reset)
 
     def _layout(self, samplers: Sequence[str], plain: dict[str, Any], base: dict[str, Any],
-                system: str, system_changed: bool) -> None:  # fmt: skip
+                system: str, system_changed: bool, reset: bool) -> None:  # fmt: skip
         rows = self.query_one("#param-rows", VerticalScroll)
         existing = {child.id: child for child in rows.children}
         wanted: list[Widget] = []
@@ -212,13 +235,13 @@ class ParameterPanel(Vertical):
             if key == SYSTEM_BEFORE:
                 row = existing.get("row-system")
                 if isinstance(row, SystemRow):
-                    row.update(system, system_changed)
+                    row.update(system, system_changed, reset)
                 wanted += [self._label(existing, "prompt", "system prompt"), row or SystemRow(system, system_changed)]
             wanted.append(self._label(existing, key, title))
             for name in names:
                 row = existing.get(f"row-{name}")
                 if isinstance(row, ParamRow):
-                    row.update(plain[name], plain[name] != base[name])
+                    row.update(plain[name], plain[name] != base[name], reset)
                 wanted.append(row or ParamRow(name, plain[name], plain[name] != base[name]))
         self._arrange(rows, wanted)
 

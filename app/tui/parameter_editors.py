@@ -87,9 +87,10 @@ class BlockEditor(TextArea):
         )
         self.shown = text  # the stored value, as last shown
 
-    def set_shown(self, text: str) -> None:
-        """Show a stored value; an edit not applied yet stays while the stored value is the same."""
-        if text == self.shown:
+    def set_shown(self, text: str, *, reset: bool = False) -> None:
+        """Show a stored value; an edit not applied yet stays while the stored value is the same
+        (unless `reset`: another chat's values are shown)."""
+        if text == self.shown and not reset:
             return
         self.shown = text
         self.text = text
@@ -113,7 +114,7 @@ def insert_stage(order: Sequence[str], stage: str) -> list[str]:
 class StageOrder(OptionList):
     """The chain's stages in the order they run, then the stages left out. Each change applies."""
 
-    HELP = "Shift+↑/↓ (or Ctrl+↑/↓) moves the highlighted stage; Space adds or removes it. Each change applies."
+    HELP = "Shift+↑/↓ moves a stage, Space adds or removes it; at once."
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("shift+up,ctrl+up", "move(-1)", "Move up", show=False, id="stages.up"),
         Binding("shift+down,ctrl+down", "move(1)", "Move down", show=False, id="stages.down"),

@@ -84,7 +84,7 @@ async def test_moving_a_stage_changes_the_chain_the_next_reply_uses(tmp_path):
         assert list(app.session.params.samplers) == expected
         assert stored_chat(tmp_path).parameters["samplers"] == expected  # saved with the chat
         assert app.focused is stages and stages.stage == "top_k"  # still on the stage it moved
-        assert "samplers" in changes_line(app)
+        assert "chain: order changed" in changes_line(app)
         groups = [str(g.render()) for g in app.query(".param-group")]
         assert groups[before.index("top_p")] == f"{before.index('top_p') + 1}. top_k"  # the panel follows the chain
         await send(pilot, "hello")
@@ -107,6 +107,7 @@ async def test_a_stage_is_removed_and_put_back_where_the_default_order_has_it(tm
         left_out = [str(g.render()) for g in app.query(".param-group")][-1]
         assert left_out == "not in the chain now"  # min_p's parameters moved there
         assert stages.stage == "min_p" and "left out" in str(stages.highlighted_option.prompt)
+        assert "chain: without min_p" in changes_line(app)
         await pilot.press("space")
         await settle(pilot)
         assert list(app.session.params.samplers) == before
@@ -241,3 +242,20 @@ async def test_inspector_inspects_the_message_being_typed_when_asked(tmp_path):
         assert prompt_text(engine).endswith(f"<user>Hello</user><assistant>{reply}</assistant><assistant>")
         assert "reply to the chat as it is (the input box is empty)" in inspector_title(app)
         assert isinstance(app.query_one(InspectorPanel), InspectorPanel)
+
+
+async def test_an_edit_not_applied_stays_with_its_chat(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first chat")
+        first = app.session.chat.id
+        await open_panel(pilot)
+        stop = app.query_one("#param-stop", BlockEditor)
+        stop.focus()
+        stop.text = "END"  # not applied: the cursor has not left the editor
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert app.session.chat.id != first and app.session.params.stop == ()  # not given to the new chat
+        assert app.query_one("#param-stop", BlockEditor).text == ""  # the new chat's value is shown
+        history = History(tmp_path / "h.sqlite3")
+        assert all("stop" not in chat.parameters for chat in history.chats())
