@@ -227,6 +227,19 @@ class History:
         row = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone())
         return _chat(row) if row else None
 
+    def search_chats(self, text: str) -> list[Chat]:
+        """Chats, newest first, where each word of `text` is in the title or in a message (any case)."""
+        words = [str.casefold(w) for w in text.split()]
+        match = "(instr(fold(title), ?) > 0 OR id IN (SELECT chat_id FROM messages WHERE instr(fold(content), ?) > 0))"
+        where = " AND ".join([match] * len(words)) or "1"
+
+        def search(db: sqlite3.Connection) -> list[tuple]:
+            db.create_function("fold", 1, str.casefold, deterministic=True)  # SQLite's lower() is ASCII only
+            sql = f"{_CHAT_COLUMNS} WHERE {where} ORDER BY updated DESC, id DESC"
+            return db.execute(sql, [w for w in words for _ in range(2)]).fetchall()
+
+        return [_chat(r) for r in self._read(search)]
+
     def update_chat(self, chat: Chat) -> None:
         """Save the chat's title and settings; `chat.updated` changes only once they are saved."""
         now = time.time()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,15 +21,51 @@ from andon.app.tui.chat_screen import ChatScreen
 from andon.app.tui.commands import ModelCommands, PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
+from andon.app.tui.ui_settings import UiSettings, log_line
 from andon.presets.store import PresetStore
 from textual import events
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
+from textual.theme import Theme
 
 __all__ = ["AndonApp", "EngineFactory", "EngineLike"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+# the command palette's entries for the chat screen's actions: (title, what it does, action)
+PALETTE = (
+    ("New chat", "Start a new chat", "new_chat"),
+    ("Rename chat", "Give the open chat another title", "rename_chat"),
+    ("Delete chat", "Delete the open chat (asks first)", "delete_chat"),
+    ("Export chat", "Write the open chat as Markdown in andon's data folder", "export_chat"),
+    ("Search chats", "Search the chats' titles and messages", "search_chats"),
+    ("Hide or show the chat list", "The list of saved chats on the left", "toggle_chat_list"),
+    ("Parameters", "The parameter panel: every sampling and model setting of this chat", "toggle_parameters"),
+    ("Inspector", "Next-token candidates through the sampler chain", "toggle_inspector"),
+    ("Inspect the message being typed", "The inspector on the reply to the input box's text", "inspect_input"),
+    ("Pick a preset", "Choose this chat's preset", "pick_preset"),
+    ("Next preset", "Switch this chat to the next preset", "next_preset"),
+    ("Regenerate", "Write the last reply again", "regenerate"),
+    ("Edit last message", "Edit the last message and send it again", "edit_last"),
+    ("Copy reply", "Copy the last reply", "copy_reply"),
+    ("Copy code block", "Copy the last code block of the last reply", "copy_code"),
+    ("Copy…", "Pick any message or code block of this chat to copy", "copy_any"),
+    ("Stop", "Stop the reply being written (what was written stays)", "stop"),
+    ("Help", "The keys and the slash commands, as /help", "help"),
+)
+
+
+def key_name(keys: str) -> str:
+    """A binding's keys as /help writes them: "ctrl+n" is "Ctrl+N", "f9" is "F9", "escape" is "Esc"."""
+    names = {"escape": "Esc", "enter": "Enter", "tab": "Tab"}
+
+    def one(key: str) -> str:
+        *mods, last = key.split("+")
+        return "+".join([*(m.capitalize() for m in mods), names.get(last, last.upper())])
+
+    return " / ".join(one(k.strip()) for k in keys.split(","))
 
 
 class AndonApp(App[None]):
@@ -55,6 +92,11 @@ class AndonApp(App[None]):
         Binding("f2", "screen.rename_chat", "Rename", show=False, id="chat.rename"),
         Binding("f8", "screen.delete_chat", "Delete chat", show=False, id="chat.delete"),
         Binding("ctrl+s", "screen.export_chat", "Export", show=False, id="chat.export"),
+        # priority: the message box (a TextArea) would take F7 as "select all"
+        Binding("f7", "screen.copy_any", "Copy…", show=False, priority=True, id="copy.pick"),
+        Binding("ctrl+b", "screen.toggle_chat_list", "Chat list", show=False, id="chats.toggle"),
+        Binding("ctrl+f", "screen.search_chats", "Search chats", show=False, id="chats.search"),
+        Binding("f1", "screen.help", "Help", show=False, id="help"),
         # the footer shows the keys above that matter first; the rest are in /help and Ctrl+P (Keys)
     ]
 
@@ -73,6 +115,7 @@ class AndonApp(App[None]):
         verbose: bool = False,
         rpc: tuple[str, ...] = (),
         model: str = "",  # how --model named the model at model_path ("": not given)
+        ui_settings: UiSettings | None = None,
     ) -> None:
         super().__init__()
         self.host = EngineHost(engine_factory, model_path, verbose, rpc, model)
@@ -80,6 +123,8 @@ class AndonApp(App[None]):
         self.store = store or PresetStore()
         self.chat_screen = ChatScreen(self.host, self.history, self.store, preset)
         self._early_keys: list[events.Key] | None = []  # typed before the chat screen is ready
+        self.ui_settings = ui_settings or UiSettings()
+        self._saved_theme = ""
 
     @guarded
     async def on_event(self, event: events.Event) -> None:
@@ -97,6 +142,17 @@ class AndonApp(App[None]):
             name, character = ("enter", "\r") if key.key == "ctrl+j" else (key.key, key.character)
             self.post_message(events.Key(name, character))
 
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's own (theme, keys, quit...) and, on the chat screen, every action of andon's."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, ChatScreen):
+            return
+        keys = {b.action: b.key for b in self.BINDINGS if isinstance(b, Binding)}
+        for title, does, action in PALETTE:
+            key = keys.get(f"screen.{action}")
+            text = f"{does} ({key_name(key)})" if key else does
+            yield SystemCommand(title, text, partial(screen.run_action, action))
+
     def get_default_screen(self) -> ChatScreen:
         return self.chat_screen
 
@@ -112,6 +168,32 @@ class AndonApp(App[None]):
     @guarded
     def on_mount(self) -> None:
         self._catch_signals(True)
+        self._restore_theme()
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    # --- the theme, remembered ----------------------------------------------------------------
+
+    def _restore_theme(self) -> None:
+        """The theme chosen last time; an unknown one is a line in the log and the default."""
+        name = self.ui_settings.theme()
+        if name is not None and name not in self.available_themes:
+            log_line(f"the saved theme {name!r} ({self.ui_settings.path}) is not known; the default is used")
+        elif name is not None:
+            self.theme = name
+        self._saved_theme = self.theme
+
+    def _theme_changed(self, theme: Theme) -> None:
+        """The palette's "Change theme" (or anything else) set a theme: remember it."""
+        name = self.theme  # the one in force now, whichever signal arrives last
+        if name == self._saved_theme:
+            return
+        try:
+            self.ui_settings.save_theme(name)
+        except OSError as exc:
+            self.notify(f"The theme could not be saved in {self.ui_settings.path}: {exc.strerror or exc}",
+                        severity="warning", markup=False)  # fmt: skip
+            return
+        self._saved_theme = name
 
     # --- errors and the end -------------------------------------------------------------------
 

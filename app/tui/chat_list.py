@@ -1,28 +1,54 @@
-"""The saved chats, newest first. The list creates, renames, deletes and exports them.
+"""The saved chats, newest first, with when each was last used; a search box above narrows them.
 
-Renaming and deleting ask in a modal screen whose answer is awaited (`push_screen_wait`), so they
-run inside a worker: the app's actions call them from theirs.
+ChatList creates, renames, deletes and exports chats. Renaming and deleting ask in a modal screen
+whose answer is awaited (`push_screen_wait`), so they run inside a worker: the app's actions call
+them from theirs. ChatsPane is the search box (title and message text) over the list.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
 from andon.app.history import Chat, History
 from andon.app.tui.failures import guarded
 from andon.app.tui.screens import ConfirmScreen, PromptScreen
 from andon.presets.paths import data_dir
 from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Label, ListItem, ListView
+from textual.widgets import Input, Label, ListItem, ListView
 
 NEW_TITLE = "New chat"
+Clock = Callable[[], float]
+
+
+def when(updated: float, now: float) -> str:
+    """A chat's last use as a person says it: "today 14:02", "yesterday 09:15", "Mon", "12 Nov", "12 Nov 2023"."""
+    then, today = datetime.fromtimestamp(updated), datetime.fromtimestamp(now)
+    days = (today.date() - then.date()).days
+    if days == 0:
+        return f"today {then:%H:%M}"
+    if days == 1:
+        return f"yesterday {then:%H:%M}"
+    if 1 < days < 7:
+        return f"{then:%a}"
+    if then.year == today.year and days > 0:
+        return f"{then.day} {then:%b}"
+    return f"{then.day} {then:%b %Y}"  # another year, or a clock set back
 
 
 class ChatItem(ListItem):
-    def __init__(self, chat: Chat) -> None:
-        super().__init__(Label(chat.title, markup=False))
+    def __init__(self, chat: Chat, now: float) -> None:
+        super().__init__(
+            Label(chat.title, markup=False, classes="chat-title"),
+            Label(when(chat.updated, now), classes="chat-date"),
+        )
         self.chat = chat
 
 
@@ -31,10 +57,12 @@ class ChatList(ListView):
     class Chosen(Message):
         chat: Chat
 
-    def __init__(self, history: History, **kwargs: Any) -> None:
+    def __init__(self, history: History, clock: Clock = time.time, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.history = history
+        self.clock = clock
         self.current: int | None = None  # the open chat, highlighted
+        self.search = ""  # only the chats with these words (title or messages) are listed
 
     @work(exclusive=True, group="chats", exit_on_error=False)
     @guarded
@@ -42,12 +70,25 @@ class ChatList(ListView):
         """List the chats again (titles and order change as chats are used)."""
         if current is not None:
             self.current = current
-        chats = self.history.chats()
+        chats = self.history.search_chats(self.search) if self.search.strip() else self.history.chats()
+        now = self.clock()
         await self.clear()
-        await self.extend(ChatItem(c) for c in chats)
+        if chats:
+            await self.extend(ChatItem(c, now) for c in chats)
+        elif self.search.strip():
+            await self.append(ListItem(Label(f"No chat has “{self.search.strip()}”", markup=False), disabled=True))
         ids = [c.id for c in chats]
-        if self.current in ids:
-            self.index = ids.index(self.current)
+        self.index = ids.index(self.current) if self.current in ids else (0 if chats else None)
+
+    def filter(self, text: str) -> None:
+        """List only the chats with each word of `text` in their title or messages ("" lists all)."""
+        self.search = text
+        self.reload()
+
+    def first_chat(self) -> Chat | None:
+        """The highlighted chat, else the first one listed."""
+        items = [self.highlighted_child, *self.query(ChatItem)]
+        return next((i.chat for i in items if isinstance(i, ChatItem)), None)
 
     def create(self, preset: str) -> Chat:
         return self.history.create_chat(NEW_TITLE, preset)
@@ -91,3 +132,50 @@ class ChatList(ListView):
         event.stop()
         if isinstance(event.item, ChatItem):
             self.post_message(self.Chosen(event.item.chat))
+
+
+class ChatSearch(Input):
+    """The search box over the chat list: Enter opens the first chat listed, Down goes to the list."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down", "app.focus_next", "To the list", show=False),
+        Binding("escape", "done", "Clear the search", show=False),
+    ]
+
+    @dataclass
+    class Done(Message):
+        """Esc in the search box: it was cleared, the message box may take the focus back."""
+
+    @guarded
+    def action_done(self) -> None:
+        self.value = ""
+        self.post_message(self.Done())
+
+
+class ChatsPane(Vertical):
+    """The search box and the chat list under it (the list is hidden and shown as one with it)."""
+
+    def __init__(self, history: History, clock: Clock = time.time, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list = ChatList(history, clock, id="chat-list")
+
+    def compose(self) -> ComposeResult:
+        yield ChatSearch(placeholder="Search chats (Ctrl+F)", id="chat-search", compact=True)
+        yield self.list
+
+    @on(Input.Changed, "#chat-search")
+    @guarded
+    def _search(self, event: Input.Changed) -> None:
+        event.stop()
+        self.list.filter(event.value)
+
+    @on(Input.Submitted, "#chat-search")
+    @guarded
+    def _open_first(self, event: Input.Submitted) -> None:
+        event.stop()
+        chat = self.list.first_chat()
+        if chat is not None:
+            self.post_message(ChatList.Chosen(chat))
+
+    def focus_search(self) -> None:
+        self.query_one(ChatSearch).focus()

@@ -12,20 +12,22 @@ from collections.abc import Callable
 
 from andon.app.chat import ChatSession
 from andon.app.history import Chat, History, HistoryError
-from andon.app.tui.chat_list import ChatList
+from andon.app.tui.chat_list import ChatList, ChatSearch, ChatsPane
 from andon.app.tui.chat_view import ChatView
+from andon.app.tui.copying import copy_choices
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
+from andon.app.tui.footer import KeysFooter
 from andon.app.tui.model_switch import ModelScreen
 from andon.app.tui.panels import InspectorPanel, ParameterPanel
-from andon.app.tui.screens import PresetPicker
+from andon.app.tui.screens import CopyPicker, PresetPicker
 from andon.app.tui.widgets import ChatInput, StatusBar, preset_summary
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Footer, LoadingIndicator
+from textual.widgets import LoadingIndicator
 
 PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
@@ -45,6 +47,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
         self.store = store
         self.start_preset = preset  # new chats use it; with it, andon starts in a new chat
         self._opening = asyncio.Lock()  # one chat opens at a time
+        self._list_for_search = False  # the chat list was hidden and Ctrl+F showed it: it goes after
 
     @property
     def view(self) -> ChatView:
@@ -56,7 +59,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            yield ChatList(self.history, id="chats")
+            yield ChatsPane(self.history, id="chats")
             with Vertical(id="chat"):  # the open chat's ChatView is mounted first in here
                 yield InspectorPanel(self.host, id="inspector", classes="hidden")
                 yield LoadingIndicator(id="loading")
@@ -66,7 +69,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
             ChatScreen.model_name, ChatScreen.model_note, ChatScreen.preset_label, ChatScreen.tokens_per_second,
             ChatScreen.context_used, ChatScreen.num_ctx, ChatScreen.chat_note,
         )  # fmt: skip
-        yield Footer()
+        yield KeysFooter()
 
     @guarded
     async def on_mount(self) -> None:
@@ -136,6 +139,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     async def _chat_chosen(self, event: ChatList.Chosen) -> None:
         if event.chat.id != self.view.session.chat.id:
             await self.open_chat(event.chat)
+        self._end_search()
 
     @guarded
     async def action_new_chat(self) -> None:
@@ -163,6 +167,40 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     @guarded
     def action_export_chat(self) -> None:
         self.chats.export(self.view.session.chat)
+
+    @guarded
+    def action_toggle_chat_list(self) -> None:
+        """Ctrl+B: hide or show the chat list (hidden at first on a narrow terminal)."""
+        pane = self.query_one(ChatsPane)
+        shown, self._list_for_search = pane.display, False
+        self.set_class(shown, "chats-hidden")
+        self.set_class(not shown, "chats-shown")
+        if shown and self.focused is not None and pane in self.focused.ancestors:
+            self.query_one(ChatInput).focus()
+
+    @guarded
+    def action_search_chats(self) -> None:
+        """Ctrl+F: the chat list's search box (the list is shown if it was hidden)."""
+        if not self.query_one(ChatsPane).display:
+            self.action_toggle_chat_list()
+            self._list_for_search = True
+        self.call_after_refresh(self.query_one(ChatsPane).focus_search)
+
+    def _end_search(self) -> None:
+        """A search that showed the hidden chat list hides it again when it is done."""
+        if self._list_for_search:
+            self.action_toggle_chat_list()
+        self.query_one(ChatInput).focus()
+
+    @guarded
+    async def action_help(self) -> None:
+        """F1: the keys and the slash commands, in the conversation (as /help)."""
+        await self.view.run_command("/help")
+
+    @on(ChatSearch.Done)
+    @guarded
+    def _search_done(self) -> None:
+        self._end_search()
 
     # --- presets and panels -------------------------------------------------------------------
 
@@ -297,6 +335,19 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     @guarded
     def action_copy_code(self) -> None:
         self._copy(self.view.last_code(), "Code block copied", "The last reply has no code block.")
+
+    @work(group="dialog", exit_on_error=False)
+    @guarded
+    async def action_copy_any(self) -> None:
+        """F7: pick any message of the chat, or any code block of its replies, and copy it."""
+        choices = copy_choices(self.view.session.messages)
+        if not choices:
+            self.notify("There is nothing in this chat to copy yet.", severity="warning")
+            return
+        choice = await self.app.push_screen_wait(CopyPicker(choices))
+        if choice is not None:
+            done = {"code": "Code block copied", "reply": "Reply copied"}.get(choice.kind, "Message copied")
+            self._copy(choice.text, done, "")
 
     def _copy(self, text: str | None, done: str, missing: str) -> None:
         """The system clipboard where pyperclip reaches one; else the terminal's (OSC 52), said so."""

@@ -1,9 +1,10 @@
-"""Modal screens: rename a chat, confirm a deletion, pick a preset."""
+"""Modal screens: rename a chat, confirm a deletion, pick a preset, pick what to copy."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from andon.app.tui.copying import CopyChoice
 from andon.app.tui.failures import guarded
 from textual import on
 from textual.app import ComposeResult
@@ -92,6 +93,43 @@ class PresetPicker(ModalScreen[str | None]):
     @guarded
     def _picked(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    @guarded
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class CopyPicker(ModalScreen[CopyChoice | None]):
+    """Every message of the chat and every code block of its replies: Enter copies the highlighted one."""
+
+    AUTO_FOCUS = "OptionList"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Cancel")]
+
+    def __init__(self, choices: list[CopyChoice]) -> None:
+        super().__init__()
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Copy which? ↑↓ choose · Enter copies · Esc cancels")
+            yield OptionList(*[Option(self._prompt(c), id=str(i)) for i, c in enumerate(self.choices)])
+
+    @staticmethod
+    def _prompt(choice: CopyChoice) -> Content:
+        if choice.kind == "code":
+            return Content.styled(f"   └ {choice.label}: ", "dim") + Content(choice.first_line)
+        return Content.styled(f"{choice.label}: ", "bold") + Content(choice.first_line)
+
+    @guarded
+    def on_mount(self) -> None:
+        picker = self.query_one(OptionList)
+        if self.choices:
+            picker.highlighted = len(self.choices) - 1  # the latest is the likeliest
+
+    @on(OptionList.OptionSelected)
+    @guarded
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.choices[int(event.option.id or 0)])
 
     @guarded
     def action_dismiss_none(self) -> None:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from andon.app.history import History
+from andon.app.tui import chat_list
 from andon.app.tui.app import AndonApp
 from andon.presets.store import PresetStore
 
 from tests.app.fakes import FakeEngine
 
 SIZE = (110, 34)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_dates(monkeypatch):
+    """The chat list says when each chat was used ("today 14:02"): the same words in every run."""
+    monkeypatch.setattr(chat_list, "when", lambda updated, now: "today 14:02")
 
 
 def seeded_app(tmp_path: Path) -> AndonApp:
