@@ -41,8 +41,11 @@ Keys:
   Enter send          Ctrl+J new line       Esc stop the reply
   Ctrl+R regenerate   Ctrl+L edit last      Ctrl+N new chat
   Ctrl+T next preset  F3 pick a preset      F4 parameters
-  F9 copy reply       F10 copy code block   F2 rename   F8 delete
-  F5 inspector        Ctrl+S export         Ctrl+P command palette   Ctrl+Q quit"""
+  Ctrl+O pick a model F5 inspector          F6 inspect the input
+  F9 copy reply       F10 copy code block   F7 copy any message or code block
+  F2 rename           F8 delete             Ctrl+S export
+  Ctrl+F search chats Ctrl+B hide/show the chat list   F1 this help
+  Ctrl+P command palette (every action)     Ctrl+Q quit"""
 
 
 @dataclass

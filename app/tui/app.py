@@ -45,6 +45,7 @@ PALETTE = (
     ("Parameters", "The parameter panel: every sampling and model setting of this chat", "toggle_parameters"),
     ("Inspector", "Next-token candidates through the sampler chain", "toggle_inspector"),
     ("Inspect the message being typed", "The inspector on the reply to the input box's text", "inspect_input"),
+    ("Pick a model", "Choose this chat's model (loads it; also 'Model: NAME')", "pick_model"),
     ("Pick a preset", "Choose this chat's preset", "pick_preset"),
     ("Next preset", "Switch this chat to the next preset", "next_preset"),
     ("Regenerate", "Write the last reply again", "regenerate"),
