@@ -39,6 +39,9 @@ class ModelOptions:
     num_batch: int = 512
     verbose: bool = False
     rpc: tuple[str, ...] = ()  # llama.cpp RPC servers (host:port) for the layers (app/rpc.py)
+    # llama.cpp's default on CPU (auto); it also makes a token's logits the same whether it is
+    # evaluated alone or in a batch, so verifying drafts changes no greedy choice (off: benchmarks)
+    flash_attn: bool = True
     # called with the fraction loaded (0 to 1) while llama.cpp reads the weights (app/load_progress.py)
     progress: Callable[[float], None] | None = field(default=None, compare=False, repr=False)
 
@@ -73,9 +76,7 @@ def load_llama(options: ModelOptions) -> Llama:
                 n_threads=options.num_thread or None,
                 n_threads_batch=options.num_thread or None,  # num_thread means every thread, as in Ollama
                 n_batch=min(options.num_batch, options.num_ctx),
-                # llama.cpp's default on CPU (auto); it also makes a token's logits the same whether
-                # it is evaluated alone or in a batch, so verifying drafts changes no greedy choice
-                flash_attn=True,
+                flash_attn=options.flash_attn,
                 verbose=options.verbose,
             ),
         )

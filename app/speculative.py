@@ -19,22 +19,21 @@ more token. The positions after the last token taken leave llama.cpp's KV cache 
 With flash attention on (loading.py), a token's logits are the same alone or in a batch, so a seed
 gives the same reply with or without a draft; without it they would agree only in distribution.
 
-Cost. On a CPU a batch of k tokens costs nearly k single passes, on a GPU nearly one. `CostModel`
-measures both on this machine and `Speculation` verifies an n-gram draft only where the tokens it
-expects to gain (from the acceptance rate measured for drafts of that match length, updated also by
-what plain steps would have accepted) outweigh the extra work: a draft that keeps failing costs nothing.
+Cost: draft_costs.py measures what a batch costs and how often drafts are right; a gated drafter's
+draft (n-gram) is verified only as far as it is expected to pay.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from andon.app.context import KVContext
+from andon.app.draft_costs import MATCH_BUCKETS, Acceptance, CostModel
 from andon.app.loading import ModelLoadError, ModelOptions, load_llama
 from andon.app.tokens import TokenTexts
 from andon.presets.parameters import Parameters
@@ -45,18 +44,6 @@ if TYPE_CHECKING:
     from andon.app.model_sources import ModelEntry
 
 NGRAM_SIZES = (4, 3, 2, 1)  # n-gram lengths looked up, longest first
-# What a verified drafted token is expected to be worth before anything is measured: the chance a
-# draft found by an n-gram of this length is right, and a batch's extra cost per token / one pass.
-# A draft found by a longer match (the n-gram and the tokens before it that agree too) is more
-# often right: acceptance is estimated per bucket of match length, from these priors.
-PRIOR_ACCEPTANCE = {1: 0.3, 2: 0.5, 3: 0.6, 4: 0.7, 8: 0.8, 16: 0.85, 32: 0.9}
-MATCH_BUCKETS = tuple(PRIOR_ACCEPTANCE)
-# A batch of n tokens on a CPU costs about 0.5 + 0.5 n single passes (n >= 2); on a GPU nearly one.
-PRIOR_BATCH_COST = ((2, 1.5), (17, 9.0))  # (tokens, single passes): where the fit starts
-PRIOR_WEIGHT = 0.2  # each, against the measurements' 1 (10 in all, as they are forgotten)
-_FORGET = 0.1  # how much each new batch measurement replaces of the old ones
-MARGIN = 1.05  # a draft is verified when it is expected to give 5% more tokens per second
-_EMA = 0.15
 
 
 class DraftModelError(ModelLoadError):
@@ -169,83 +156,17 @@ class ModelDrafter:
 Drafter = NgramDrafter | ModelDrafter
 
 
-def _ema(old: float | None, new: float) -> float:
-    return new if old is None else old + _EMA * (new - old)
-
-
-def _timing(old: float | None, seconds: float) -> float:
-    if old is not None and old > 0:
-        seconds = min(seconds, 4.0 * old)  # one stall of a busy machine moves the average little
-    return _ema(old, seconds)
-
-
-@dataclass
-class CostModel:
-    """What a forward pass costs on this machine: one token (seconds, a moving average), and a batch
-    of n tokens in single passes, a + b * n, fitted to the batches measured, recent ones weighing
-    most, with two pseudo-measurements of a CPU's shape (PRIOR_BATCH_COST) as the starting point."""
-
-    single_s: float | None = None
-    _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
-
-    def single(self, seconds: float) -> None:
-        self.single_s = _timing(self.single_s, seconds)
-
-    def batch(self, n: int, seconds: float) -> None:
-        if self.single_s is None or self.single_s <= 0:
-            return
-        passes = min(seconds / self.single_s, 4.0 * float(self.passes(np.array([n]))[0]))  # a stall moves it little
-        self._sums = (1.0 - _FORGET) * self._sums + _moments(n, passes)
-
-    def passes(self, n: NDArray[np.int_]) -> NDArray[np.float64]:
-        """The cost of a batch of n tokens (n >= 2), in single passes (at least one)."""
-        w, sn, snn, sy, sny = self._sums + _PRIOR_MOMENTS
-        slope = max(0.0, (w * sny - sn * sy) / (w * snn - sn * sn))
-        return np.maximum(1.0, (sy - slope * sn) / w + slope * n)
-
-    def best_length(self, available: int, acceptance: float) -> int:
-        """How many of `available` drafted tokens to verify for the most tokens per second; 0 when
-        plain decoding is expected to be as fast. Verifying k tokens, each right with probability
-        `acceptance` given the ones before it, gives 1 + a + ... + a^k tokens for the cost of a
-        batch of k + 1 (the chain's own cost per token is the same either way)."""
-        if available <= 0:
-            return 0
-        k = np.arange(1, available + 1)
-        gained = np.cumsum(acceptance ** k.astype(np.float64)) + 1.0
-        rate = gained / self.passes(k + 1)
-        best = int(np.argmax(rate))
-        return best + 1 if rate[best] > MARGIN else 0
-
-
-def _moments(n: float, passes: float, weight: float = 1.0) -> NDArray[np.float64]:
-    return weight * np.array([1.0, n, n * n, passes, n * passes])
-
-
-_PRIOR_MOMENTS = sum((_moments(n, y, PRIOR_WEIGHT) for n, y in PRIOR_BATCH_COST), np.zeros(5))
-
-
-@dataclass
-class Acceptance:
-    """How often drafted tokens turn out right, per bucket of match length: moving averages."""
-
-    rates: dict[int, float] = field(default_factory=lambda: dict(PRIOR_ACCEPTANCE))
-
-    def rate(self, key: int) -> float:
-        return self.rates.get(key, 0.5)
-
-    def observe(self, key: int, right: bool) -> None:
-        self.rates[key] = _ema(self.rate(key), 1.0 if right else 0.0)
-
-
 class Speculation:
     """Speculative decoding for one reply: `step` replaces Reply.decode_step's single token."""
 
-    def __init__(self, drafter: Drafter, params: Parameters, costs: CostModel) -> None:
+    def __init__(
+        self, drafter: Drafter, params: Parameters, costs: CostModel, acceptance: Acceptance | None = None
+    ) -> None:
         self.drafter, self.costs = drafter, costs
         self.draft_max: int = params.draft_max
         self.draft_min: int = params.draft_min
         self.length = max(1, min(8, self.draft_max))  # the draft model's current draft length
-        self.acceptance = Acceptance()
+        self.acceptance = acceptance if acceptance is not None else Acceptance()
         self.drafted = 0  # drafted tokens verified
         self.accepted = 0  # of them, kept in the reply
 
@@ -259,6 +180,8 @@ class Speculation:
             return
         history = np.append(context.ids(), np.intc(pending)).astype(np.intc)
         draft = self.drafter.draft(history, self._room(reply))
+        if draft.tokens and self.drafter.gated and not self.costs.calibrated:
+            self._calibrate(reply, pending)
         k = self._verify_length(draft)
         if k == 0:
             yield self._plain(reply, pending, draft)
@@ -274,6 +197,13 @@ class Speculation:
         if not self.drafter.gated:
             room = min(room, self.length)
         return max(0, room)
+
+    def _calibrate(self, reply: Reply, pending: int) -> None:
+        """Measure this machine's batch costs once per engine, where the context has room for them."""
+        context = reply.context
+        most = min(self.draft_max + 1, MATCH_BUCKETS[-1] // 2 + 1, context.n_ctx - context.n_tokens - 1)
+        if most >= 3 and context.n_tokens >= most:
+            self.costs.calibrate(context, pending, most)
 
     def _verify_length(self, draft: Draft) -> int:
         n = len(draft.tokens)
@@ -343,6 +273,7 @@ class Speculator:
     def __init__(self, options: ModelOptions, texts: TokenTexts, model_name: str, n_ctx: int) -> None:
         self.options, self.texts, self.model_name, self.n_ctx = options, texts, model_name, n_ctx
         self.costs = CostModel()
+        self.acceptance = Acceptance()  # of n-gram drafts, per match length: kept from reply to reply
         self._model: tuple[Path, ModelDrafter] | None = None
 
     def for_reply(self, params: Parameters) -> Speculation | None:
@@ -351,7 +282,7 @@ class Speculator:
         if not spec:
             return None
         if spec == "ngram":
-            return Speculation(NgramDrafter(), params, self.costs)
+            return Speculation(NgramDrafter(), params, self.costs, self.acceptance)
         drafter = self.model_drafter(spec)
         drafter.p_min = params.draft_p_min
         return Speculation(drafter, params, self.costs)

@@ -19,78 +19,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sample_code
 
 from andon.app.engine import Delta, Done, Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
 
-CODE = """import json
-import os
-import sys
+from tests.sample_code import CODE, rewrite
 
-
-def ld(p):
-    with open(p) as f:
-        d = json.load(f)
-    return d
-
-
-def sv(p, d):
-    t = p + ".tmp"
-    with open(t, "w") as f:
-        json.dump(d, f, indent=2)
-    os.replace(t, p)
-
-
-def f1(d, k, v):
-    x = dict(d)
-    x[k] = v
-    return x
-
-
-def f2(l):
-    r = []
-    for i in l:
-        if i not in r:
-            r.append(i)
-    return r
-
-
-def f3(l, n):
-    o = []
-    for i in range(0, len(l), n):
-        o.append(l[i : i + n])
-    return o
-
-
-def cnt(s):
-    c = {}
-    for w in s.split():
-        w = w.lower().strip(".,!?")
-        c[w] = c.get(w, 0) + 1
-    return c
-
-
-def top(c, n):
-    it = sorted(c.items(), key=lambda a: a[1], reverse=True)
-    return it[:n]
-
-
-def run(p):
-    d = ld(p)
-    s = d.get("text", "")
-    c = cnt(s)
-    d["top"] = top(c, 5)
-    d["words"] = f2(s.split())
-    sv(p, d)
-
-
-if __name__ == "__main__":
-    run(sys.argv[1])
-"""
-REWRITE = [{"role": "user", "content": f"Rewrite this code with better names:\n\n```python\n{CODE}```"}]
+REWRITE = rewrite(CODE)
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 

@@ -1,0 +1,147 @@
+"""What speculative decoding costs on this machine, and how often drafts turn out right.
+
+Cost. On a CPU a batch of k tokens costs a good part of k single passes (compute-bound: on 2 cores,
+17 tokens cost 6 passes with a second thread for batches, 11 with one; benchmarks/batch_cost.py), on
+a GPU nearly one. `CostModel` measures the curve once per engine (`calibrate`: a few batches of sizes
+up to draft_max + 1 when the first n-gram draft appears, about 10 passes) and keeps following it with
+the batches verified; `Speculation` then verifies the number of drafted tokens k that gives the most
+tokens per unit of cost, 1 + a + ... + a^k tokens for a batch of k + 1, where a is the acceptance
+measured for drafts of that match length (kept per engine, updated also by what plain steps would
+have accepted), or none where plain decoding is as fast: a draft that keeps failing costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from andon.app.context import KVContext
+
+# What a verified drafted token is expected to be worth before anything is measured: the chance a
+# draft found by an n-gram of this length is right, and a batch's extra cost per token / one pass.
+# A draft found by a longer match (the n-gram and the tokens before it that agree too) is more
+# often right: acceptance is estimated per bucket of match length, from these priors.
+PRIOR_ACCEPTANCE = {1: 0.3, 2: 0.5, 3: 0.6, 4: 0.7, 8: 0.8, 16: 0.85, 32: 0.9}
+MATCH_BUCKETS = tuple(PRIOR_ACCEPTANCE)
+# A batch of n tokens on a CPU costs about 0.5 + 0.5 n single passes (n >= 2); on a GPU nearly one.
+PRIOR_BATCH_COST = ((2, 1.5), (17, 9.0))  # (tokens, single passes): where the fit starts
+PRIOR_WEIGHT = 0.2  # each, against the measurements' 1 (10 in all, as they are forgotten)
+CALIBRATION_WEIGHT = 1.0  # each size measured by `calibrate`: never forgotten, so the fit keeps its slope
+_FORGET = 0.1  # how much each new batch measurement replaces of the old ones
+MARGIN = 1.05  # a draft is verified when it is expected to give 5% more tokens per second
+_EMA = 0.15
+
+
+def _ema(old: float | None, new: float) -> float:
+    return new if old is None else old + _EMA * (new - old)
+
+
+def _timing(old: float | None, seconds: float) -> float:
+    if old is not None and old > 0:
+        seconds = min(seconds, 4.0 * old)  # one stall of a busy machine moves the average little
+    return _ema(old, seconds)
+
+
+def _moments(n: float, passes: float, weight: float = 1.0) -> NDArray[np.float64]:
+    return weight * np.array([1.0, n, n * n, passes, n * passes])
+
+
+_PRIOR_MOMENTS = sum((_moments(n, y, PRIOR_WEIGHT) for n, y in PRIOR_BATCH_COST), np.zeros(5))
+
+
+@dataclass
+class CostModel:
+    """What a forward pass costs on this machine: one token (seconds, a moving average), and a batch
+    of n tokens in single passes, a + b * n, fitted to the batches measured, recent ones weighing
+    most, and to anchors that are never forgotten: the sizes `calibrate` measured, or before that two
+    pseudo-measurements of a CPU's shape (PRIOR_BATCH_COST). Without anchors, a model that verifies
+    only short drafts would measure only short batches and could never learn that long ones pay."""
+
+    single_s: float | None = None
+    calibrated: bool = False
+    _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
+    _anchors: NDArray[np.float64] = field(default_factory=lambda: _PRIOR_MOMENTS.copy())
+
+    def single(self, seconds: float) -> None:
+        self.single_s = _timing(self.single_s, seconds)
+
+    def batch(self, n: int, seconds: float) -> None:
+        if self.single_s is None or self.single_s <= 0:
+            return
+        passes = min(seconds / self.single_s, 4.0 * float(self.passes(np.array([n]))[0]))  # a stall moves it little
+        self._sums = (1.0 - _FORGET) * self._sums + _moments(n, passes)
+
+    def calibrate(self, context: KVContext, token: int, most: int) -> None:
+        """Measure a single pass and batches of 2 to `most` tokens (each position's logits, as a
+        verification asks) after the cached tokens, which the cache holds again afterwards; the
+        fastest of two tries of each, as a busy machine only ever adds time."""
+        base, sizes = context.n_tokens, _calibration_sizes(most)
+        history = context.ids()[-max(sizes) :].tolist()
+        single = min(_timed(context, [token], base, every=False) for _ in range(2))
+        batches = {
+            n: min(_timed(context, [*history[-(n - 1) :], token], base, every=True) for _ in range(2)) / single
+            for n in sizes
+        }
+        self.single_s = single
+        self.anchor(batches)
+
+    def anchor(self, passes: dict[int, float]) -> None:
+        """The cost of batches of these sizes, in single passes, measured: the fit's lasting anchors."""
+        self._anchors = sum((_moments(n, y, CALIBRATION_WEIGHT) for n, y in passes.items()), np.zeros(5))
+        self._sums, self.calibrated = np.zeros(5), True
+
+    def passes(self, n: NDArray[np.int_]) -> NDArray[np.float64]:
+        """The cost of a batch of n tokens (n >= 2), in single passes (at least one)."""
+        w, sn, snn, sy, sny = self._sums + self._anchors
+        slope = max(0.0, (w * sny - sn * sy) / (w * snn - sn * sn))
+        return np.maximum(1.0, (sy - slope * sn) / w + slope * n)
+
+    def best_length(self, available: int, acceptance: float) -> int:
+        """How many of `available` drafted tokens to verify for the most tokens per second; 0 when
+        plain decoding is expected to be as fast. Verifying k tokens, each right with probability
+        `acceptance` given the ones before it, gives 1 + a + ... + a^k tokens for the cost of a
+        batch of k + 1 (the chain's own cost per token is the same either way)."""
+        if available <= 0:
+            return 0
+        k = np.arange(1, available + 1)
+        gained = np.cumsum(acceptance ** k.astype(np.float64)) + 1.0
+        rate = gained / self.passes(k + 1)
+        best = int(np.argmax(rate))
+        return best + 1 if rate[best] > MARGIN else 0
+
+
+def _calibration_sizes(most: int) -> tuple[int, ...]:
+    """Batch sizes that span 2..most (two at least, for a slope)."""
+    most = max(3, most)
+    return tuple(sorted({2, (2 + most) // 2, most}))
+
+
+def _timed(context: KVContext, tokens: list[int], base: int, every: bool) -> float:
+    """Seconds to evaluate `tokens` after the first `base` cached ones, which are all that stay."""
+    started = time.perf_counter()
+    if every:
+        context.append_all_logits(tokens)
+    else:
+        context.append(tokens)
+        context.logits()
+    seconds = time.perf_counter() - started
+    context.truncate(base)
+    return seconds
+
+
+@dataclass
+class Acceptance:
+    """How often drafted tokens turn out right, per bucket of match length: moving averages."""
+
+    rates: dict[int, float] = field(default_factory=lambda: dict(PRIOR_ACCEPTANCE))
+
+    def rate(self, key: int) -> float:
+        return self.rates.get(key, 0.5)
+
+    def observe(self, key: int, right: bool) -> None:
+        self.rates[key] = _ema(self.rate(key), 1.0 if right else 0.0)
