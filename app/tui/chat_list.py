@@ -7,6 +7,7 @@ them from theirs. ChatsPane is the search box (title and message text) over the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,15 +71,20 @@ class ChatList(ListView):
         """List the chats again (titles and order change as chats are used)."""
         if current is not None:
             self.current = current
-        chats = self.history.search_chats(self.search) if self.search.strip() else self.history.chats()
+        search = self.search.strip()
+        # on a thread: searching a long history takes a while, and typing goes on meanwhile
+        chats = await asyncio.to_thread(self._find, search)
         now = self.clock()
         await self.clear()
         if chats:
             await self.extend(ChatItem(c, now) for c in chats)
-        elif self.search.strip():
-            await self.append(ListItem(Label(f"No chat has “{self.search.strip()}”", markup=False), disabled=True))
+        elif search:
+            await self.append(ListItem(Label(f"No chat has “{search}”", markup=False), disabled=True))
         ids = [c.id for c in chats]
         self.index = ids.index(self.current) if self.current in ids else (0 if chats else None)
+
+    def _find(self, search: str) -> list[Chat]:
+        return self.history.search_chats(search) if search else self.history.chats()
 
     def filter(self, text: str) -> None:
         """List only the chats with each word of `text` in their title or messages ("" lists all)."""

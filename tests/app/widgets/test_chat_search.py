@@ -42,6 +42,8 @@ def test_history_search_matches_title_and_message_text_in_any_case(tmp_path):
     assert [c.id for c in history.search_chats("ÉTÉ")] == [summer.id]  # not only ASCII letters
     assert [c.id for c in history.search_chats("   ")] == [c.id for c in history.chats()]
     assert history.search_chats("cap%") == history.search_chats("a_ia") == []  # no wildcards: plain characters
+    odd = history.create_chat(r"100% of C:\temp_files", "balanced")
+    assert [c.id for c in history.search_chats(r"100% c:\TEMP_")] == [odd.id]
 
 
 class _Host(App[None]):

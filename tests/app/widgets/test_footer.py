@@ -12,7 +12,10 @@ from textual.widgets import Footer, TextArea
 
 
 class _Host(App[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("f3", "bell", "Presets"), Binding("ctrl+n", "app.bell", "New chat")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f3", "bell", "Presets"),
+        Binding("ctrl+n", "app.bell", "New chat"),  # another action: the footer shows one key per action
+    ]
 
     def __init__(self, footer: Footer) -> None:
         super().__init__()
