@@ -385,7 +385,7 @@ async def test_inspector_panel_for_next_token_and_a_reply_token(tmp_path, model_
         await pilot.pause()
         panel = app.query_one(InspectorPanel)
         text = str(app.query_one("#inspector-table").render())
-        assert "Next token of this chat" in text and "kept after each stage" in text
+        assert "Next token of a reply to the chat as it is" in text and "kept after each stage" in text
         reply = app.session.messages[-1]
         assert reply.stats["tokens"]  # the reply's tokens are recorded for the inspector
         options = panel.query_one("#inspector-tokens")
