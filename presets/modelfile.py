@@ -1,11 +1,13 @@
 """Ollama Modelfiles: import into a preset, export a preset; an Ollama model's own defaults.
 
-Import reads FROM, PARAMETER (several `stop` lines make a list) and SYSTEM (with \"\"\" blocks);
-other directives and parameters andon does not use are reported, not fatal. A value out of range
-is fatal: nothing is written. FROM is checked by the caller's resolver (the app layer knows where
-models are): a relative path is taken from the Modelfile's folder, and a missing file or unknown
-name refuses the import, as `ollama create` does. Export writes what Ollama knows as PARAMETER lines
-and andon's own samplers as comments.
+Import reads FROM, PARAMETER (several `stop` lines make a list), SYSTEM (with \"\"\" blocks) and
+DRAFT (Ollama's draft model for speculative decoding: andon's `draft`); other directives and
+parameters andon does not use are reported, not fatal. A value out of range is fatal: nothing is
+written. FROM and DRAFT are checked by the caller's resolver (the app layer knows where models are):
+a relative path is taken from the Modelfile's folder, and a missing file or unknown name refuses the
+import, as `ollama create` does. Export writes what Ollama knows as PARAMETER lines (`draft_max` as
+Ollama's `draft_num_predict`, a draft model as DRAFT) and andon's own parameters as comments under
+ANDON_SECTION, which import reads back: a preset exported and imported again is the same preset.
 
 An Ollama model carries its defaults in its `params` and `system` layers: `ollama_defaults` reads
 them like a Modelfile's PARAMETER and SYSTEM lines, and `with_model_defaults` puts them under a
@@ -14,6 +16,7 @@ preset (see its docstring for which wins).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,14 +29,19 @@ from andon.presets.preset import Preset
 OLLAMA_PARAMETERS = frozenset({
     "num_ctx", "num_batch", "num_gpu", "num_thread", "seed", "num_predict", "top_k", "top_p", "min_p",
     "typical_p", "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty",
-    "stop",
+    "stop", "draft_num_predict",
 })  # fmt: skip
+# andon's names of parameters Ollama knows by another name, and back.
+OLLAMA_NAMES = {"draft_max": "draft_num_predict"}
+ANDON_NAMES = {ollama: andon for andon, ollama in OLLAMA_NAMES.items()}
+# Export's comment above andon's own parameters (`# PARAMETER name value` lines, which Ollama skips).
+ANDON_SECTION = "# andon parameters that Ollama does not know:"
 # Ollama parameters andon does not use (some deprecated in Ollama itself).
 OLLAMA_IGNORED = frozenset({
     "num_keep", "penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
     "use_mmap", "use_mlock", "main_gpu", "num_gqa", "rope_frequency_base", "rope_frequency_scale",
 })  # fmt: skip
-_DIRECTIVES = {"FROM", "PARAMETER", "SYSTEM", "TEMPLATE", "ADAPTER", "LICENSE", "MESSAGE", "REQUIRES"}
+_DIRECTIVES = {"FROM", "PARAMETER", "SYSTEM", "TEMPLATE", "ADAPTER", "LICENSE", "MESSAGE", "REQUIRES", "DRAFT"}
 
 
 class ModelfileError(Exception):
@@ -71,11 +79,14 @@ def parse_modelfile(text: str, resolve_from: FromResolver | None = None) -> Impo
     for lineno, directive, args in _commands(text):
         if directive == "FROM":
             out.model = _from(args.strip(), lineno, resolve_from)
+        elif directive == "DRAFT":
+            draft = _from(args.strip(), lineno, resolve_from, "DRAFT")  # None: the embedded model
+            out.parameters["draft"] = args.strip() if draft is None else draft
         elif directive == "SYSTEM":
             out.system = args
         elif directive == "PARAMETER":
             name, _, value = args.strip().partition(" ")
-            name = name.lower()
+            name = ANDON_NAMES.get(name.lower(), name.lower())
             if _usable(name, f"line {lineno}: PARAMETER {name}", out.notes):
                 try:
                     parsed = parse_words(name, [value.strip()])
@@ -92,15 +103,15 @@ def parse_modelfile(text: str, resolve_from: FromResolver | None = None) -> Impo
     return out
 
 
-def _from(arg: str, lineno: int, resolve_from: FromResolver | None) -> str | None:
+def _from(arg: str, lineno: int, resolve_from: FromResolver | None, directive: str = "FROM") -> str | None:
     if not arg:
-        raise ModelfileError(f"line {lineno}: FROM needs a model name or the path of a .gguf file")
+        raise ModelfileError(f"line {lineno}: {directive} needs a model name or the path of a .gguf file")
     if resolve_from is None:
         return arg
     try:
         return resolve_from(arg)
     except ModelfileError as exc:
-        raise ModelfileError(f"line {lineno}: FROM {arg}: {exc}") from None
+        raise ModelfileError(f"line {lineno}: {directive} {arg}: {exc}") from None
 
 
 def _usable(name: str, where: str, notes: list[str]) -> bool:
@@ -122,7 +133,7 @@ def ollama_defaults(params: Mapping[str, Any], system: str = "") -> ImportedMode
     """
     out = ImportedModelfile(system=system)
     for raw_name, value in params.items():
-        name = str(raw_name).lower()
+        name = ANDON_NAMES.get(str(raw_name).lower(), str(raw_name).lower())
         if not _usable(name, f"parameter {name}", out.notes):
             continue
         try:
@@ -162,14 +173,20 @@ def export_modelfile(preset: Preset, default_model: str) -> str:
     changed = params.changed()
     plain = params.to_plain(sorted(changed))
     extra: list[str] = []
+    draft: str = params.draft.strip()
+    if draft and draft != "ngram":  # a draft model: Ollama's DRAFT
+        lines.append(f"DRAFT {draft}")
     for name in sorted(changed):
+        if name == "draft" and draft != "ngram":
+            continue
         value = plain[name]
         values = value if isinstance(value, list) and name == "stop" else [value]
-        target = lines if name in OLLAMA_PARAMETERS else extra
+        ollama = OLLAMA_NAMES.get(name, name)
+        target = lines if ollama in OLLAMA_PARAMETERS else extra
         for v in values:
-            target.append(f"PARAMETER {name} {_modelfile_value(v)}")
+            target.append(f"PARAMETER {ollama} {_modelfile_value(v)}")
     if extra:
-        lines.append("# andon parameters that Ollama does not know:")
+        lines.append(ANDON_SECTION)
         lines.extend(f"# {line}" for line in extra)
     if preset.system:
         lines.append(f'SYSTEM """{preset.system}"""')
@@ -185,22 +202,30 @@ def modelfile_for(model: str, params: Parameters, system: str, based_on: Preset 
 def _modelfile_value(value: Any) -> str:
     if isinstance(value, str):
         return format_value(value)
-    if isinstance(value, list):
-        return format_value(", ".join(str(v) for v in value)) if value else '""'
+    if isinstance(value, list):  # as `--set` and `/set parameter` take a list: JSON
+        return json.dumps(value, ensure_ascii=False)
     return format_value(value)
 
 
 def _commands(text: str):
     """(line number, DIRECTIVE, argument text) for each command, joining \"\"\" blocks."""
     lines = text.splitlines()
-    i = 0
+    i, in_section = 0, False
     while i < len(lines):
         raw = lines[i]
         lineno = i + 1
         i += 1
         stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
+        if stripped == ANDON_SECTION:
+            in_section = True
             continue
+        if in_section and stripped.startswith("# PARAMETER "):
+            stripped = stripped[2:]  # one of andon's own parameters, as export writes it
+        elif not stripped or stripped.startswith("#"):
+            in_section = in_section and stripped.startswith("#")
+            continue
+        else:
+            in_section = False
         word, _, rest = stripped.partition(" ")
         directive = word.upper()
         if directive not in _DIRECTIVES:

@@ -114,4 +114,4 @@ def test_modelfile_for_a_chat_reads_back_the_same():
     assert "FROM smollm2:135m\n" in text and "# PARAMETER top_n_sigma 1" in text  # andon's own, as a comment
     back = parse_modelfile(text)
     assert (back.model, back.system) == ("smollm2:135m", "Be brief.")
-    assert back.parameters == {"temperature": 0.3, "stop": ["END"]}
+    assert back.parameters == {"temperature": 0.3, "stop": ["END"], "top_n_sigma": 1.0}
