@@ -40,6 +40,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     context_used = reactive(0)
     num_ctx = reactive(0)
     chat_note = reactive("")
+    drafts: reactive[tuple[int, int]] = reactive((0, 0))
 
     def __init__(self, host: EngineHost, history: History, store: PresetStore, preset: str | None) -> None:
         super().__init__(host)
@@ -67,7 +68,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
             yield ParameterPanel(id="parameters", classes="hidden")
         yield StatusBar(id="status").data_bind(
             ChatScreen.model_name, ChatScreen.model_note, ChatScreen.preset_label, ChatScreen.tokens_per_second,
-            ChatScreen.context_used, ChatScreen.num_ctx, ChatScreen.chat_note,
+            ChatScreen.context_used, ChatScreen.num_ctx, ChatScreen.chat_note, ChatScreen.drafts,
         )  # fmt: skip
         yield KeysFooter()
 

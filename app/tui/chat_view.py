@@ -40,8 +40,16 @@ def timings(done: Done) -> str:
     return (
         f"total duration: {u.total_s:.2f}s · prompt: {u.prompt_tokens} tokens ({u.prompt_eval_tokens} evaluated, "
         f"{prompt_rate:.1f} tokens/s, first token after {u.ttft_s:.2f}s) · reply: {u.completion_tokens} tokens, "
-        f"{u.tokens_per_second:.1f} tokens/s · finish reason: {done.finish_reason}"
+        f"{u.tokens_per_second:.1f} tokens/s{_drafts(done)} · finish reason: {done.finish_reason}"
     )
+
+
+def _drafts(done: Done) -> str:
+    """Speculative decoding's share of the reply, where it verified drafts."""
+    u = done.usage
+    if not u.drafted_tokens:
+        return ""
+    return f" · draft: {u.accepted_tokens} of {u.drafted_tokens} drafted tokens accepted"
 
 
 @dataclass
@@ -64,7 +72,8 @@ class ChatView(Conversation):
     context_used = reactive(0)
     num_ctx = reactive(0)
     chat_note = reactive("")
-    STATUS_FIELDS = ("preset_label", "tokens_per_second", "context_used", "num_ctx", "chat_note")
+    drafts: reactive[tuple[int, int]] = reactive((0, 0))  # the last reply's (accepted, drafted) tokens
+    STATUS_FIELDS = ("preset_label", "tokens_per_second", "context_used", "num_ctx", "chat_note", "drafts")
 
     @dataclass
     class ChatChanged(Message):
@@ -235,6 +244,7 @@ class ChatView(Conversation):
         if done.usage.completion_tokens:
             self.tokens_per_second = done.usage.tokens_per_second
             self.context_used = done.usage.prompt_tokens + done.usage.completion_tokens
+        self.drafts = (done.usage.accepted_tokens, done.usage.drafted_tokens)
         if self.verbose:
             self.say(timings(done))
         self.post_message(self.ReplyEnded(self.session))

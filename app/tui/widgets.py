@@ -181,19 +181,24 @@ class EarlierMessages(Button):
 
 
 class StatusBar(Widget):
-    """model │ preset │ tokens per second │ context used of num_ctx │ a note while something waits"""
+    """model │ preset │ tokens per second │ drafts accepted │ context used of num_ctx │ a note while
+    something waits. The drafts (accepted, drafted) are the last reply's, shown where it verified any."""
 
     model_name = reactive("")
     preset_label = reactive("")
     tokens_per_second: reactive[float | None] = reactive(None)
     context_used = reactive(0)
     num_ctx = reactive(0)
+    drafts: reactive[tuple[int, int]] = reactive((0, 0))  # speculative decoding: (accepted, drafted)
     model_note = reactive("")  # the model: loading, or not loaded
     chat_note = reactive("")  # the chat: a reply waiting for the model
 
     def render(self) -> Content:
         rate = f"{self.tokens_per_second:.1f} tok/s" if self.tokens_per_second else "– tok/s"
         parts = [self.model_name, f"preset: {self.preset_label}", rate, f"context {self.context_used}/{self.num_ctx}"]
+        accepted, drafted = self.drafts
+        if drafted:
+            parts.insert(3, f"draft {accepted}/{drafted} accepted")
         note = self.chat_note or self.model_note
         if note:
             parts.append(note)

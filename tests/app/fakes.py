@@ -60,6 +60,8 @@ class FakeEngine:
             text.append(tail)
             yield Delta(tail, n, time.perf_counter() - start)
         usage = Usage(len(self.chat_tokens(messages)), 10, n, 0.01, 42.0)
+        if params.draft:  # speculative decoding: every token drafted, all but one accepted
+            usage.drafted_tokens, usage.accepted_tokens = n, n - 1
         yield Done("".join(text), reason, usage, 1, thinking="".join(thought).strip())
 
     def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:

@@ -545,3 +545,26 @@ def test_ask_json_reports_the_acceptance():
     usage = json.loads(proc.stdout)["usage"]
     assert 0 <= usage["accepted_tokens"] <= usage["drafted_tokens"]
     assert usage["completion_tokens"] == 12 or json.loads(proc.stdout)["finish_reason"] == "stop"
+
+
+# --- what the user sees -----------------------------------------------------------------------------
+
+
+async def test_the_status_bar_and_timings_show_the_drafts_accepted(tmp_path):
+    """The fake engine drafts every token of a 6-token reply and keeps 5 when `draft` is set."""
+    from andon.app.tui.widgets import StatusBar
+
+    from tests.app.test_tui import SIZE, make_app, notices, send
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "no draft yet")
+        assert "draft" not in str(app.query_one(StatusBar).render())
+        await send(pilot, "/set parameter draft ngram")
+        await send(pilot, "/set verbose")
+        await send(pilot, "now with one")
+        assert "42.0 tok/s │ draft 5/6 accepted │ context" in str(app.query_one(StatusBar).render())
+        assert "draft: 5 of 6 drafted tokens accepted" in notices(app)[-1]
+        await pilot.press("ctrl+n")  # another chat: not this one's drafts
+        await pilot.pause()
+        assert "draft" not in str(app.query_one(StatusBar).render())
