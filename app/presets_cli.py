@@ -9,6 +9,7 @@ from pathlib import Path
 
 from andon.app.model_files import EMBEDDED_NAME
 from andon.app.models import resolve_from
+from andon.app.speculative import check_draft
 from andon.app.structured import grammar_for, resolve_assignment
 from andon.presets.commands import apply, parameter_lines, parse_assignments
 from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
@@ -91,6 +92,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     base = store.load(args.base or (args.name if args.name in store.names() else DEFAULT_PRESET))
     params = apply(base.parameters, parse_assignments([resolve_assignment(s) for s in args.set]))
     grammar_for(params)  # a preset whose format or grammar cannot be used is not saved
+    check_draft(params)  # nor one whose draft model cannot be found
     fields = {"name": args.name}
     if args.system is not None:
         fields["system"] = args.system

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
 NGRAM_SIZES = (4, 3, 2, 1)  # n-gram lengths looked up, longest first
 
 
-class DraftModelError(ModelLoadError):
-    """The draft model cannot be used (not found, not loadable, another vocabulary): one line."""
+class DraftModelError(ModelLoadError, ValueError):
+    """The draft model cannot be used (not found, not a GGUF, not loadable, another vocabulary): one
+    line. A ValueError too: where a value is set (`/set parameter`, the panel) it is a refused value."""
 
 
 @dataclass(frozen=True)
@@ -317,10 +318,18 @@ def draft_model_path(spec: str) -> Path:
 
 
 def check_draft(params: Parameters) -> None:
-    """Refuse a draft model that cannot be found before any model loads (DraftModelError)."""
+    """Refuse a draft model that cannot be found, or a file that is not a GGUF model, where `draft`
+    is set and before any model loads (DraftModelError: one line, with the closest names)."""
+    from andon.app.model_files import ModelPathError, check_gguf
+
     spec: str = params.draft.strip()
     if spec and spec != "ngram":
-        _draft_entry(spec)
+        entry = _draft_entry(spec)
+        if entry.prepare is None:  # a packaged model's file is made from its chunks when it loads
+            try:
+                check_gguf(entry.path)
+            except ModelPathError as exc:
+                raise DraftModelError(f"draft: {exc}") from None
 
 
 def _draft_entry(spec: str) -> ModelEntry:

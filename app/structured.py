@@ -225,9 +225,14 @@ def resolve_set_line(line: str) -> str:
 
 
 def check_change(params: Parameters, changes: Mapping[str, Any]) -> None:
-    """Refuse a change of format or grammar that cannot constrain a reply (GrammarError), before it is kept."""
+    """Refuse a change of format or grammar that cannot constrain a reply (GrammarError), or a draft
+    model that cannot be found or is not a GGUF (DraftModelError), before it is kept (ValueErrors)."""
     if "format" in changes or "grammar" in changes:
         grammar_for(Parameters.of(dict(changes), base=params))
+    if "draft" in changes:
+        from andon.app.speculative import check_draft
+
+        check_draft(Parameters.of(dict(changes), base=params))
 
 
 def format_option(value: str) -> str:

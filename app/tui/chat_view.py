@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from andon.app.chat import ChatSession
 from andon.app.engine import Done
 from andon.app.history import HistoryError, StoredMessage
+from andon.app.structured import check_change
 from andon.app.tui.conversation import Conversation
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
@@ -337,7 +338,9 @@ class ChatView(Conversation):
 
     def set_parameter(self, name: str, text: str) -> None:
         try:
-            self.session.set_parameters({name: parse_field(name, text)})
+            value = parse_field(name, text)
+            check_change(self.session.params, {name: value})  # a format, grammar or draft model that cannot work
+            self.session.set_parameters({name: value})
         except (ParameterError, ValueError, HistoryError) as exc:
             self.notify(str(exc), title="Not changed", severity="error", markup=False)
         self.settings_changed()

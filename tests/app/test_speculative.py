@@ -568,3 +568,35 @@ async def test_the_status_bar_and_timings_show_the_drafts_accepted(tmp_path):
         await pilot.press("ctrl+n")  # another chat: not this one's drafts
         await pilot.pause()
         assert "draft" not in str(app.query_one(StatusBar).render())
+
+
+async def test_a_draft_model_that_cannot_be_used_is_refused_when_it_is_set(tmp_path):
+    """/set parameter and the parameter panel check `draft` at once, not at the next reply: an
+    unknown name (with the closest ones) or a file that is not a GGUF is one line, nothing changes."""
+    from andon.app.tui.chat_view import ChatView
+
+    from tests.app.test_tui import SIZE, make_app, notices, send
+
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("just text\n")
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/set parameter draft smollm2")
+        assert notices(app)[-1].startswith("error: draft: unknown model 'smollm2'; closest: SmolLM2-135M-Instruct.Q4_1")
+        await send(pilot, f"/set parameter draft {not_gguf}")
+        assert notices(app)[-1] == f"error: draft: not a GGUF model file: {not_gguf} (it does not start with " + (
+            "the GGUF signature; llama.cpp needs a .gguf file)"
+        )
+        said: list[str] = []
+        app.notify = lambda message, **kwargs: said.append(message)  # the panel's refusal is a notification
+        app.query_one(ChatView).set_parameter("draft", str(tmp_path))
+        assert said == [f"draft: model path is a folder, not a file: {tmp_path} (give the path of a .gguf file)"]
+        assert app.session.params.draft == "" and "draft" not in app.session.changes
+        await send(pilot, "/set parameter draft ngram")
+        assert app.session.params.draft == "ngram"
+
+
+def test_a_preset_with_an_unknown_draft_model_is_not_saved(tmp_path):
+    proc = andon("presets", "save", "fast", "--set", "draft=no-such-model")
+    assert proc.returncode == 2 and proc.stderr.startswith("andon: draft: unknown model 'no-such-model'")
+    assert proc.stderr.count("\n") == 1 and "saved" not in proc.stdout
