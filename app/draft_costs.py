@@ -2,12 +2,13 @@
 
 Cost. On a CPU a batch of k tokens costs a good part of k single passes (compute-bound: on 2 cores,
 17 tokens cost 6 passes with a second thread for batches, 11 with one; benchmarks/batch_cost.py), on
-a GPU nearly one. `CostModel` measures the curve once per engine (`calibrate`: a few batches of sizes
-up to draft_max + 1 when the first n-gram draft appears, about 10 passes) and keeps following it with
-the batches verified; `Speculation` then verifies the number of drafted tokens k that gives the most
-tokens per unit of cost, 1 + a + ... + a^k tokens for a batch of k + 1, where a is the acceptance
-measured for drafts of that match length (kept per engine, updated also by what plain steps would
-have accepted), or none where plain decoding is as fast: a draft that keeps failing costs nothing.
+a GPU nearly one. `CostModel` measures the curve (`calibrate`: a few batches of sizes up to
+draft_max + 1 when the engine's first n-gram draft appears and every RECALIBRATE_STEPS passes after,
+about 10 passes each time) and keeps following it with the batches verified; `Speculation` then
+verifies the number of drafted tokens k that gives the most tokens per unit of cost, 1 + a + ... +
+a^k tokens for a batch of k + 1, where a is the acceptance measured for drafts of that match length
+(kept per engine, updated also by what plain steps would have accepted), or none where plain
+decoding is as fast: a draft that keeps failing costs nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ MATCH_BUCKETS = tuple(PRIOR_ACCEPTANCE)
 # A batch of n tokens on a CPU costs about 0.5 + 0.5 n single passes (n >= 2); on a GPU nearly one.
 PRIOR_BATCH_COST = ((2, 1.5), (17, 9.0))  # (tokens, single passes): where the fit starts
 PRIOR_WEIGHT = 0.2  # each, against the measurements' 1 (10 in all, as they are forgotten)
-CALIBRATION_WEIGHT = 1.0  # each size measured by `calibrate`: never forgotten, so the fit keeps its slope
+CALIBRATION_WEIGHT = 1.0  # each size `calibrate` measured: not forgotten until the next calibration
+RECALIBRATE_STEPS = 1000  # about 1% more passes for calibrating, where drafts are found
 _FORGET = 0.1  # how much each new batch measurement replaces of the old ones
 MARGIN = 1.05  # a draft is verified when it is expected to give 5% more tokens per second
 _EMA = 0.15
@@ -58,42 +60,56 @@ _PRIOR_MOMENTS = sum((_moments(n, y, PRIOR_WEIGHT) for n, y in PRIOR_BATCH_COST)
 class CostModel:
     """What a forward pass costs on this machine: one token (seconds, a moving average), and a batch
     of n tokens in single passes, a + b * n, fitted to the batches measured, recent ones weighing
-    most, and to anchors that are never forgotten: the sizes `calibrate` measured, or before that two
-    pseudo-measurements of a CPU's shape (PRIOR_BATCH_COST). Without anchors, a model that verifies
-    only short drafts would measure only short batches and could never learn that long ones pay."""
+    most, and to anchors kept until the next calibration: the sizes `calibrate` measured, or before
+    that two pseudo-measurements of a CPU's shape (PRIOR_BATCH_COST). Without anchors, a model that
+    verifies only short drafts would measure only short batches and never learn that long ones pay."""
 
     single_s: float | None = None
     calibrated: bool = False
+    steps: int = 0  # forward passes timed since the last calibration
     _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
     _anchors: NDArray[np.float64] = field(default_factory=lambda: _PRIOR_MOMENTS.copy())
 
     def single(self, seconds: float) -> None:
         self.single_s = _timing(self.single_s, seconds)
+        self.steps += 1
 
     def batch(self, n: int, seconds: float) -> None:
         if self.single_s is None or self.single_s <= 0:
             return
         passes = min(seconds / self.single_s, 4.0 * float(self.passes(np.array([n]))[0]))  # a stall moves it little
         self._sums = (1.0 - _FORGET) * self._sums + _moments(n, passes)
+        self.steps += 1
+
+    def due(self) -> bool:
+        """Whether `calibrate` should measure the curve: never measured, or RECALIBRATE_STEPS steps ago
+        (a machine's load changes; where batches cost too much, nothing else would measure them)."""
+        return not self.calibrated or self.steps >= RECALIBRATE_STEPS
 
     def calibrate(self, context: KVContext, token: int, most: int) -> None:
-        """Measure a single pass and batches of 2 to `most` tokens (each position's logits, as a
-        verification asks) after the cached tokens, which the cache holds again afterwards; the
-        fastest of two tries of each, as a busy machine only ever adds time."""
+        """Measure batches of 2 up to `most` tokens (each position's logits, as a verification asks)
+        after the cached tokens, which the cache holds again afterwards, each against a single pass
+        measured just before it, so that a change of the machine's load slows both alike. The sizes
+        stop growing at a batch that costs more single passes than it has tokens (a larger one
+        would not pay either), which bounds the time a busy machine spends here."""
         base, sizes = context.n_tokens, _calibration_sizes(most)
         history = context.ids()[-max(sizes) :].tolist()
-        single = min(_timed(context, [token], base, every=False) for _ in range(2))
-        batches = {
-            n: min(_timed(context, [*history[-(n - 1) :], token], base, every=True) for _ in range(2)) / single
-            for n in sizes
-        }
-        self.single_s = single
-        self.anchor(batches)
+        passes: dict[int, float] = {}
+        singles: list[float] = []
+        for n in sizes:
+            singles.append(_timed(context, [token], base, every=False))
+            passes[n] = _timed(context, [*history[-(n - 1) :], token], base, every=True) / singles[-1]
+            if passes[n] > n:
+                break
+        if len(passes) == 1:  # the line needs two sizes: a larger batch costs at least as much per token
+            passes[sizes[-1]] = passes[sizes[0]] * sizes[-1] / sizes[0]
+        self.single_s = float(np.median(singles))
+        self.anchor(passes)
 
     def anchor(self, passes: dict[int, float]) -> None:
         """The cost of batches of these sizes, in single passes, measured: the fit's lasting anchors."""
         self._anchors = sum((_moments(n, y, CALIBRATION_WEIGHT) for n, y in passes.items()), np.zeros(5))
-        self._sums, self.calibrated = np.zeros(5), True
+        self._sums, self.calibrated, self.steps = np.zeros(5), True, 0
 
     def passes(self, n: NDArray[np.int_]) -> NDArray[np.float64]:
         """The cost of a batch of n tokens (n >= 2), in single passes (at least one)."""

@@ -181,7 +181,7 @@ class Speculation:
             return
         history = np.append(context.ids(), np.intc(pending)).astype(np.intc)
         draft = self.drafter.draft(history, self._room(reply))
-        if draft.tokens and self.drafter.gated and not self.costs.calibrated:
+        if draft.tokens and self.drafter.gated and self.costs.due():
             self._calibrate(reply, pending)
         k = self._verify_length(draft)
         if k == 0:

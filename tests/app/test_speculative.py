@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from andon.app.draft_costs import CostModel
+from andon.app.draft_costs import RECALIBRATE_STEPS, CostModel
 from andon.app.engine import PREFILL_BLOCK, Delta, Done
 from andon.app.speculative import DraftModelError, Speculator, lookup
 from andon.presets import Parameters
@@ -207,6 +207,17 @@ def test_verifying_short_drafts_never_hides_that_long_ones_pay():
         costs.batch(2, 0.013 * MEASURED[2])
     assert costs.best_length(16, 0.98) >= 10
     assert costs.passes(np.array([17]))[0] == pytest.approx(MEASURED[17], rel=0.15)
+
+
+def test_costs_measured_on_a_busy_machine_are_measured_again():
+    """Batches measured while other work held the cores would stop drafting for good: nothing
+    verified, nothing measured. The curve is measured again after RECALIBRATE_STEPS passes."""
+    costs = CostModel(single_s=0.013)
+    costs.anchor({2: 30.0, 17: 300.0})  # two threads fighting other processes for the cores
+    assert costs.best_length(16, 0.99) == 0 and not costs.due()
+    for _ in range(RECALIBRATE_STEPS):
+        costs.single(0.013)
+    assert costs.due()
 
 
 def test_a_stall_of_a_busy_machine_barely_moves_the_costs():
