@@ -34,6 +34,10 @@ PRIOR_BATCH_COST = ((2, 1.5), (17, 9.0))  # (tokens, single passes): where the f
 PRIOR_WEIGHT = 0.2  # each, against the measurements' 1 (10 in all, as they are forgotten)
 CALIBRATION_WEIGHT = 1.0  # each size `calibrate` measured: not forgotten until the next calibration
 RECALIBRATE_STEPS = 1000  # about 1% more passes for calibrating, where drafts are found
+# Good drafts (acceptance >= PROMISING) declined as too costly in a row before the curve is measured
+# again (a stall may have made it look so); doubled each time the new curve still says no.
+PROMISING = 0.8
+RECHECK_DECLINED = 32
 _FORGET = 0.1  # how much each new batch measurement replaces of the old ones
 MARGIN = 1.05  # a draft is verified when it is expected to give 5% more tokens per second
 _EMA = 0.15
@@ -67,6 +71,8 @@ class CostModel:
     single_s: float | None = None
     calibrated: bool = False
     steps: int = 0  # forward passes timed since the last calibration
+    declined: int = 0  # promising drafts declined since the last batch verified or calibration
+    recheck_after: int = RECHECK_DECLINED
     _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
     _anchors: NDArray[np.float64] = field(default_factory=lambda: _PRIOR_MOMENTS.copy())
 
@@ -77,14 +83,20 @@ class CostModel:
     def batch(self, n: int, seconds: float) -> None:
         if self.single_s is None or self.single_s <= 0:
             return
-        passes = min(seconds / self.single_s, 4.0 * float(self.passes(np.array([n]))[0]))  # a stall moves it little
+        passes = min(seconds / self.single_s, 2.0 * float(self.passes(np.array([n]))[0]))  # a stall moves it little
         self._sums = (1.0 - _FORGET) * self._sums + _moments(n, passes)
         self.steps += 1
+        self.declined = 0
 
     def due(self) -> bool:
         """Whether `calibrate` should measure the curve: never measured, or RECALIBRATE_STEPS steps ago
         (a machine's load changes; where batches cost too much, nothing else would measure them)."""
-        return not self.calibrated or self.steps >= RECALIBRATE_STEPS
+        return not self.calibrated or self.steps >= RECALIBRATE_STEPS or self.declined >= self.recheck_after
+
+    def decline(self, acceptance: float) -> None:
+        """A draft was not verified, its batch expected to cost more than it gives."""
+        if acceptance >= PROMISING:
+            self.declined += 1
 
     def calibrate(self, context: KVContext, token: int, most: int) -> None:
         """Measure batches of 2 up to `most` tokens (each position's logits, as a verification asks)
@@ -105,11 +117,13 @@ class CostModel:
             passes[sizes[-1]] = passes[sizes[0]] * sizes[-1] / sizes[0]
         self.single_s = float(np.median(singles))
         self.anchor(passes)
+        pays = self.best_length(sizes[-1] - 1, PROMISING) > 0
+        self.recheck_after = RECHECK_DECLINED if pays else min(2 * self.recheck_after, RECALIBRATE_STEPS)
 
     def anchor(self, passes: dict[int, float]) -> None:
         """The cost of batches of these sizes, in single passes, measured: the fit's lasting anchors."""
         self._anchors = sum((_moments(n, y, CALIBRATION_WEIGHT) for n, y in passes.items()), np.zeros(5))
-        self._sums, self.calibrated, self.steps = np.zeros(5), True, 0
+        self._sums, self.calibrated, self.steps, self.declined = np.zeros(5), True, 0, 0
 
     def passes(self, n: NDArray[np.int_]) -> NDArray[np.float64]:
         """The cost of a batch of n tokens (n >= 2), in single passes (at least one)."""

@@ -200,10 +200,10 @@ class Speculation:
         return max(0, room)
 
     def _calibrate(self, reply: Reply, pending: int) -> None:
-        """Measure this machine's batch costs once per engine, where the context has room for them."""
+        """Measure this machine's batch costs (CostModel.due says when), where the context has room."""
         context = reply.context
-        most = min(self.draft_max + 1, MATCH_BUCKETS[-1] // 2 + 1, context.n_ctx - context.n_tokens - 1)
-        if most >= 3 and context.n_tokens >= most:
+        most = max(3, min(self.draft_max + 1, MATCH_BUCKETS[-1] // 2 + 1))
+        if most <= min(context.n_tokens, context.n_ctx - context.n_tokens - 1):
             self.costs.calibrate(context, pending, most)
 
     def _verify_length(self, draft: Draft) -> int:
@@ -214,7 +214,10 @@ class Speculation:
             return n
         if self.costs.single_s is None:
             return 0  # one plain pass first: batches are measured against it
-        k = self.costs.best_length(n, self.acceptance.rate(draft.key))
+        rate = self.acceptance.rate(draft.key)
+        k = self.costs.best_length(n, rate)
+        if k == 0:
+            self.costs.decline(rate)
         return k if k >= self.draft_min else 0
 
     def _plain(self, reply: Reply, pending: int, draft: Draft) -> int:
