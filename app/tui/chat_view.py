@@ -118,7 +118,8 @@ class ChatView(Conversation):
     def welcome(self) -> str:
         """What a new chat says: the model, the preset and what it is for, the main keys, /help."""
         engine = self.host.engine
-        model = engine.model_name if engine is not None else self.host.options(self.session.params).path.name
+        fallback = engine.model_name if engine is not None else self.host.options(self.session.params).path.name
+        model = self.host.model_label() or fallback  # its name in `andon models`, as the status bar shows it
         preset = self.session.preset
         summary = preset_summary(preset.description)
         return (

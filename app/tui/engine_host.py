@@ -131,6 +131,11 @@ class EngineHost:
             self._start = choice_of(self.start_model) if self.start_model else self._unnamed(self._start_path())
         return self._start
 
+    def model_label(self) -> str:
+        """The short name of the model in use (or about to be), "" when not known yet; no files read."""
+        model = self.current or self._start
+        return model.name if model is not None else ""
+
     def resolve(self, ref: str) -> ModelChoice:
         """A chat's model: its ref resolved, or the model in use for a chat that has none recorded.
 
