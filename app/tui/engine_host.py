@@ -165,7 +165,12 @@ class EngineHost:
         When it fails, the model loaded before is loaded again and stays the current one.
         """
         with self.lock:
-            self.load(self.options(params, model))
+            options = self.options(params, model)
+            if self.engine is not None and self.engine.options == options:  # that model is loaded already
+                self.current, self.error = model, None
+                self.loaded.set()
+                return None
+            self.load(options)
             if self.error is None or self.engine is None:  # nothing to go back to: it stays the one asked for
                 self.current = model
             return self.error
