@@ -22,7 +22,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-NAME_WIDTH = 36  # longer names are cut in the list (the whole name is in the line below it)
+NAME_WIDTH = 36  # at most; longer names are cut in the list (the whole name is in the line below it)
+COLUMNS_WIDTH = 42  # the mark, and size, parameters, quantization and context after the name
 
 
 @dataclass
@@ -43,14 +44,15 @@ def model_summary(model: ListedModel) -> str:
     )
 
 
-def model_row(model: ListedModel, current: bool) -> Content:
+def model_row(model: ListedModel, current: bool, name_width: int = NAME_WIDTH) -> Content:
+    """Its name, size, parameters, quantization and context on one line; where it was found below."""
     info, name = model.info, model.entry.name
-    shown = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
+    shown = name if len(name) <= name_width else name[: name_width - 1] + "…"
     columns = (
         f"{human_size(info.file_size):>8}  {human_count(info.parameters):>8}  {info.quantization:<7}  "
         f"ctx {info.context_length or '?'}"
     )
-    line = Content(("● " if current else "  ") + shown.ljust(NAME_WIDTH) + "  " + columns)
+    line = Content(("● " if current else "  ") + shown.ljust(name_width) + "  " + columns)
     where = f"\n    {model.entry.source} · {info.architecture}" + ("" if info.has_template else " · no chat template")
     return line + Content.styled(where + (f" · {name}" if shown != name else ""), "dim")
 
@@ -95,7 +97,9 @@ class ModelPicker(ModalScreen[str | None]):
         options = self.query_one(OptionList)
         current = [i for i, m in enumerate(listed) if self.current in (m.entry.name, str(m.entry.path))]
         self.names = [m.entry.name for m in listed]
-        options.add_options([Option(model_row(m, i in current)) for i, m in enumerate(listed)])
+        width = options.scrollable_content_region.width or self.app.size.width - 12  # 80 columns: one line each
+        name_width = max(12, min(NAME_WIDTH, width - COLUMNS_WIDTH))
+        options.add_options([Option(model_row(m, i in current, name_width)) for i, m in enumerate(listed)])
         if current:
             options.highlighted = current[0]
         skipped = f"; {len(problems)} file(s) skipped: {'; '.join(problems)}" if problems else ""
