@@ -63,8 +63,10 @@ def resolve_settings(
 
 def trained_context(path: Path) -> int | None:
     """The context length the model was trained on (its GGUF header), None where it cannot be read."""
+    from andon.app import llama_log
     from andon.app.model_files import ModelPathError, read_gguf_info
 
+    llama_log.install(False)  # a broken header is said once, by the load, not by llama.cpp's log here
     try:
         return read_gguf_info(path).context_length
     except ModelPathError:
