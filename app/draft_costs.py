@@ -106,6 +106,8 @@ class CostModel:
         would not pay either), which bounds the time a busy machine spends here."""
         base, sizes = context.n_tokens, _calibration_sizes(most)
         history = context.ids()[-max(sizes) :].tolist()
+        if not self.calibrated:  # llama.cpp grows its output buffer for the first batch of this size
+            _timed(context, [*history[-(sizes[-1] - 1) :], token], base, every=True)
         passes: dict[int, float] = {}
         singles: list[float] = []
         for n in sizes:
@@ -117,7 +119,7 @@ class CostModel:
             passes[sizes[-1]] = passes[sizes[0]] * sizes[-1] / sizes[0]
         self.single_s = float(np.median(singles))
         self.anchor(passes)
-        pays = self.best_length(sizes[-1] - 1, PROMISING) > 0
+        pays = self.best_length(sizes[-1] - 1, 0.95) > 0  # for drafts that are nearly always right
         self.recheck_after = RECHECK_DECLINED if pays else min(2 * self.recheck_after, RECALIBRATE_STEPS)
 
     def anchor(self, passes: dict[int, float]) -> None:
