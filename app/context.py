@@ -73,9 +73,10 @@ class KVContext:
         """Evaluate `tokens` after the cached ones; `logits()` is then the next token's."""
         self.llm.eval(list(tokens))
 
-    def append_all_logits(self, tokens: Sequence[int]) -> NDArray[np.float32]:
+    def append_all_logits(self, tokens: Sequence[int], threads: int | None = None) -> NDArray[np.float32]:
         """Evaluate `tokens` after the cached ones in one forward pass per batch, and return the
-        next-token logits after each of them (a copy, one row per token).
+        next-token logits after each of them (a copy, one row per token); on `threads` threads
+        instead of the context's batch threads where given (the logits are the same).
 
         This is how several drafted tokens are verified at once (speculative decoding): row i is
         the distribution the token after tokens[i] is chosen from; `truncate` then removes the
@@ -83,12 +84,29 @@ class KVContext:
         """
         self.truncate(self.n_tokens)  # anything past n_tokens is stale
         out = np.empty((len(tokens), self.n_vocab), np.float32)
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = list(tokens[start : start + self.n_batch])
-            self._decode_every_position(chunk)
-            ptr = self._llama_cpp.llama_get_logits(self.llm.ctx)
-            out[start : start + len(chunk)] = np.ctypeslib.as_array(ptr, shape=(len(chunk), self.n_vocab))
+        ctx, lib = self.llm.ctx, self._llama_cpp
+        single, batch = lib.llama_n_threads(ctx), lib.llama_n_threads_batch(ctx)
+        if threads:
+            lib.llama_set_n_threads(ctx, single, threads)
+        try:
+            for start in range(0, len(tokens), self.n_batch):
+                chunk = list(tokens[start : start + self.n_batch])
+                self._decode_every_position(chunk)
+                ptr = lib.llama_get_logits(ctx)
+                out[start : start + len(chunk)] = np.ctypeslib.as_array(ptr, shape=(len(chunk), self.n_vocab))
+        finally:
+            if threads:
+                lib.llama_set_n_threads(ctx, single, batch)
         return out
+
+    def thread_counts(self) -> tuple[int, ...]:
+        """The thread counts a batch may run on: the context's batch threads, and its single-token
+        threads where fewer (on a machine busy with other work, fewer threads may be faster)."""
+        single, batch = (
+            self._llama_cpp.llama_n_threads(self.llm.ctx),
+            self._llama_cpp.llama_n_threads_batch(self.llm.ctx),
+        )
+        return (batch, single) if single < batch else (batch,)
 
     def truncate(self, n: int) -> bool:
         """Keep only the first `n` cached tokens: later positions leave llama.cpp's KV cache.

@@ -73,6 +73,9 @@ class CostModel:
     steps: int = 0  # forward passes timed since the last calibration
     declined: int = 0  # promising drafts declined since the last batch verified or calibration
     recheck_after: int = RECHECK_DECLINED
+    threads: int | None = None  # the threads a verification runs on; None: the context's batch threads
+    _skip_threaded: int = 0  # calibrations left that measure only the fewest threads
+    _threaded_backoff: int = 1
     _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
     _anchors: NDArray[np.float64] = field(default_factory=lambda: _PRIOR_MOMENTS.copy())
 
@@ -100,26 +103,32 @@ class CostModel:
 
     def calibrate(self, context: KVContext, token: int, most: int) -> None:
         """Measure batches of 2 up to `most` tokens (each position's logits, as a verification asks)
-        after the cached tokens, which the cache holds again afterwards, each against a single pass
-        measured just before it, so that a change of the machine's load slows both alike. The sizes
-        stop growing at a batch that costs more single passes than it has tokens (a larger one
-        would not pay either), which bounds the time a busy machine spends here."""
+        after the cached tokens, which the cache holds again afterwards (`_measure`), on each of
+        the context's thread counts, and keep the curve of the one whose batches pay most: on a
+        machine busy with other work, two threads that wait for each other at every step of the
+        graph can make a batch take a second, one thread never does. Where more threads lose, they
+        are measured again only every 2nd, 4th, ... calibration (such a batch is what costs here)."""
         base, sizes = context.n_tokens, _calibration_sizes(most)
         history = context.ids()[-max(sizes) :].tolist()
         if not self.calibrated:  # llama.cpp grows its output buffer for the first batch of this size
-            _timed(context, [*history[-(sizes[-1] - 1) :], token], base, every=True)
-        passes: dict[int, float] = {}
-        singles: list[float] = []
-        for n in sizes:
-            singles.append(_timed(context, [token], base, every=False))
-            passes[n] = _timed(context, [*history[-(n - 1) :], token], base, every=True) / singles[-1]
-            if passes[n] > n:
-                break
-        if len(passes) == 1:  # the line needs two sizes: a larger batch costs at least as much per token
-            passes[sizes[-1]] = passes[sizes[0]] * sizes[-1] / sizes[0]
+            _timed(context, [*history[-(sizes[-1] - 1) :], token], base, None)
+        counts = context.thread_counts()
+        tried = counts[::-1] if not self._skip_threaded else counts[-1:]  # the fewest threads first
+        self._skip_threaded = max(0, self._skip_threaded - 1)
+        results = []
+        for threads in tried:
+            singles, passes = _measure(context, [*history, token], base, sizes, threads)
+            trial = CostModel()
+            trial.anchor(passes)
+            results.append((trial.best_rate(sizes[-1] - 1, 0.95), threads, singles, passes))
+        rate, threads, singles, passes = max(results, key=lambda r: r[0])
+        if len(tried) > 1:  # more threads lost to a busy machine: measured again later, ever less often
+            self._threaded_backoff = 1 if threads == counts[0] else 2 * self._threaded_backoff
+            self._skip_threaded = 0 if threads == counts[0] else self._threaded_backoff
+        self.threads = None if threads == counts[0] else threads
         self.single_s = float(np.median(singles))
         self.anchor(passes)
-        pays = self.best_length(sizes[-1] - 1, 0.95) > 0  # for drafts that are nearly always right
+        pays = rate > MARGIN  # for drafts that are nearly always right
         self.recheck_after = RECHECK_DECLINED if pays else min(2 * self.recheck_after, RECALIBRATE_STEPS)
 
     def anchor(self, passes: dict[int, float]) -> None:
@@ -140,11 +149,18 @@ class CostModel:
         batch of k + 1 (the chain's own cost per token is the same either way)."""
         if available <= 0:
             return 0
-        k = np.arange(1, available + 1)
-        gained = np.cumsum(acceptance ** k.astype(np.float64)) + 1.0
-        rate = gained / self.passes(k + 1)
+        rate = self._rates(available, acceptance)
         best = int(np.argmax(rate))
         return best + 1 if rate[best] > MARGIN else 0
+
+    def best_rate(self, available: int, acceptance: float) -> float:
+        """The most tokens per single pass that verifying up to `available` drafts can give."""
+        return float(self._rates(available, acceptance).max()) if available > 0 else 1.0
+
+    def _rates(self, available: int, acceptance: float) -> NDArray[np.float64]:
+        k = np.arange(1, available + 1)
+        gained = np.cumsum(acceptance ** k.astype(np.float64)) + 1.0
+        return gained / self.passes(k + 1)
 
 
 def _calibration_sizes(most: int) -> tuple[int, ...]:
@@ -153,14 +169,34 @@ def _calibration_sizes(most: int) -> tuple[int, ...]:
     return tuple(sorted({2, (2 + most) // 2, most}))
 
 
-def _timed(context: KVContext, tokens: list[int], base: int, every: bool) -> float:
-    """Seconds to evaluate `tokens` after the first `base` cached ones, which are all that stay."""
+def _measure(
+    context: KVContext, tokens: list[int], base: int, sizes: tuple[int, ...], threads: int
+) -> tuple[list[float], dict[int, float]]:
+    """Single passes (seconds) and batches of the last n `tokens` for each n in `sizes` (in single
+    passes, each against the single pass just before it) on `threads` threads, up to the first
+    batch that costs more passes than it has tokens (a larger one would not pay either); a line
+    needs two sizes, so a larger batch is then taken to cost as much per token."""
+    passes: dict[int, float] = {}
+    singles: list[float] = []
+    for n in sizes:
+        singles.append(_timed(context, tokens[-1:], base, 0))
+        passes[n] = _timed(context, tokens[-n:], base, threads) / singles[-1]
+        if passes[n] > n:
+            break
+    if len(passes) == 1:
+        passes[sizes[-1]] = passes[sizes[0]] * sizes[-1] / sizes[0]
+    return singles, passes
+
+
+def _timed(context: KVContext, tokens: list[int], base: int, threads: int | None) -> float:
+    """Seconds to evaluate `tokens` after the first `base` cached ones, which are all that stay:
+    one token as a plain step does (threads 0), else a batch with every position's logits."""
     started = time.perf_counter()
-    if every:
-        context.append_all_logits(tokens)
-    else:
+    if threads == 0:
         context.append(tokens)
         context.logits()
+    else:
+        context.append_all_logits(tokens, threads)
     seconds = time.perf_counter() - started
     context.truncate(base)
     return seconds

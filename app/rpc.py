@@ -363,8 +363,8 @@ class GuardedContext(KVContext):
     def append(self, tokens: Sequence[int]) -> None:
         guarded(partial(super().append, tokens), STALL_S, self.cancelled)
 
-    def append_all_logits(self, tokens: Sequence[int]) -> NDArray[np.float32]:
-        return guarded(partial(super().append_all_logits, tokens), STALL_S, self.cancelled)
+    def append_all_logits(self, tokens: Sequence[int], threads: int | None = None) -> NDArray[np.float32]:
+        return guarded(partial(super().append_all_logits, tokens, threads), STALL_S, self.cancelled)
 
     def truncate(self, n: int) -> bool:
         return guarded(partial(super().truncate, n), STALL_S, self.cancelled)

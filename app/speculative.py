@@ -234,7 +234,7 @@ class Speculation:
         context, k = reply.context, len(draft.tokens)
         base = context.n_tokens
         started = time.perf_counter()
-        rows = context.append_all_logits([pending, *draft.tokens])
+        rows = context.append_all_logits([pending, *draft.tokens], self.costs.threads)
         self.costs.batch(k + 1, time.perf_counter() - started)
         self.drafted += k
         ids = context.ids()

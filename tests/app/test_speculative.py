@@ -260,6 +260,29 @@ def test_measuring_the_batch_costs_changes_nothing_in_the_reply(engine, quick, m
 
 
 @pytest.mark.model
+def test_a_batch_on_fewer_threads_gives_the_same_logits(engine):
+    """Verification may run on one thread where two wait for each other on a busy machine
+    (CostModel.calibrate): the logits, so the replies, are the same on any thread count."""
+    import llama_cpp
+
+    context = engine.context
+    llama_cpp.llama_set_n_threads(context.llm.ctx, 1, 2)
+    try:
+        assert context.thread_counts() == (2, 1)
+        engine.prefill(engine.chat_tokens(REWRITE))
+        base, tokens = context.n_tokens, context.ids()[-9:].tolist()
+        two = context.append_all_logits(tokens)
+        context.truncate(base)
+        one = context.append_all_logits(tokens, threads=1)
+        context.truncate(base)
+        assert np.array_equal(one, two)
+        assert llama_cpp.llama_n_threads_batch(context.llm.ctx) == 2  # the context's own setting is back
+    finally:
+        params = context.llm.context_params
+        llama_cpp.llama_set_n_threads(context.llm.ctx, params.n_threads, params.n_threads_batch)
+
+
+@pytest.mark.model
 @exact
 def test_the_factual_preset_as_is_is_the_same_with_drafts(drafts_verified, self_draft, model_path):
     engine = drafts_verified
