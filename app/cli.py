@@ -150,9 +150,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings = resolve_settings(args.preset, args.set, args.system, args.model)
     for note in settings.notes:  # the model's own defaults that andon does not use
         print(f"andon: {args.model or settings.preset.model}: {note}", file=sys.stderr)
-    for warning in settings.warnings:  # e.g. num_ctx past the model's trained context
-        print(f"andon: warning: {warning}", file=sys.stderr)
     engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
+    for warning in settings.warnings:  # e.g. num_ctx past the model's trained context (once it loaded)
+        print(f"andon: warning: {warning}", file=sys.stderr)
     messages = messages_for(settings.system, (), prompt)
     done: Done | None = None
     thinking = ThinkingOutput(sys.stderr, hide=args.hide_thinking or args.json)
