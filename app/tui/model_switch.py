@@ -120,6 +120,7 @@ class ModelScreen(Screen[None]):
 
     # --- switching -----------------------------------------------------------------------------
 
+    @guarded
     async def switch_model(self, name: str, presets: tuple[str, ...] = ()) -> None:
         """Switch the open chat to the model `name`; a reply being written is stopped (and kept) first."""
         view = self.view
@@ -131,6 +132,7 @@ class ModelScreen(Screen[None]):
             view.say("The reply was stopped to switch models (what it wrote is kept).")
         self.load_model(name, view.session, explicit=True, presets=presets)
 
+    @guarded
     def choose_model(self, name: str) -> None:
         """The command palette's "Model: NAME"."""
         self.run_worker(self.switch_model(name), group="dialog", exit_on_error=False)
