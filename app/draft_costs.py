@@ -4,7 +4,7 @@ Cost. On a CPU a batch of k tokens costs a good part of k single passes (compute
 17 tokens cost 6 passes with a second thread for batches, 11 with one; benchmarks/batch_cost.py), on
 a GPU nearly one. `CostModel` measures the curve (`calibrate`: a few batches of sizes up to
 draft_max + 1 when the engine's first n-gram draft appears and every RECALIBRATE_STEPS passes after,
-about 10 passes each time) and keeps following it with the batches verified; `Speculation` then
+about 20 to 40 passes each time) and keeps following it with the batches verified; `Speculation` then
 verifies the number of drafted tokens k that gives the most tokens per unit of cost, 1 + a + ... +
 a^k tokens for a batch of k + 1, where a is the acceptance measured for drafts of that match length
 (kept per engine, updated also by what plain steps would have accepted), or none where plain
@@ -33,7 +33,11 @@ MATCH_BUCKETS = tuple(PRIOR_ACCEPTANCE)
 PRIOR_BATCH_COST = ((2, 1.5), (17, 9.0))  # (tokens, single passes): where the fit starts
 PRIOR_WEIGHT = 0.2  # each, against the measurements' 1 (10 in all, as they are forgotten)
 CALIBRATION_WEIGHT = 1.0  # each size `calibrate` measured: not forgotten until the next calibration
-RECALIBRATE_STEPS = 1000  # about 1% more passes for calibrating, where drafts are found
+RECALIBRATE_STEPS = 2000  # about 2% more passes for calibrating, where drafts are found
+CALIBRATION_TRIES = 2
+# Verification runs on fewer threads than the context's batch threads only where they pay this much
+# more (the calibration's moment may be unlike the next minute, and more threads win on a quiet machine)
+FEWER_THREADS_MARGIN = 1.3
 # Good drafts (acceptance >= PROMISING) declined as too costly in a row before the curve is measured
 # again (a stall may have made it look so); doubled each time the new curve still says no.
 PROMISING = 0.8
@@ -115,13 +119,17 @@ class CostModel:
         counts = context.thread_counts()
         tried = counts[::-1] if not self._skip_threaded else counts[-1:]  # the fewest threads first
         self._skip_threaded = max(0, self._skip_threaded - 1)
-        results = []
-        for threads in tried:
-            singles, passes = _measure(context, [*history, token], base, sizes, threads)
-            trial = CostModel()
-            trial.anchor(passes)
-            results.append((trial.best_rate(sizes[-1] - 1, 0.95), threads, singles, passes))
-        rate, threads, singles, passes = max(results, key=lambda r: r[0])
+        singles: list[float] = []
+        measured: dict[int, dict[int, float]] = {threads: {} for threads in tried}
+        for _ in range(CALIBRATION_TRIES):  # each count in turn; the fastest try, as load only adds time
+            for threads in tried:
+                seconds, passes = _measure(context, [*history, token], base, sizes, threads)
+                singles += seconds
+                for n, y in passes.items():
+                    measured[threads][n] = min(y, measured[threads].get(n, y))
+        rates = {threads: _best_rate(passes, sizes[-1] - 1) for threads, passes in measured.items()}
+        threads = counts[-1] if rates[counts[-1]] > FEWER_THREADS_MARGIN * rates.get(counts[0], 0.0) else counts[0]
+        rate, passes = rates[threads], measured[threads]
         if len(tried) > 1:  # more threads lost to a busy machine: measured again later, ever less often
             self._threaded_backoff = 1 if threads == counts[0] else 2 * self._threaded_backoff
             self._skip_threaded = 0 if threads == counts[0] else self._threaded_backoff
@@ -164,9 +172,15 @@ class CostModel:
 
 
 def _calibration_sizes(most: int) -> tuple[int, ...]:
-    """Batch sizes that span 2..most (two at least, for a slope)."""
-    most = max(3, most)
-    return tuple(sorted({2, (2 + most) // 2, most}))
+    """Batch sizes for the line's two ends: 2 and most."""
+    return (2, max(3, most))
+
+
+def _best_rate(passes: dict[int, float], available: int) -> float:
+    """What a curve through these measured batch costs gives at best for drafts nearly always right."""
+    trial = CostModel()
+    trial.anchor(passes)
+    return trial.best_rate(available, 0.95)
 
 
 def _measure(
