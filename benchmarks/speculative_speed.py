@@ -9,15 +9,21 @@ changes what is sampled), so both sides do the same work; the end of turn is ban
 so that every side writes exactly N tokens, as llama-cpp-python's generate() does. Each side
 takes each place in the order of a round in turn; the summary gives the medians.
 
-    python benchmarks/speculative_speed.py [--tokens 256] [--rounds 9] [--threads 1] [--model PATH]
+    python benchmarks/speculative_speed.py [--tokens 256] [--rounds 9] [--threads 0] [--model PATH]
 
---threads 1 (the default here) runs batches on one thread like single tokens: on a machine shared
-with other work, OpenMP's spinning makes a two-thread batch take seconds; 0 lets llama.cpp choose.
+--threads 0 (the default) is the app's setting: llama-cpp-python's threads, on a 2-core machine one
+for single tokens and two for batches (verifications and prompts). --threads N runs both on N: on 2
+cores, 1 makes a batch of 17 tokens cost 11 single passes instead of 6 (benchmarks/batch_cost.py),
+which caps what drafts can gain near 1.4x; 2 makes single tokens slower than 1 (the worker threads
+spin while the Python chain runs). The first reply with a draft (the warm-up, printed apart) also
+measures the batch costs and picks the threads verifications run on (draft_costs.py: calibrate).
+Other work on the machine moves the figures a lot: the load average is printed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -64,7 +70,9 @@ def native_rate(engine: Engine, messages, p: Parameters, n: int) -> float:
 
 def compare(engine: Engine, name: str, messages, params: Parameters, rounds: int) -> None:
     drafting = Parameters.of({"draft": "ngram"}, base=params)
-    andon_run(engine, messages, drafting)  # warm up: the prompt cached, the cost model measured
+    done, rate = andon_run(engine, messages, drafting)  # warm up: the prompt cached, the costs measured
+    u = done.usage
+    print(f"  first reply with a draft: {rate:.1f} tok/s ({u.accepted_tokens} of {u.drafted_tokens} drafts kept)")
     rates: dict[str, list[float]] = {"ngram": [], "no draft": [], "native": []}
     accepted = verified = 0
     for r in range(rounds):
@@ -93,20 +101,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--model", default=None)
     args = ap.parse_args()
     engine = Engine(ModelOptions(args.model or embedded_model_path(), num_ctx=4096, num_thread=args.threads))
     eog = {str(t): False for t in range(engine.n_vocab) if engine.is_end_of_turn(t)}
     store = PresetStore()
-    print(f"model: {engine.model_name}; {args.tokens} tokens per reply; threads {args.threads or 'llama.cpp default'}")
+    threads = (
+        f"{engine.llm.context_params.n_threads} (single tokens) / {engine.llm.context_params.n_threads_batch} (batches)"
+    )
+    print(f"model: {engine.model_name}; {args.tokens} tokens per reply; threads {threads}; load {_load()}")
     for name, messages, preset in (("code rewrite", REWRITE, "code"), ("story", STORY, "balanced")):
         base = store.load(preset).parameters
         params = Parameters.of({"num_predict": args.tokens, "seed": 1, "logit_bias": eog}, base=base)
         print(f"{name} ({preset} preset: temperature {params.temperature}, top_k {params.top_k}, top_p "
               f"{params.top_p}, min_p {params.min_p}, repeat_penalty {params.repeat_penalty})")  # fmt: skip
         compare(engine, name, messages, params, args.rounds)
+    print(f"load average: {_load()}")
     engine.close()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
