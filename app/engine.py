@@ -106,6 +106,8 @@ class Engine:
         `constraint` (a grammar) limits what the reply may be; None asks `constraint_for(params)`.
         """
         started = time.perf_counter()
+        if extra := [s for s in self.prompt.stops() if s not in params.stop]:
+            params = params.model_copy(update={"stop": (*params.stop, *extra)})
         reserve = params.num_predict if params.num_predict > 0 else min(256, self.n_ctx // 4)
         variables = self.prompt.variables(params.think)  # Qwen3's enable_thinking
         fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids(), variables)

@@ -38,6 +38,9 @@ class ChatTemplateError(ModelLoadError):
     """The model's chat template cannot format the conversation (it is the model's, not the user's)."""
 
 
+TRANSCRIPT_TURN = "\nUser:"  # where the model, continuing a plain transcript, starts the user's next turn
+
+
 class ChatPrompt:
     """Messages to prompt text and tokens by the chat template stored in the GGUF.
 
@@ -63,6 +66,11 @@ class ChatPrompt:
     def has_template(self) -> bool:
         return self._formatter is not None or self._broken is not None
 
+    def stops(self) -> tuple[str, ...]:
+        """Stop strings the prompt's own format needs: a plain transcript ends the reply at the
+        next "User:" line, as llama.cpp's reverse prompt did (a template ends turns with a token)."""
+        return () if self.has_template else (TRANSCRIPT_TURN,)
+
     def format(self, messages: Sequence[Message], variables: Mapping[str, Any] | None = None) -> str:
         """The prompt text, ending where the assistant's reply begins.
 
@@ -70,7 +78,7 @@ class ChatPrompt:
         """
         if not self.has_template:
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-            return "\n".join([*lines, "Assistant:"])
+            return "\n".join([*lines, "Assistant:"])  # a reply ends where the model writes TRANSCRIPT_TURN
         if self._broken is not None:
             raise ChatTemplateError(f"the chat template of {self.model_name} is not valid: {self._broken}")
         folded = fold_system(messages)

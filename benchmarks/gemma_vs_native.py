@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--presets", default="balanced")
     args = ap.parse_args()
     engine = Engine(ModelOptions(assemble_gemma(), num_ctx=2048))
+    engine.prompt.stops = tuple  # exactly N tokens on both sides: no stop where the transcript's "User:" turn begins
     print(f"model: {engine.model_name}, vocabulary {engine.n_vocab:,} tokens; {args.tokens} tokens per round")
     for name in args.presets.split(","):
         preset = PresetStore().load(name.strip())

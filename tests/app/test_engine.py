@@ -201,6 +201,10 @@ def test_a_model_without_a_chat_template_says_so_once_and_continues_plainly(mode
         assert base.format_chat(JAPAN) == "User: What is the capital of Japan?\nAssistant:"
         assert done.text and done.usage.prompt_tokens == len(base.chat_tokens(JAPAN))
         assert run(base, JAPAN, params)[1] == []  # said once
+        # the model writing the user's next turn ends its reply there, as a chat template's end of turn would
+        scripted = Parameters.of({"temperature": 0, "grammar": 'root ::= "Tokyo.\\nUser: and Peru?"'})
+        _, _, done = run(base, JAPAN, scripted)
+        assert (done.text, done.finish_reason) == ("Tokyo.", "stop")
     finally:
         base.close()
 
