@@ -35,6 +35,10 @@ PRIOR_WEIGHT = 0.2  # each, against the measurements' 1 (10 in all, as they are 
 CALIBRATION_WEIGHT = 1.0  # each size `calibrate` measured: not forgotten until the next calibration
 RECALIBRATE_STEPS = 2000  # about 2% more passes for calibrating, where drafts are found
 CALIBRATION_TRIES = 2
+# Batches in a row that take STALL times their expected cost (other work took the cores from one of
+# its threads) measure the curve and choose the threads again at once.
+STALL = 3.0
+STALLS_IN_A_ROW = 2
 # Verification runs on fewer threads than the context's batch threads only where they pay this much
 # more (the calibration's moment may be unlike the next minute, and more threads win on a quiet machine)
 FEWER_THREADS_MARGIN = 1.3
@@ -78,6 +82,7 @@ class CostModel:
     declined: int = 0  # promising drafts declined since the last batch verified or calibration
     recheck_after: int = RECHECK_DECLINED
     threads: int | None = None  # the threads a verification runs on; None: the context's batch threads
+    stalls: int = 0  # batches in a row that took STALL times their expected cost
     _skip_threaded: int = 0  # calibrations left that measure only the fewest threads
     _threaded_backoff: int = 1
     _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
@@ -90,14 +95,20 @@ class CostModel:
     def batch(self, n: int, seconds: float) -> None:
         if self.single_s is None or self.single_s <= 0:
             return
-        passes = min(seconds / self.single_s, 2.0 * float(self.passes(np.array([n]))[0]))  # a stall moves it little
-        self._sums = (1.0 - _FORGET) * self._sums + _moments(n, passes)
+        expected = float(self.passes(np.array([n]))[0])
+        measured = seconds / self.single_s
+        self.stalls = self.stalls + 1 if measured > STALL * expected else 0
+        self._sums = (1.0 - _FORGET) * self._sums + _moments(
+            n, min(measured, 2.0 * expected)
+        )  # a stall moves it little
         self.steps += 1
         self.declined = 0
 
     def due(self) -> bool:
         """Whether `calibrate` should measure the curve: never measured, or RECALIBRATE_STEPS steps ago
         (a machine's load changes; where batches cost too much, nothing else would measure them)."""
+        if self.stalls >= STALLS_IN_A_ROW:
+            return True
         return not self.calibrated or self.steps >= RECALIBRATE_STEPS or self.declined >= self.recheck_after
 
     def decline(self, acceptance: float) -> None:
@@ -142,7 +153,7 @@ class CostModel:
     def anchor(self, passes: dict[int, float]) -> None:
         """The cost of batches of these sizes, in single passes, measured: the fit's lasting anchors."""
         self._anchors = sum((_moments(n, y, CALIBRATION_WEIGHT) for n, y in passes.items()), np.zeros(5))
-        self._sums, self.calibrated, self.steps, self.declined = np.zeros(5), True, 0, 0
+        self._sums, self.calibrated, self.steps, self.declined, self.stalls = np.zeros(5), True, 0, 0, 0
 
     def passes(self, n: NDArray[np.int_]) -> NDArray[np.float64]:
         """The cost of a batch of n tokens (n >= 2), in single passes (at least one)."""

@@ -220,6 +220,19 @@ def test_costs_measured_on_a_busy_machine_are_measured_again():
     assert costs.due()
 
 
+def test_batches_that_stall_in_a_row_measure_the_costs_again():
+    """Two threads that other work keeps waiting for each other make every batch take many times
+    its cost: two such batches in a row and the next draft measures the curve (and the threads)."""
+    costs = measured_costs()
+    costs.batch(17, 0.013 * MEASURED[17] * 10)  # one stall: not yet
+    assert not costs.due()
+    costs.batch(17, 0.013 * MEASURED[17])  # a normal batch: the count starts over
+    costs.batch(17, 0.013 * MEASURED[17] * 10)
+    assert not costs.due()
+    costs.batch(9, 0.013 * MEASURED[9] * 10)
+    assert costs.due()
+
+
 def test_a_stall_of_a_busy_machine_barely_moves_the_costs():
     costs = cheap_batches()
     before = costs.passes(np.array([17]))[0]
