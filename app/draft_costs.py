@@ -98,9 +98,8 @@ class CostModel:
         expected = float(self.passes(np.array([n]))[0])
         measured = seconds / self.single_s
         self.stalls = self.stalls + 1 if measured > STALL * expected else 0
-        self._sums = (1.0 - _FORGET) * self._sums + _moments(
-            n, min(measured, 2.0 * expected)
-        )  # a stall moves it little
+        moment = _moments(n, min(measured, 2.0 * expected))  # one stall moves the fit little
+        self._sums = (1.0 - _FORGET) * self._sums + moment
         self.steps += 1
         self.declined = 0
 
