@@ -8,8 +8,8 @@ Markdown stream, as MessageBox does for the answer.
 from __future__ import annotations
 
 from andon.app.tui.failures import guarded
+from andon.app.tui.feed import MarkdownFeed
 from textual.widgets import Collapsible, Markdown
-from textual.widgets.markdown import MarkdownStream
 
 STREAMING_TITLE = "Thinking…"
 
@@ -49,12 +49,10 @@ class Thoughts(Collapsible):
     def __init__(self, text: str = "", *, streaming: bool = False) -> None:
         self.view = Markdown(text, classes="thinking-text")
         super().__init__(self.view, title=STREAMING_TITLE if streaming else done_title(text), collapsed=not streaming)
-        self._feed: MarkdownStream | None = None  # open while the thinking streams
+        self._feed = MarkdownFeed(self.view)  # open while the thinking streams
 
     async def write(self, text: str) -> None:
         """Add streamed thinking; Textual's stream batches it to the frame rate."""
-        if self._feed is None:
-            self._feed = Markdown.get_stream(self.view)
         await self._feed.write(text)
 
     def fold(self) -> None:
@@ -64,16 +62,11 @@ class Thoughts(Collapsible):
 
     async def done(self, text: str, answered: bool) -> None:
         """The reply ended: its stored thinking rendered once, folded if there is an answer."""
-        await self._close_feed()
+        await self._feed.close()
         await self.view.update(text)
         self.title = done_title(text)
         self.collapsed = answered
 
-    async def _close_feed(self) -> None:
-        feed, self._feed = self._feed, None
-        if feed is not None:
-            await feed.stop()
-
     @guarded
     async def on_unmount(self) -> None:
-        await self._close_feed()
+        await self._feed.close()

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from andon.app.history import StoredMessage
 from andon.app.tui.failures import guarded
+from andon.app.tui.feed import MarkdownFeed
 from andon.app.tui.thoughts import Thoughts
 from textual import events
 from textual.app import ComposeResult
@@ -22,7 +23,6 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, Label, Markdown, Static, TextArea
-from textual.widgets.markdown import MarkdownStream
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -100,7 +100,7 @@ class MessageBox(Vertical):
             if message.role == "user"
             else Markdown(message.content or "")
         )
-        self._feed: MarkdownStream | None = None  # open while the reply is being written
+        self._feed = MarkdownFeed(self.body) if isinstance(self.body, Markdown) else None  # the reply's answer
         self.thoughts: Thoughts | None = Thoughts(message.thinking) if message.thinking else None
 
     def compose(self) -> ComposeResult:
@@ -129,12 +129,10 @@ class MessageBox(Vertical):
                 self.thoughts = Thoughts(streaming=True)
                 await self.mount(self.thoughts, before=self.body)
             await self.thoughts.write(thinking)
-        if not text:
+        if not text or self._feed is None:
             return
-        if self._feed is None:
-            if self.thoughts is not None:
-                self.thoughts.fold()  # the answer begins
-            self._feed = Markdown.get_stream(self.body)
+        if not self._feed.started and self.thoughts is not None:
+            self.thoughts.fold()  # the answer begins
         await self._feed.write(text)
 
     async def finish(self) -> None:
@@ -153,9 +151,8 @@ class MessageBox(Vertical):
             self.header.update(self.header_text())
 
     async def _close_feed(self) -> None:
-        feed, self._feed = self._feed, None
-        if feed is not None:
-            await feed.stop()
+        if self._feed is not None:
+            await self._feed.close()
 
     @guarded
     async def on_unmount(self) -> None:
