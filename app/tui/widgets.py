@@ -6,11 +6,11 @@ shows reactive fields that the app binds to its own (`data_bind`), so nothing te
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 from andon.app.history import StoredMessage
+from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
 from andon.app.tui.feed import MarkdownFeed
 from andon.app.tui.thoughts import Thoughts
@@ -24,7 +24,6 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, Label, Markdown, Static, TextArea
 
-CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
 ENDING = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}
 
@@ -37,8 +36,9 @@ def preset_summary(description: str) -> str:
 
 
 def last_code_block(text: str) -> str | None:
-    blocks = CODE_BLOCK.findall(text)
-    return blocks[-1] if blocks else None
+    """The last code block of a Markdown text (also one a stopped reply left unclosed), as F7 finds them."""
+    blocks = code_blocks(text)
+    return blocks[-1][1] if blocks else None
 
 
 class ChatInput(TextArea):

@@ -863,3 +863,13 @@ async def test_status_bar_context_moves_while_streaming_and_no_rate_is_carried_t
         await pilot.pause()
         await pilot.pause()
         assert app.chat_screen.context_used == app.session.last("assistant").stats["prompt_tokens"] + 60
+
+
+def test_f10_finds_the_code_block_a_stopped_reply_left_open():
+    """F10 and F7 find the same blocks: a reply stopped mid-code still has its code to copy."""
+    from andon.app.tui.widgets import last_code_block
+
+    stopped = "Here:\n```python\ndef add(a, b):\n    return a + b\n"
+    assert last_code_block(stopped) == "def add(a, b):\n    return a + b\n"
+    assert last_code_block("a\n```\nx = 1\n```\nthen\n~~~js\ny()\n~~~\n") == "y()\n"
+    assert last_code_block("no code here") is None
