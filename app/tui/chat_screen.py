@@ -326,6 +326,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
         if text is not None:
             box = self.query_one(ChatInput)
             box.text = text
+            box.move_cursor(box.document.end)  # typing adds to the message, as at the end of a line being edited
             box.focus()
             self.notify("Edit the message and press Enter to resend it (the replies after it are replaced).")
 

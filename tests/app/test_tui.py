@@ -131,6 +131,8 @@ async def test_regenerate_and_edit_last_message(tmp_path):
         assert len(engines[0].calls) == 2
         await pilot.press("ctrl+l")
         assert app.query_one(ChatInput).text == "first question"
+        await pilot.press(*" again")  # typed where the message ends, not glued before it
+        assert app.query_one(ChatInput).text == "first question again"
         app.query_one(ChatInput).text = "second question"
         await pilot.press("enter")
         await app.workers.wait_for_complete()
