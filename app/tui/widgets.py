@@ -14,6 +14,7 @@ from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
 from andon.app.tui.feed import MarkdownFeed
 from andon.app.tui.thoughts import Thoughts
+from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -191,15 +192,31 @@ class StatusBar(Widget):
     chat_note = reactive("")  # the chat: a reply waiting for the model
 
     def render(self) -> Content:
+        """The whole line where it fits; else shorter words, then a shorter model name (at 80 columns
+        the context count, the drafts and a loading model's progress must still show)."""
+        width = self.content_size.width or 10**6
+        line = " │ ".join(self._parts(short=False))
+        if cell_len(line) > width:
+            parts = self._parts(short=True)
+            over = cell_len(" │ ".join(parts)) - width
+            if over > 0:
+                name = parts[0]
+                parts[0] = name[: max(4, len(name) - over - 1)] + "…"
+            line = " │ ".join(parts)
+        return Content(line)
+
+    def _parts(self, short: bool) -> list[str]:
         rate = f"{self.tokens_per_second:.1f} tok/s" if self.tokens_per_second else "– tok/s"
-        parts = [self.model_name, f"preset: {self.preset_label}", rate, f"context {self.context_used}/{self.num_ctx}"]
+        preset = self.preset_label if short else f"preset: {self.preset_label}"
+        context = f"{'ctx' if short else 'context'} {self.context_used}/{self.num_ctx}"
+        parts = [self.model_name, preset, rate, context]
         accepted, drafted = self.drafts
         if drafted:
-            parts.insert(3, f"draft {accepted}/{drafted} accepted")
+            parts.insert(3, f"draft {accepted}/{drafted}" + ("" if short else " accepted"))
         note = self.chat_note or self.model_note
         if note:
             parts.append(note)
-        return Content(" │ ".join(parts))
+        return parts
 
 
 __all__ = [

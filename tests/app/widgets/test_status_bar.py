@@ -29,7 +29,7 @@ def text(app: App) -> str:
 
 async def test_the_bar_follows_its_parents_fields():
     app = _Host()
-    async with app.run_test() as pilot:
+    async with app.run_test(size=(120, 5)) as pilot:
         assert text(app) == "SmolLM2-135M │ preset: balanced │ – tok/s │ context 0/4096"
         app.preset_label, app.tokens_per_second, app.context_used = "creative *", 73.14, 812
         app.model_note = "loading model.gguf…"
@@ -46,3 +46,17 @@ async def test_a_model_name_with_brackets_is_shown_as_it_is():
     async with app.run_test() as pilot:
         await pilot.pause()
         assert text(app).startswith("[bold]odd[/bold].gguf │")
+
+
+async def test_at_80_columns_the_context_count_and_a_loading_note_still_show():
+    app = _Host()
+    app.model_name = "SmolLM2-135M-Instruct.Q4_1-with-a-long-file-name"
+    async with app.run_test(size=(80, 5)) as pilot:
+        app.preset_label, app.tokens_per_second, app.context_used = "creative *", 29.5, 1544
+        app.num_ctx = 20000
+        app.model_note = "loading ▰▰▰▱▱ 60%"
+        await pilot.pause()
+        line = text(app)
+        assert len(line) <= 80
+        assert line.endswith("│ creative * │ 29.5 tok/s │ ctx 1544/20000 │ loading ▰▰▰▱▱ 60%")
+        assert line.startswith("SmolLM2-135M") and "…" in line  # the model name gave way
