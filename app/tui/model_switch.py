@@ -72,6 +72,7 @@ class ModelScreen(Screen[None]):
         error: str | None
         seconds: float = 0.0
         warning: str | None = None
+        context: int | None = None  # the open chat's prompt tokens under the model now loaded
 
     def __init__(self, host: EngineHost) -> None:
         super().__init__()
@@ -182,7 +183,7 @@ class ModelScreen(Screen[None]):
             self.host.loaded.set()
             self.post_message(self.Loaded(request, None, _unknown(request, str(exc))))
             return
-        warning = None
+        warning, context = None, None
         try:
             if get_current_worker().is_cancelled:  # another load was asked for meanwhile
                 return
@@ -192,11 +193,23 @@ class ModelScreen(Screen[None]):
                 if choice.path not in self._trained:
                     self._trained[choice.path] = trained_context(choice.path)
                 warning = context_warning(params.num_ctx, self._trained[choice.path], choice.name)
+                context = self._context_of(request.session)
         except PresetError as exc:  # the chat's preset file went bad meanwhile
             error = str(exc)
         finally:
             self.host.loaded.set()
-        self.post_message(self.Loaded(request, choice, error, time.monotonic() - started, warning))
+        self.post_message(self.Loaded(request, choice, error, time.monotonic() - started, warning, context))
+
+    def _context_of(self, session: ChatSession) -> int | None:
+        """The chat's prompt tokens under the engine loaded now (another model counts them otherwise)."""
+        engine = self.host.engine
+        if engine is None or not session.messages:
+            return 0 if engine is not None else None
+        try:
+            with self.host.lock:
+                return len(engine.chat_tokens(session.engine_messages()))
+        except Exception:  # a template that refuses this chat says so at the next reply
+            return None
 
     def _report_progress(self, fraction: float) -> None:
         if fraction - self._shown >= PROGRESS_STEP or (fraction >= 1.0 > self._shown):
@@ -222,6 +235,10 @@ class ModelScreen(Screen[None]):
         self.model_name, self.model_note = choice.name or (engine.model_name if engine else ""), ""
         if request.session is self.view.session:
             self._remember(request, choice)
+            if request.explicit:  # the figures of the model before are not this model's
+                self.view.tokens_per_second, self.view.drafts = None, (0, 0)
+                if message.context is not None:
+                    self.view.context_used = message.context
         if request.explicit:
             self.view.say(f"Model {choice.name or choice.path.name} loaded ({message.seconds:.1f} s).")
         self._say_notes(choice)

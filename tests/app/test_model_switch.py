@@ -332,3 +332,18 @@ async def test_started_with_a_model_andon_opens_a_new_chat_on_it(tmp_path, folde
         await ready(pilot)
         assert app.session.chat.id != old.id and models.loaded == "alpha.gguf"
         assert app.session.chat.model == "alpha" and "alpha" in status(app)
+
+
+async def test_after_a_switch_the_status_bar_shows_the_new_models_figures_not_the_old_ones(tmp_path, folder):
+    models = Models()
+    app = make_app(tmp_path, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await type_line(pilot, "hello there")
+        assert "– tok/s" not in status(app)  # the reply's rate
+        await type_line(pilot, "/model beta")
+        await ready(pilot)
+        assert models.loaded == "beta.gguf"
+        counted = len(models.engines[-1].chat_tokens(app.session.engine_messages()))
+        assert "– tok/s" in status(app)  # no reply of beta's yet
+        assert f"context {counted}/" in status(app)  # counted by beta's tokenizer
