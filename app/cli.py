@@ -171,7 +171,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     thinking.end()
     assert done is not None
     if args.json:
-        print(json.dumps(ask_result(done, settings.params.to_plain(), engine.model_name), ensure_ascii=False))
+        from andon.app.models import display_name  # the name `--model` takes back, as `andon models` lists it
+
+        model = display_name(settings.model_path)
+        print(json.dumps(ask_result(done, settings.params.to_plain(), model), ensure_ascii=False))
     else:
         sys.stdout.write("\n")
         if done.finish_reason == "cancelled":

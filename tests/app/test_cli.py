@@ -52,6 +52,9 @@ def test_ask_json_object():
     assert set(out["usage"]) == {"prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_second"}
     assert out["usage"]["completion_tokens"] > 0
     assert out["parameters"]["temperature"] == 0.0 and out["parameters"]["num_predict"] == 40
+    # the model by the name `andon models` lists, which --model takes back (not the file's general.name)
+    again = andon("ask", "hi", "--model", out["model"], "--set", "num_predict=1")
+    assert out["model"] == "SmolLM2-135M-Instruct.Q4_1" and again.returncode == 0, again.stderr
 
 
 @pytest.mark.model
