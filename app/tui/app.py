@@ -43,6 +43,7 @@ PALETTE = (
     ("Search chats", "Search the chats' titles and messages", "search_chats"),
     ("Hide or show the chat list", "The list of saved chats on the left", "toggle_chat_list"),
     ("Parameters", "The parameter panel: every sampling and model setting of this chat", "toggle_parameters"),
+    ("Chain order", "The sampler stages in the order they run (Shift+Up/Down, Space)", "edit_chain_order"),
     ("Inspector", "Next-token candidates through the sampler chain", "toggle_inspector"),
     ("Inspect the message being typed", "The inspector on the reply to the input box's text", "inspect_input"),
     ("Pick a model", "Choose this chat's model (loads it; also 'Model: NAME')", "pick_model"),

@@ -241,10 +241,19 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
             self.remove_class("parameters-open")
             self.query_one(ChatInput).focus()
             return
+        self._open_parameters(panel.focus_first)
+
+    @guarded
+    def action_edit_chain_order(self) -> None:
+        """The parameter panel, on the chain's order (from the palette: it is far down the panel)."""
+        self._open_parameters(self.query_one(ParameterPanel).focus_order)
+
+    def _open_parameters(self, then: Callable[[], None]) -> None:
+        panel = self.query_one(ParameterPanel)
         panel.remove_class("hidden")
         self.add_class("parameters-open")  # on a narrow terminal the chat list makes room
         panel.show(self.view.session)
-        self.call_after_refresh(panel.focus_first)
+        self.call_after_refresh(then)
 
     @guarded
     def action_toggle_inspector(self) -> None:

@@ -273,6 +273,12 @@ class ParameterPanel(Vertical):
         if fields:
             fields.first().focus()
 
+    def focus_order(self) -> None:
+        """The chain's order (`samplers`), far down the panel: focused and scrolled to."""
+        for order in self.query(StageOrder):
+            order.focus()
+            order.scroll_visible(animate=False)
+
     @guarded
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         name = (event.widget.id or "").removeprefix("param-")

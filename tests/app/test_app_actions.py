@@ -60,6 +60,24 @@ async def test_running_actions_from_the_palette(tmp_path):
         assert any("/set parameter" in str(n.render()) for n in app.query(".notice"))
 
 
+async def test_chain_order_from_the_palette_is_one_step_to_reordering_the_samplers(tmp_path):
+    """`samplers` sits far down the parameter panel: the palette's "Chain order" goes straight to it."""
+    from andon.app.tui.parameter_editors import StageOrder
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        before = list(app.session.params.samplers)
+        await palette_run(pilot, "Chain order")
+        await pilot.pause()
+        stages = app.query_one("#param-samplers", StageOrder)
+        assert app.focused is stages
+        stages.highlighted = 0
+        await pilot.press("shift+down")
+        await pilot.pause()
+        assert list(app.session.params.samplers) == [before[1], before[0], *before[2:]]
+
+
 async def test_the_copy_picker_copies_an_older_message_and_a_code_block(tmp_path, monkeypatch):
     copied: list[str] = []
     said: list[str] = []
