@@ -39,9 +39,10 @@ def andon_rate(engine: Engine, params) -> float:
     return done.usage.tokens_per_second
 
 
-def native_rate(engine: Engine, p, n: int) -> float:
+def native_rate(engine: Engine, p, n: int, messages=PROMPT) -> float:
+    """llama-cpp-python's own sampling of n tokens after `messages`: tokens per second after the first."""
     llm = engine.llm
-    tokens = engine.chat_tokens(PROMPT)
+    tokens = engine.chat_tokens(messages)
     llm.reset()
     t_first = 0.0
     tokens_out = llm.generate(

@@ -30,11 +30,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sample_code
+sys.path.insert(0, str(Path(__file__).parent))  # for engine_vs_native
 
 from andon.app.engine import Delta, Done, Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
+from engine_vs_native import native_rate
 
 from tests.sample_code import CODE, rewrite
 
@@ -53,21 +55,6 @@ def andon_run(engine: Engine, messages, params: Parameters) -> tuple[Done, float
     return done, (params.num_predict - 1) / (time.perf_counter() - first)
 
 
-def native_rate(engine: Engine, messages, p: Parameters, n: int) -> float:
-    llm, first = engine.llm, 0.0
-    llm.reset()
-    tokens_out = llm.generate(
-        engine.chat_tokens(messages), top_k=p.top_k, top_p=p.top_p, min_p=p.min_p, temp=p.temperature,
-        repeat_penalty=p.repeat_penalty,
-    )  # fmt: skip
-    for count, _ in enumerate(tokens_out, start=1):
-        if count == 1:
-            first = time.perf_counter()
-        if count == n:
-            break
-    return (n - 1) / (time.perf_counter() - first)
-
-
 def compare(engine: Engine, name: str, messages, params: Parameters, rounds: int) -> None:
     drafting = Parameters.of({"draft": "ngram"}, base=params)
     done, rate = andon_run(engine, messages, drafting)  # warm up: the prompt cached, the costs measured
@@ -79,7 +66,7 @@ def compare(engine: Engine, name: str, messages, params: Parameters, rounds: int
         sides = ("no draft", "ngram", "native")
         for side in sides[r % 3 :] + sides[: r % 3]:  # each side takes each place in turn
             if side == "native":
-                rates[side].append(native_rate(engine, messages, params, params.num_predict))
+                rates[side].append(native_rate(engine, params, params.num_predict, messages))
             elif side == "ngram":
                 done, rate = andon_run(engine, messages, drafting)
                 rates[side].append(rate)
