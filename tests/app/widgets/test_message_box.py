@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from andon.app.history import StoredMessage
 from andon.app.tui.widgets import MessageBox
-from textual.app import App, ComposeResult
 from textual.widgets import Label, Markdown
 
-
-class _Host(App[None]):
-    def __init__(self, message: StoredMessage) -> None:
-        super().__init__()
-        self.message = message
-
-    def compose(self) -> ComposeResult:
-        yield MessageBox(self.message)
+from tests.app.widgets.hosts import MessageBoxHost
 
 
 def shown(box: MessageBox) -> str:
@@ -23,7 +15,7 @@ def shown(box: MessageBox) -> str:
 
 async def test_streamed_text_then_one_full_render_and_a_header_that_says_how_it_ended():
     reply = StoredMessage(1, "assistant", "", "streaming")
-    app = _Host(reply)
+    app = MessageBoxHost(reply)
     async with app.run_test() as pilot:
         box = app.query_one(MessageBox)
         assert str(box.query_one(Label).render()) == "Assistant · …"
@@ -41,7 +33,7 @@ async def test_streamed_text_then_one_full_render_and_a_header_that_says_how_it_
 
 async def test_a_box_removed_mid_stream_takes_no_more_text_and_raises_nothing():
     reply = StoredMessage(1, "assistant", "", "streaming")
-    app = _Host(reply)
+    app = MessageBoxHost(reply)
     async with app.run_test() as pilot:
         box = app.query_one(MessageBox)
         await box.append("Once upon")

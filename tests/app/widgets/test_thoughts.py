@@ -6,21 +6,13 @@ from __future__ import annotations
 from andon.app.history import StoredMessage
 from andon.app.tui.thoughts import Thoughts
 from andon.app.tui.widgets import MessageBox
-from textual.app import App, ComposeResult
 
-
-class _Host(App[None]):
-    def __init__(self, message: StoredMessage) -> None:
-        super().__init__()
-        self.message = message
-
-    def compose(self) -> ComposeResult:
-        yield MessageBox(self.message)
+from tests.app.widgets.hosts import MessageBoxHost
 
 
 async def test_streamed_thinking_then_the_answer():
     reply = StoredMessage(1, "assistant", "", "streaming")
-    app = _Host(reply)
+    app = MessageBoxHost(reply)
     async with app.run_test() as pilot:
         box = app.query_one(MessageBox)
         assert not box.query(Thoughts)
@@ -43,7 +35,7 @@ async def test_streamed_thinking_then_the_answer():
 
 async def test_a_reply_stopped_while_it_thinks_keeps_its_thinking_open():
     reply = StoredMessage(1, "assistant", "", "streaming")
-    app = _Host(reply)
+    app = MessageBoxHost(reply)
     async with app.run_test() as pilot:
         box = app.query_one(MessageBox)
         await box.append("", thinking="Let me see")
@@ -56,7 +48,7 @@ async def test_a_reply_stopped_while_it_thinks_keeps_its_thinking_open():
 
 
 async def test_a_stored_reply_shows_its_thinking_folded():
-    app = _Host(StoredMessage(1, "assistant", "Tokyo.", "complete", thinking="Japan's capital is Tokyo."))
+    app = MessageBoxHost(StoredMessage(1, "assistant", "Tokyo.", "complete", thinking="Japan's capital is Tokyo."))
     async with app.run_test() as pilot:
         await pilot.pause()
         box = app.query_one(MessageBox)
