@@ -21,48 +21,10 @@ class PresetSwitcher(Protocol):
     def preset_summary(self, name: str) -> str: ...
 
 
-class PresetCommands(Provider):
-    """Command palette: "Preset: NAME" switches the chat's preset."""
+class ListedCommands(Provider):
+    """A palette provider whose entries (text, action, help) are made once, when the palette opens."""
 
-    def _entries(self) -> list[tuple[str, Callable[[], None], str]]:
-        screen = self.screen
-        if not isinstance(screen, PresetSwitcher):
-            return []
-        return [
-            (f"Preset: {name}", partial(screen.switch_preset, name), screen.preset_summary(name))
-            for name in screen.preset_names()
-        ]
-
-    async def discover(self) -> Hits:
-        for text, run, summary in self._entries():
-            yield DiscoveryHit(text, run, help=summary or "Switch this chat's preset")
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, run, summary in self._entries():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), run, help=summary or "Switch preset")
-
-
-@runtime_checkable
-class ModelSwitcher(Protocol):
-    """What the palette needs of the screen it was opened from to switch models."""
-
-    async def model_entries(self) -> list[tuple[str, str]]: ...
-
-    def choose_model(self, name: str) -> None: ...
-
-
-class ModelCommands(Provider):
-    """Command palette: "Model: NAME" switches the open chat to that model."""
-
-    async def startup(self) -> None:
-        screen = self.screen
-        self._entries: list[tuple[str, Callable[[], None], str]] = []
-        if isinstance(screen, ModelSwitcher):
-            models = await screen.model_entries()
-            self._entries = [(f"Model: {name}", partial(screen.choose_model, name), about) for name, about in models]
+    _entries: list[tuple[str, Callable[[], None], str]]
 
     async def discover(self) -> Hits:
         for text, run, about in self._entries:
@@ -74,3 +36,37 @@ class ModelCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), run, help=about)
+
+
+class PresetCommands(ListedCommands):
+    """Command palette: "Preset: NAME" switches the chat's preset (the presets read once per opening)."""
+
+    async def startup(self) -> None:
+        screen = self.screen
+        self._entries = []
+        if isinstance(screen, PresetSwitcher):
+            self._entries = [
+                (f"Preset: {name}", partial(screen.switch_preset, name),
+                 screen.preset_summary(name) or "Switch this chat's preset")
+                for name in screen.preset_names()
+            ]  # fmt: skip
+
+
+@runtime_checkable
+class ModelSwitcher(Protocol):
+    """What the palette needs of the screen it was opened from to switch models."""
+
+    async def model_entries(self) -> list[tuple[str, str]]: ...
+
+    def choose_model(self, name: str) -> None: ...
+
+
+class ModelCommands(ListedCommands):
+    """Command palette: "Model: NAME" switches the open chat to that model."""
+
+    async def startup(self) -> None:
+        screen = self.screen
+        self._entries = []
+        if isinstance(screen, ModelSwitcher):
+            models = await screen.model_entries()
+            self._entries = [(f"Model: {name}", partial(screen.choose_model, name), about) for name, about in models]

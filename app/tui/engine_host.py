@@ -149,10 +149,10 @@ class EngineHost:
     @staticmethod
     def _unnamed(path: Path) -> ModelChoice:
         """The start model without --model: the embedded model, known by its name in `andon models`."""
-        from andon.app.models import find_model
+        from andon.app.models import embedded_entry
 
         try:
-            entry = find_model(model_stem(path))
+            entry = embedded_entry()  # the embedded model's entry, without scanning every model folder
         except ModelPathError:
             entry = None
         if entry is not None and os.path.realpath(entry.path) == os.path.realpath(path):

@@ -193,7 +193,7 @@ class ModelScreen(Screen[None]):
                 if choice.path not in self._trained:
                     self._trained[choice.path] = trained_context(choice.path)
                 warning = context_warning(params.num_ctx, self._trained[choice.path], choice.name)
-                context = self._context_of(request.session)
+                context = self._context_of(request.session) if request.explicit else None  # only a switch shows it
         except PresetError as exc:  # the chat's preset file went bad meanwhile
             error = str(exc)
         finally:
