@@ -14,11 +14,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 Progress = Callable[[float], None]
-P = ParamSpec("P")
-T = TypeVar("T")
 
 _loading = threading.Lock()  # one load reports progress at a time
 _install_lock = threading.Lock()
@@ -46,16 +44,6 @@ def reporting(report: Progress | None) -> Iterator[None]:
             yield
         finally:
             _callback.clear()
-
-
-def reporting_during(report: Progress | None, load: Callable[P, T]) -> Callable[P, T]:
-    """`load`, reporting llama.cpp's load progress to `report` while it runs."""
-
-    def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        with reporting(report):
-            return load(*args, **kwargs)
-
-    return run
 
 
 def _install(low: Any) -> None:

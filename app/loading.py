@@ -66,20 +66,20 @@ def load_llama(options: ModelOptions) -> Llama:
     if not options.rpc:  # with RPC servers, the weights and the cache are mostly theirs
         check_memory(path, options.num_ctx)
     try:
-        load = load_progress.reporting_during(options.progress, rpc.load)  # with RPC, another thread loads
-        return load(
-            options.rpc,
-            lambda: llama_cpp.Llama(
-                str(path),
-                n_ctx=options.num_ctx,
-                n_gpu_layers=options.num_gpu,
-                n_threads=options.num_thread or None,
-                n_threads_batch=options.num_thread or None,  # num_thread means every thread, as in Ollama
-                n_batch=min(options.num_batch, options.num_ctx),
-                flash_attn=options.flash_attn,
-                verbose=options.verbose,
-            ),
-        )
+        with load_progress.reporting(options.progress):  # rpc.load returns once the model loaded
+            return rpc.load(
+                options.rpc,
+                lambda: llama_cpp.Llama(
+                    str(path),
+                    n_ctx=options.num_ctx,
+                    n_gpu_layers=options.num_gpu,
+                    n_threads=options.num_thread or None,
+                    n_threads_batch=options.num_thread or None,  # num_thread means every thread, as in Ollama
+                    n_batch=min(options.num_batch, options.num_ctx),
+                    flash_attn=options.flash_attn,
+                    verbose=options.verbose,
+                ),
+            )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(_load_failure(path, options, str(exc))) from None
 

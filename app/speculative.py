@@ -179,7 +179,7 @@ class Speculation:
         if pending is None:  # the first token: the prompt's logits are there
             yield reply.choose(context.ids(), context.logits())
             return
-        history = np.append(context.ids(), np.intc(pending)).astype(np.intc)
+        history = np.append(context.ids(), np.intc(pending)).astype(np.intc, copy=False)
         draft = self.drafter.draft(history, self._room(reply))
         if draft.tokens and self.drafter.gated and self.costs.due():
             self._calibrate(reply, pending)
