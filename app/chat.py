@@ -148,6 +148,17 @@ class ChatSession:
         return next((m for m in reversed(self.messages) if m.role == role), None)
 
 
+def typed_message(text: str) -> tuple[str, bool]:
+    """What the message box's text sends, and whether it is complete: Ollama's multi-line input
+    (a text that opens with three double quotes) goes on, line after line, until it ends with them."""
+    quoted = text.strip()
+    if not quoted.startswith('"""'):
+        return text, True
+    if len(quoted) < 6 or not quoted.endswith('"""'):
+        return quoted[3:], False
+    return quoted[3:-3].strip("\n"), True
+
+
 def _title_from(text: str) -> str:
     line = " ".join(text.split())
     return line[:40] + ("…" if len(line) > 40 else "") or "New chat"

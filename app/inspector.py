@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from andon.app.chat import typed_message
 from andon.app.engine import Engine, Message
 from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, build_chain, softmax
@@ -199,10 +200,8 @@ def first_words(text: str, limit: int = 40) -> str:
 
 def as_message(draft: str) -> str | None:
     """The input box's text as the message it would send (None: empty, or a slash command)."""
-    text = draft.strip()
-    if text.startswith('"""'):  # Ollama's multi-line input, as the input box sends it
-        text = text[3:-3] if len(text) >= 6 and text.endswith('"""') else text[3:]
-    return text if text and not text.startswith("/") else None
+    text, _ = typed_message(draft)  # as the input box sends it (a multi-line input still open: so far)
+    return text if text.strip() and not text.strip().startswith("/") else None
 
 
 def next_token_prompt(messages: Sequence[Message], draft: str) -> tuple[list[Message], str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from andon.app.chat import typed_message
 from andon.app.history import StoredMessage
 from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
@@ -64,13 +65,10 @@ class ChatInput(TextArea):
 
     @guarded
     def action_submit(self) -> None:
-        text = self.text
-        quoted = text.strip()
-        if quoted.startswith('"""'):  # Ollama's multi-line input: Enter adds lines until the closing """
-            if len(quoted) < 6 or not quoted.endswith('"""'):
-                self.insert("\n")
-                return
-            text = quoted[3:-3].strip("\n")
+        text, complete = typed_message(self.text)
+        if not complete:  # Ollama's multi-line input: Enter adds lines until the closing """
+            self.insert("\n")
+            return
         if text.strip():
             self.post_message(self.Submitted(text))
             self.clear()

@@ -54,3 +54,15 @@ def test_first_message_titles_the_chat(session):
     assert session.history.chat(session.chat.id).title == session.chat.title
     session.add_user("second")
     assert session.history.chat(session.chat.id).title == session.chat.title
+
+
+def test_the_inspector_reads_the_message_box_as_enter_would_send_it():
+    """F6 inspects the message Enter sends: a closed multi-line input without its quotes and edge newlines."""
+    from andon.app.chat import typed_message
+    from andon.app.inspector import as_message
+
+    closed = '"""\nline one\n  line two\n"""'
+    assert typed_message(closed) == ("line one\n  line two", True)
+    assert as_message(closed) == "line one\n  line two"
+    assert typed_message('"""still open') == ("still open", False)  # Enter adds a line
+    assert as_message("  /set x") is None and as_message("   ") is None
