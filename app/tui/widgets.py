@@ -119,16 +119,14 @@ class MessageBox(Vertical):
 
     async def append(self, text: str, thinking: str = "") -> None:
         """Add streamed text (and thinking); Textual's stream batches it to the frame rate."""
-        if not self.is_attached:
-            return
-        if not isinstance(self.body, Markdown):
+        if not self.is_attached or self._feed is None:  # no feed: a user's message, shown as typed
             return
         if thinking:
             if self.thoughts is None:
                 self.thoughts = Thoughts(streaming=True)
                 await self.mount(self.thoughts, before=self.body)
             await self.thoughts.write(thinking)
-        if not text or self._feed is None:
+        if not text:
             return
         if not self._feed.started and self.thoughts is not None:
             self.thoughts.fold()  # the answer begins
