@@ -169,8 +169,9 @@ class Engine:
         """The prompt text for these messages, by the chat template stored in the GGUF."""
         return self.prompt.format(messages)
 
-    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
-        return self.prompt.tokens(messages)
+    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]:
+        """The prompt tokens of these messages, as `stream` makes them (`think` reaches the template)."""
+        return self.prompt.tokens(messages, self.prompt.variables(think))
 
     def fit(self, messages: Sequence[Message], reserve: int) -> tuple[list[Message], list[int], int]:
         """(messages kept, their prompt tokens, how many were dropped) to leave `reserve` tokens."""

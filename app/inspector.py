@@ -229,12 +229,12 @@ def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequ
     reply: list[int] = []
     if position is not None and messages and messages[-1]["role"] == "assistant":
         reply = list(reply_tokens[:position])
-        context = engine.chat_tokens(messages[:-1]) + reply
+        context = engine.chat_tokens(messages[:-1], params.think) + reply
         chosen = reply_tokens[position] if position < len(reply_tokens) else None
         title = f"Reply token {position}: the candidates when it was chosen"
     else:
         prompt, title = next_token_prompt(messages, draft)
-        context = engine.chat_tokens(prompt)
+        context = engine.chat_tokens(prompt, params.think)
     text = render(inspect_next(engine, context, params, top=10, reply=reply), with_prompt=False)
     if chosen is not None:
         text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"

@@ -207,7 +207,7 @@ class ModelScreen(Screen[None]):
             return 0 if engine is not None else None
         try:
             with self.host.lock:
-                return len(engine.chat_tokens(session.engine_messages()))
+                return len(engine.chat_tokens(session.engine_messages(), session.params.think))
         except Exception:  # a template that refuses this chat says so at the next reply
             return None
 

@@ -30,7 +30,7 @@ class FakeEngine:
     def n_vocab(self) -> int:
         return len(self.script)
 
-    def chat_tokens(self, messages):
+    def chat_tokens(self, messages, think=True):
         return [0] * sum(len(m["content"].split()) + 4 for m in messages)
 
     def stream(self, messages, params, cancelled=None, chain=None):

@@ -192,7 +192,7 @@ class TextEngine(FakeEngine):
     script: list[str] = field(default_factory=lambda: [chr(i) for i in range(128)])
     prefilled: list[list[int]] = field(default_factory=list)
 
-    def chat_tokens(self, messages):
+    def chat_tokens(self, messages, think=True):
         text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
         return [ord(c) for c in text]
 

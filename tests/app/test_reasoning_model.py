@@ -62,6 +62,9 @@ def test_enable_thinking_reaches_a_template_that_reads_it(engine, monkeypatch):
     done, notices = reply(engine, HELLO, think=False, num_predict=3)
     assert prompt_text(engine, done).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert not notices  # this template can switch reasoning off: nothing to say
+    # the inspector and the context count see the prompt the reply was given
+    given = [int(t) for t in engine.context_ids()[: done.usage.prompt_tokens]]
+    assert engine.chat_tokens(HELLO, think=False) == given
     done, _ = reply(engine, HELLO, think=True, num_predict=3)
     assert prompt_text(engine, done).endswith("<|im_start|>assistant\n")
 
