@@ -228,6 +228,30 @@ class History:
         rows = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} ORDER BY updated DESC, id DESC").fetchall())
         return [_chat(r) for r in rows]
 
+    def copy_chat(self, chat_id: int, title: str) -> Chat:
+        """A copy of the chat (its settings and messages; a reply still streaming kept as stopped),
+        made in one transaction, owned by nobody: it exists whole or not at all."""
+
+        def copy(db: sqlite3.Connection) -> int:
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO chats (title, preset, model, system, parameters, created, updated) "
+                "SELECT ?, preset, model, system, parameters, ?, ? FROM chats WHERE id=?",
+                (title, now, now, chat_id),
+            )
+            new = int(cur.lastrowid or 0)
+            db.execute(
+                "INSERT INTO messages (chat_id, role, content, status, stats, thinking, created) "
+                "SELECT ?, role, content, CASE status WHEN 'streaming' THEN 'stopped' ELSE status END, "
+                "stats, thinking, created FROM messages WHERE chat_id=? ORDER BY id",
+                (new, chat_id),
+            )
+            return new
+
+        copied = self.chat(self._write(copy))
+        assert copied is not None
+        return copied
+
     def chat(self, chat_id: int) -> Chat | None:
         row = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone())
         return _chat(row) if row else None

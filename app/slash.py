@@ -103,13 +103,7 @@ def _clear(session: ChatSession) -> SlashResult:
     if not session.messages:
         return SlashResult("Nothing to clear: this chat has no messages.")
     history, chat = session.history, session.chat
-    copy = history.create_chat(f"{chat.title} (before /clear)", chat.preset, chat.model, chat.system)
-    for message in session.messages:
-        status = "stopped" if message.status == "streaming" else message.status
-        kept = history.add_message(copy.id, message.role, message.content, status)
-        if message.stats or message.thinking:
-            history.update_message(kept.id, message.content, status, message.stats, message.thinking)
-    history.release_chat(copy.id)
+    copy = history.copy_chat(chat.id, f"{chat.title} (before /clear)")
     count = len(session.messages)
     session.clear()
     return SlashResult(

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,23 @@ def test_a_version_4_history_gains_the_thinking_of_replies_and_keeps_its_message
         new = h.messages(1)[1]
         assert (new.content, new.thinking, new.stats) == ("Tokyo!", "Japan's capital.", {"tokens": 2})
         assert "<summary>Thinking</summary>\n\nJapan's capital.\n\n</details>\n\nTokyo!" in h.to_markdown(1)
+
+
+def test_a_copy_of_a_chat_keeps_its_settings_and_messages_whole(tmp_path):
+    """/clear keeps the messages in a copy: made at once, with the chat's settings, the replies'
+    stats and thinking, a reply still being written kept as stopped, and owned by no andon."""
+    history = History(tmp_path / "h.sqlite3")
+    chat = history.create_chat("Cats", "creative", "alpha", "Be brief.")
+    history.update_chat(replace(chat, parameters={"temperature": 0.3}))
+    history.add_message(chat.id, "user", "Why do cats purr?")
+    reply = history.add_message(chat.id, "assistant", "Contentment", "streaming")
+    history.update_message(reply.id, "Contentment", "streaming", {"completion_tokens": 3}, "They are calm.")
+    copy = history.copy_chat(chat.id, "Cats (before /clear)")
+    assert copy.title == "Cats (before /clear)"
+    assert (copy.preset, copy.model, copy.system) == ("creative", "alpha", "Be brief.")
+    assert copy.parameters == {"temperature": 0.3}
+    kept = history.messages(copy.id)
+    assert [(m.role, m.content, m.status) for m in kept] == [
+        ("user", "Why do cats purr?", "complete"), ("assistant", "Contentment", "stopped")]  # fmt: skip
+    assert (kept[1].stats, kept[1].thinking) == ({"completion_tokens": 3}, "They are calm.")
+    assert History(tmp_path / "h.sqlite3").claim_chat(copy.id)  # another andon may write it
