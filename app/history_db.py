@@ -8,7 +8,11 @@ shipped, add the next.
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,8 +101,8 @@ _MOVE_ASIDE = "move it aside (andon then starts a new history) or set XDG_DATA_H
 
 def open_history(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     """A connection to a checked, migrated history; HistoryError (file untouched) when it cannot be."""
-    if path.exists():
-        guard(path, lambda: check_readable(path, busy_timeout))
+    if path.exists() or path.is_symlink():
+        guard(path, lambda: check_usable(path, busy_timeout))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -121,35 +125,191 @@ def open_history(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Co
     return guard(path, connect)
 
 
-def read_only_uri(path: Path) -> str:
-    """A URI that reads the file and creates nothing beside it.
+# --- the checks made before a file is opened for writing: each reads, none writes -----------------
 
-    A read-only connection to a WAL database creates its -wal and -shm files; when no -wal file
-    exists no connection has the database open, so it can be read as immutable instead.
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+_HEADER = b"SQLite format 3\x00"
+
+
+def check_usable(path: Path, busy_timeout: float) -> None:
+    """HistoryError unless the file is one this andon can open for writing: a writable file whose
+    pages are all sound and whose schema is one this andon made (or migrates). Nothing is written."""
+    _check_file(path)
+    try:
+        db = sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
+        try:
+            check_contents(path, db)
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:
+        # a journal left by a crash (or a WAL file without its index) needs a write to be read:
+        # SQLite recovers a copy of them in a folder of andon's own instead
+        if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_CANTOPEN", "SQLITE_READONLY_ROLLBACK"):
+            raise
+        _check_copy(path, busy_timeout)
+    _check_writable(path)
+
+
+def _check_file(path: Path) -> None:
+    """The file itself, before SQLite reads it: a regular file, not empty, not cut short."""
+    if path.is_dir():
+        raise _unusable(path, "is a folder, not a file")
+    if not path.is_file():
+        raise _unusable(path, "is not a regular file")
+    if _side(path, "-wal").exists() or _side(path, "-journal").exists():
+        return  # a crash left the newest pages beside the file: SQLite's own check judges them
+    size = path.stat().st_size
+    if size == 0:
+        raise _unusable(path, "is empty (0 bytes), not a chat history")
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(_HEADER):
+        return  # SQLite names it: not a database
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    pages_valid = header[24:28] == header[92:96] and pages > 0
+    if page_size and (size % page_size or (pages_valid and pages * page_size > size)):
+        raise _damaged(path, f"it is cut short: {size} bytes, not the {pages * page_size} its header gives")
+
+
+def _check_writable(path: Path) -> None:
+    """The file, its side files and its folder must be writable: andon writes each of them.
+
+    The write bits are looked at as well as access(2): root may write a file marked read-only.
+    """
+    for item in (path, *(_side(path, s) for s in _SIDE_FILES), path.parent):
+        if item.exists() and not (os.access(item, os.W_OK) and item.stat().st_mode & 0o222):
+            what = "" if item == path else (" (its folder" if item == path.parent else f" (its {item.name}") + ")"
+            raise HistoryError(
+                f"the chat history {path} is read-only{what}; andon has not changed it: make it writable "
+                "(chmod u+w) or set XDG_DATA_HOME to use another folder"
+            )
+
+
+def _check_copy(path: Path, busy_timeout: float) -> None:
+    """Check a copy of the file and its journal or WAL file, recovered by SQLite where andon may write."""
+    with tempfile.TemporaryDirectory(prefix="andon-check-") as folder:
+        copy = Path(folder) / "history.sqlite3"
+        for suffix in ("", "-wal", "-journal"):
+            if _side(path, suffix).exists():
+                shutil.copyfile(_side(path, suffix), _side(copy, suffix))
+        db = sqlite3.connect(copy, timeout=busy_timeout, isolation_level=None)
+        try:
+            check_contents(path, db)
+        finally:
+            db.close()
+
+
+def read_only_uri(path: Path) -> str:
+    """A URI that reads the file and changes nothing beside it.
+
+    `readonly_shm` reads another connection's WAL index without writing to it. A read-only
+    connection to a WAL database still creates its -wal and -shm files; when no -wal file exists no
+    connection has the database open, so it can be read as immutable instead.
     """
     with path.open("rb") as fh:
         header = fh.read(20)
-    wal_mode = len(header) == 20 and header[:16] == b"SQLite format 3\x00" and header[18] == 2
-    idle = not Path(f"{path}-wal").exists()
-    return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if wal_mode and idle else "")
+    wal_mode = len(header) == 20 and header[:16] == _HEADER and header[18] == 2
+    idle = not _side(path, "-wal").exists()
+    return f"{path.resolve().as_uri()}?mode=ro&readonly_shm=1" + ("&immutable=1" if wal_mode and idle else "")
 
 
-def check_readable(path: Path, busy_timeout: float) -> None:
-    """Read the file without writing: SQLite, a schema this andon knows, every page sound."""
-    db = sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout, isolation_level=None)
+def check_contents(path: Path, db: sqlite3.Connection) -> None:
+    """Read the database without writing: a schema this andon knows, every page sound."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise HistoryError(
+            f"the chat history {path} was written by a newer andon (schema version {version}; this andon "
+            f"knows up to {len(MIGRATIONS)}); andon has not changed it: use the newer andon, or {_MOVE_ASIDE}"
+        )
+    if version < 0:
+        raise _damaged(path, f"its schema version is {version}")
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        lines = (ln for p in problems for ln in p.splitlines() if not ln.startswith("***"))
+        raise sqlite3.DatabaseError(f"damaged: {'; '.join(lines)}")
+    wrong = schema_problems(db, version)
+    if wrong:
+        raise _damaged(path, "; ".join(wrong[:3]) + ("; …" if len(wrong) > 3 else ""))
+
+
+Column = tuple[str, bool, str | None, bool]  # declared type, NOT NULL, default, part of the primary key
+Tables = dict[str, dict[str, Column]]
+
+
+def _tables(db: sqlite3.Connection) -> Tables:
+    """Each table's columns, by lower-case name (SQLite's names ignore case)."""
+    names = db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite%'").fetchall()
+    return {
+        name.lower(): {
+            col[1].lower(): (col[2].upper(), bool(col[3]), col[4], bool(col[5]))
+            for col in db.execute("SELECT * FROM pragma_table_info(?)", (name,))
+        }
+        for (name,) in names
+    }
+
+
+def _foreign_keys(db: sqlite3.Connection, table: str) -> set[tuple[str, str, str, str]]:
+    rows = db.execute('SELECT "table", "from", "to", on_delete FROM pragma_foreign_key_list(?)', (table,))
+    return {(t.lower(), f.lower(), (to or "").lower(), on_delete.upper()) for t, f, to, on_delete in rows}
+
+
+@functools.cache
+def expected_schema(version: int) -> tuple[Tables, dict[str, set[tuple[str, str, str, str]]]]:
+    """The tables (and their foreign keys) that the first `version` migrations make."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise HistoryError(
-                f"the chat history {path} was written by a newer andon (schema version {version}; this andon "
-                f"knows up to {len(MIGRATIONS)}); andon has not changed it: use the newer andon, or {_MOVE_ASIDE}"
-            )
-        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
-        if problems != ["ok"]:
-            lines = (ln for p in problems for ln in p.splitlines() if not ln.startswith("***"))
-            raise sqlite3.DatabaseError(f"damaged: {'; '.join(lines)}")
+        for migration in MIGRATIONS[:version]:
+            migration(db)
+        tables = _tables(db)
+        return tables, {t: _foreign_keys(db, t) for t in tables}
     finally:
         db.close()
+
+
+def _declared(column: Column) -> str:
+    type_, not_null, default, key = column
+    words = [type_ or "untyped", "PRIMARY KEY" if key else "", "NOT NULL" if not_null else ""]
+    return " ".join(w for w in [*words, f"DEFAULT {default}" if default is not None else ""] if w)
+
+
+def schema_problems(db: sqlite3.Connection, version: int) -> list[str]:
+    """What differs from the schema of this version that andon relies on (extra tables and
+    columns with a default are allowed: andon never reads them)."""
+    tables, keys = expected_schema(version)
+    found = _tables(db)
+    if version == 0:  # nothing of andon's yet: andon creates its tables, only in a database without tables
+        return [f"it holds tables andon did not make ({', '.join(sorted(found))})"] if found else []
+    problems: list[str] = []
+    for table, columns in tables.items():
+        have = found.get(table)
+        if have is None:
+            problems.append(f"the table {table} is missing")
+            continue
+        for name, column in columns.items():
+            if name not in have:
+                problems.append(f"the column {table}.{name} is missing")
+            elif have[name] != column:
+                problems.append(f"the column {table}.{name} is {_declared(have[name])}, not {_declared(column)}")
+        for name, (_, not_null, default, key) in have.items():
+            if name not in columns and not_null and default is None and not key:
+                problems.append(f"the column {table}.{name} needs a value andon does not know")
+        if not keys[table] <= _foreign_keys(db, table):
+            problems.append(f"the table {table} lost its link to {', '.join(sorted(k[0] for k in keys[table]))}")
+    return problems
+
+
+def _side(path: Path, suffix: str) -> Path:
+    return Path(f"{path}{suffix}")
+
+
+def _damaged(path: Path, detail: str) -> HistoryError:
+    return HistoryError(f"the chat history {path} is damaged ({detail}); andon has not changed it: {_MOVE_ASIDE}")
+
+
+def _unusable(path: Path, what: str) -> HistoryError:
+    return HistoryError(f"the chat history {path} {what}; andon has not changed it: {_MOVE_ASIDE}")
 
 
 def migrate(db: sqlite3.Connection) -> None:
