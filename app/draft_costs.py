@@ -14,8 +14,9 @@ decoding is as fast: a draft that keeps failing costs nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,6 +86,7 @@ class CostModel:
     stalls: int = 0  # batches in a row that took STALL times their expected cost
     _skip_threaded: int = 0  # calibrations left that measure only the fewest threads
     _threaded_backoff: int = 1
+    measured: dict[int, float] = field(default_factory=dict)  # the last calibration's sizes -> passes
     _sums: NDArray[np.float64] = field(default_factory=lambda: np.zeros(5))  # w, wn, wn^2, wy, wny
     _anchors: NDArray[np.float64] = field(default_factory=lambda: _PRIOR_MOMENTS.copy())
 
@@ -153,6 +155,37 @@ class CostModel:
         """The cost of batches of these sizes, in single passes, measured: the fit's lasting anchors."""
         self._anchors = sum((_moments(n, y, CALIBRATION_WEIGHT) for n, y in passes.items()), np.zeros(5))
         self._sums, self.calibrated, self.steps, self.declined, self.stalls = np.zeros(5), True, 0, 0, 0
+        self.measured = dict(passes)
+
+    def saved(self) -> dict[str, Any]:
+        """What a later process needs to skip calibrating (app/draft_cache.py keeps it): the calibration's
+        measured batch costs, the threads it chose, a single pass's time, and the passes timed since,
+        so that recalibration stays due every RECALIBRATE_STEPS passes across processes."""
+        return {
+            "measured": {str(n): y for n, y in self.measured.items()},
+            "threads": self.threads,
+            "single_s": self.single_s,
+            "steps": self.steps,
+            "recheck_after": self.recheck_after,
+            "skip_threaded": self._skip_threaded,
+            "threaded_backoff": self._threaded_backoff,
+        }
+
+    @classmethod
+    def restored(cls, saved: Mapping[str, Any]) -> CostModel:
+        """A calibrated model from `saved`; ValueError (or KeyError, TypeError) where it is not one."""
+        measured = {int(n): float(y) for n, y in saved["measured"].items()}
+        if len(measured) < 2 or not all(n >= 2 and 0 < y < 1e6 for n, y in measured.items()):
+            raise ValueError("no calibration")
+        threads, single = saved["threads"], saved["single_s"]
+        costs = cls()
+        costs.anchor(measured)
+        costs.threads = None if threads is None else int(threads)
+        costs.single_s = None if single is None else float(single)
+        costs.steps = int(saved["steps"])
+        costs.recheck_after = int(saved["recheck_after"])
+        costs._skip_threaded, costs._threaded_backoff = int(saved["skip_threaded"]), int(saved["threaded_backoff"])
+        return costs
 
     def passes(self, n: NDArray[np.int_]) -> NDArray[np.float64]:
         """The cost of a batch of n tokens (n >= 2), in single passes (at least one)."""
@@ -237,3 +270,13 @@ class Acceptance:
 
     def observe(self, key: int, right: bool) -> None:
         self.rates[key] = _ema(self.rate(key), 1.0 if right else 0.0)
+
+    def saved(self) -> dict[str, float]:
+        return {str(k): v for k, v in self.rates.items()}
+
+    @classmethod
+    def restored(cls, saved: Mapping[str, Any]) -> Acceptance:
+        rates = {int(k): float(v) for k, v in saved.items()}
+        if not all(0.0 <= v <= 1.0 for v in rates.values()):
+            raise ValueError("not a rate")
+        return cls({**PRIOR_ACCEPTANCE, **rates})

@@ -127,7 +127,11 @@ class Engine:
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,
                       cancelled=cancelled, constraint=constraint, started=started,
                       speculation=speculation, reasoning=reasoning)  # fmt: skip
-        yield from reply.events()
+        try:
+            yield from reply.events()
+        finally:
+            if speculation is not None:
+                self.speculator.remember()
 
     def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
         """llama.cpp's grammar for `format` / `grammar`, over this model's vocabulary; None for

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from andon.app.context import KVContext
+from andon.app.draft_cache import DraftCache
 from andon.app.draft_costs import MATCH_BUCKETS, Acceptance, CostModel
 from andon.app.loading import ModelLoadError, ModelOptions, load_llama
 from andon.app.tokens import TokenTexts
@@ -278,7 +279,20 @@ class Speculator:
         self.options, self.texts, self.model_name, self.n_ctx = options, texts, model_name, n_ctx
         self.costs = CostModel()
         self.acceptance = Acceptance()  # of n-gram drafts, per match length: kept from reply to reply
+        self._cache: DraftCache | None = None  # what earlier processes measured (read at the first draft)
         self._model: tuple[Path, ModelDrafter] | None = None
+
+    def remember(self) -> None:
+        """Keep what this engine measured for the next process (after a reply with a draft)."""
+        if self._cache is not None:
+            self._cache.save(self.costs, self.acceptance)
+
+    def _recall(self) -> None:
+        """The costs and acceptance an earlier process measured on this model and machine, once."""
+        if self._cache is None:
+            self._cache = DraftCache.for_model(self.options)
+            if (kept := self._cache.load()) is not None:
+                self.costs, self.acceptance = kept
 
     def for_reply(self, params: Parameters) -> Speculation | None:
         """None when `draft` is off; DraftModelError (one line) for a draft model that cannot be used."""
@@ -286,6 +300,7 @@ class Speculator:
         if not spec:
             return None
         if spec == "ngram":
+            self._recall()
             return Speculation(NgramDrafter(), params, self.costs, self.acceptance)
         drafter = self.model_drafter(spec)
         drafter.p_min = params.draft_p_min

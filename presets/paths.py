@@ -1,4 +1,4 @@
-"""Every path andon writes, from platformdirs (so XDG_CONFIG_HOME and XDG_DATA_HOME move them)."""
+"""Every path andon writes, from platformdirs (so XDG_CONFIG_HOME, XDG_DATA_HOME and XDG_CACHE_HOME move them)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ def config_dir() -> Path:
 
 def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """What andon measured and may measure again (speculative decoding's batch costs)."""
+    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
 
 
 def presets_dir() -> Path:

@@ -14,10 +14,11 @@ if os.environ.get("CI"):
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path, monkeypatch):
-    """Every test gets its own config, data and state (log) folders (platformdirs follows XDG_*)."""
+    """Every test gets its own config, data, state (log) and cache folders (platformdirs follows XDG_*)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="session")
