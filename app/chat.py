@@ -41,6 +41,7 @@ class ChatSession:
             self.params = self.preset.parameters
             chat.parameters = {}
         self.messages: list[StoredMessage] = history.messages(chat.id)
+        self.synced = 0  # how many times the messages were read again and differed (the view then redraws them)
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -120,11 +121,36 @@ class ChatSession:
         history = [m for m in self.messages if m.role in ("user", "assistant") and m.status != "streaming"]
         return messages_for(self.system, [{"role": m.role, "content": m.content} for m in history])  # type: ignore[typeddict-item]
 
+    def stored_messages(self) -> list[StoredMessage]:
+        """The chat's messages as stored now: another andon may have written the chat since this
+        session read it. A message this session holds unchanged keeps its object (widgets show it),
+        and so does a reply of its own that ended here but whose last save the history refused."""
+        held = {m.id: m for m in self.messages}
+        return [
+            held[m.id] if m.id in held and (held[m.id] == m or _unsaved_end(held[m.id], m)) else m
+            for m in self.history.messages(self.chat.id)
+        ]
+
+    def sync(self) -> bool:
+        """Read the chat's stored messages again (HistoryError if they cannot be read: nothing changes);
+        True when they differ from the ones this session held."""
+        return self._take(self.stored_messages())
+
+    def _take(self, messages: list[StoredMessage]) -> bool:
+        same = len(messages) == len(self.messages) and all(a is b for a, b in zip(messages, self.messages, strict=True))
+        changed = not same
+        self.messages = messages
+        self.synced += changed
+        return changed
+
     def add_user(self, text: str) -> StoredMessage:
-        """Store the user's message (HistoryError if it cannot be: the caller keeps the text)."""
-        first = not any(m.role == "user" for m in self.messages) and self.chat.title.startswith("New chat")
+        """Store the user's message after the chat's messages as stored now, which the reply then
+        answers (HistoryError if it cannot be stored: the caller keeps the text, nothing changes)."""
+        stored = self.stored_messages()
+        first = not any(m.role == "user" for m in stored) and self.chat.title.startswith("New chat")
         title = _title_from(text) if first else None
         message = self.history.add_message(self.chat.id, "user", text, title=title)
+        self._take(stored)
         self.messages.append(message)
         if title is not None:
             self.chat.title = title
@@ -135,17 +161,32 @@ class ChatSession:
         self.messages.append(message)
         return message
 
+    def reply_to_regenerate(self) -> StoredMessage | None:
+        """The chat's last stored message if it is a reply (read now, as a send reads it), else None."""
+        self.sync()
+        last = self.messages[-1] if self.messages else None
+        return last if last is not None and last.role == "assistant" else None
+
     def truncate_from(self, message: StoredMessage) -> None:
         """Forget a message and all after it (regenerate, edit and resend)."""
         self.history.delete_messages_from(self.chat.id, message.id)
         self.messages = [m for m in self.messages if m.id < message.id]
 
-    def clear(self) -> None:
-        self.history.clear_messages(self.chat.id)
-        self.messages = []
+    def clear(self, copy_title: str) -> tuple[Chat | None, int]:
+        """Move the chat's stored messages into a new chat (see History.clear_chat): the copy and
+        how many messages it holds, (None, 0) when there were none."""
+        copy, count = self.history.clear_chat(self.chat.id, copy_title)
+        self._take([])
+        return copy, count
 
     def last(self, role: str) -> StoredMessage | None:
         return next((m for m in reversed(self.messages) if m.role == role), None)
+
+
+def _unsaved_end(held: StoredMessage, stored: StoredMessage) -> bool:
+    """A reply this session saw end (stopped, failed) that is still "streaming" in the history: the
+    save of its end was refused (a busy history), so this session's copy is the newer one."""
+    return stored.status == "streaming" and held.status != "streaming" and held.role == stored.role
 
 
 def typed_message(text: str) -> tuple[str, bool]:

@@ -231,26 +231,40 @@ class History:
     def copy_chat(self, chat_id: int, title: str) -> Chat:
         """A copy of the chat (its settings and messages; a reply still streaming kept as stopped),
         made in one transaction, owned by nobody: it exists whole or not at all."""
+        return self._write(lambda db: self._copy(db, chat_id, title))[0]
 
-        def copy(db: sqlite3.Connection) -> int:
-            now = time.time()
-            cur = db.execute(
-                "INSERT INTO chats (title, preset, model, system, parameters, created, updated) "
-                "SELECT ?, preset, model, system, parameters, ?, ? FROM chats WHERE id=?",
-                (title, now, now, chat_id),
-            )
-            new = int(cur.lastrowid or 0)
-            db.execute(
-                "INSERT INTO messages (chat_id, role, content, status, stats, thinking, created) "
-                "SELECT ?, role, content, CASE status WHEN 'streaming' THEN 'stopped' ELSE status END, "
-                "stats, thinking, created FROM messages WHERE chat_id=? ORDER BY id",
-                (new, chat_id),
-            )
-            return new
+    def clear_chat(self, chat_id: int, copy_title: str) -> tuple[Chat | None, int]:
+        """Move the chat's messages into a copy of it titled `copy_title` (see copy_chat), in one
+        transaction: the copy holds exactly the messages cleared, as stored at that moment. Returns
+        the copy and how many messages it holds; (None, 0) when the chat has none. ChatOwnedError
+        when another live andon writes the chat: then nothing is copied or cleared."""
 
-        copied = self.chat(self._write(copy))
-        assert copied is not None
-        return copied
+        def clear(db: sqlite3.Connection) -> tuple[Chat | None, int]:
+            self._may_write(db, chat_id)
+            if db.execute("SELECT 1 FROM messages WHERE chat_id=? LIMIT 1", (chat_id,)).fetchone() is None:
+                return None, 0
+            copy, count = self._copy(db, chat_id, copy_title)
+            db.execute("DELETE FROM messages WHERE chat_id=?", (chat_id,))
+            return copy, count
+
+        return self._write(clear)
+
+    def _copy(self, db: sqlite3.Connection, chat_id: int, title: str) -> tuple[Chat, int]:
+        """Inside a transaction: the new chat and how many messages were copied into it."""
+        now = time.time()
+        cur = db.execute(
+            "INSERT INTO chats (title, preset, model, system, parameters, created, updated) "
+            "SELECT ?, preset, model, system, parameters, ?, ? FROM chats WHERE id=?",
+            (title, now, now, chat_id),
+        )
+        new = int(cur.lastrowid or 0)
+        cur = db.execute(
+            "INSERT INTO messages (chat_id, role, content, status, stats, thinking, created) "
+            "SELECT ?, role, content, CASE status WHEN 'streaming' THEN 'stopped' ELSE status END, "
+            "stats, thinking, created FROM messages WHERE chat_id=? ORDER BY id",
+            (new, chat_id),
+        )
+        return _chat(db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (new,)).fetchone()), cur.rowcount
 
     def chat(self, chat_id: int) -> Chat | None:
         row = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone())
@@ -367,13 +381,6 @@ class History:
             db.execute("DELETE FROM messages WHERE chat_id=? AND id>=?", (chat_id, message_id))
 
         self._write(delete)
-
-    def clear_messages(self, chat_id: int) -> None:
-        def clear(db: sqlite3.Connection) -> None:
-            self._may_write(db, chat_id)
-            db.execute("DELETE FROM messages WHERE chat_id=?", (chat_id,))
-
-        self._write(clear)
 
     def to_markdown(self, chat_id: int) -> str:
         chat = self.chat(chat_id)

@@ -99,13 +99,11 @@ def run_slash(session: ChatSession, line: str) -> SlashResult:
 
 
 def _clear(session: ChatSession) -> SlashResult:
-    """Clear the chat's messages; a copy of them is kept as a chat of its own first."""
-    if not session.messages:
-        return SlashResult("Nothing to clear: this chat has no messages.")
-    history, chat = session.history, session.chat
-    copy = history.copy_chat(chat.id, f"{chat.title} (before /clear)")
-    count = len(session.messages)
-    session.clear()
+    """Clear the chat's messages as stored now; they are kept as a chat of their own, counted as copied."""
+    held = bool(session.messages)
+    copy, count = session.clear(f"{session.chat.title} (before /clear)")
+    if copy is None:  # (another andon may have cleared what this one still showed)
+        return SlashResult("Nothing to clear: this chat has no messages.", "cleared" if held else None)
     return SlashResult(
         f"Cleared session context ({count} messages). They are kept in the chat '{copy.title}' in the chat list.",
         "cleared",

@@ -164,13 +164,17 @@ class ChatView(Conversation):
         if self.replying:
             self.notify("A reply is still being written: Esc stops it.", severity="warning")
             return False
+        synced = self.session.synced
         try:
             message = await self._save_user(text)
         except HistoryError as exc:
             self.say(f"not sent (your message is still in the box): {exc}", error=True)
             return False
         self.window = self.base_window
-        await self.add(MessageBox(message))
+        if self.session.synced != synced:  # the chat as stored had changed (another andon wrote it): shown anew
+            await self.recompose()
+        else:
+            await self.add(MessageBox(message))
         self.post_message(self.ChatChanged(self.session))  # the first message names the chat
         await self.start_reply()
         return True
@@ -298,13 +302,22 @@ class ChatView(Conversation):
             self.post_message(ModelWanted(result.model, result.presets))
 
     async def regenerate(self) -> None:
-        last = self.session.last("assistant")
-        if last is None or self.session.messages[-1].id != last.id:
+        """Write the chat's last reply, as stored now (another andon may have written since), again."""
+        synced, failed = self.session.synced, ""
+        try:
+            last = self.session.reply_to_regenerate()
+            if last is not None:
+                self.session.truncate_from(last)
+        except HistoryError as exc:
+            last, failed = None, f"error: nothing was regenerated: {exc}"
+        if last is not None or self.session.synced != synced:
+            await self.recompose()
+        if failed:
+            self.say(failed, error=True)
+        elif last is None:
             self.notify("There is no reply to regenerate.", severity="warning")
-            return
-        self.session.truncate_from(last)
-        await self.recompose()
-        await self.start_reply()
+        else:
+            await self.start_reply()
 
     def edit_last(self) -> str | None:
         """The last message, to edit in the input box; sending it replaces it and what followed."""

@@ -325,3 +325,88 @@ def test_a_copy_of_a_chat_keeps_its_settings_and_messages_whole(tmp_path):
         ("user", "Why do cats purr?", "complete"), ("assistant", "Contentment", "stopped")]  # fmt: skip
     assert (kept[1].stats, kept[1].thinking) == ({"completion_tokens": 3}, "They are calm.")
     assert History(tmp_path / "h.sqlite3").claim_chat(copy.id)  # another andon may write it
+
+
+# --- a chat two andons write in turn: each action reads the chat as stored at that moment ---------
+
+
+def two_andons(tmp_path: Path) -> tuple[History, ChatSession, ChatSession]:
+    """The first andon's session on a chat, and a second andon's session that read it early on."""
+    path, store = tmp_path / "h.sqlite3", PresetStore(tmp_path / "presets")
+    first = History(path)
+    chat = first.create_chat("Colours", "balanced")
+    mine = ChatSession(first, chat, store)
+    mine.add_user("Name a colour.")
+    reply = mine.start_reply()
+    first.update_message(reply.id, "Blue.", "complete")
+    second = History(path)
+    theirs = ChatSession(second, second.chat(chat.id), store)  # the second andon loads the chat now
+    mine.add_user("And a fruit?")
+    first.add_message(chat.id, "assistant", "A pear.")
+    first.release_chat(chat.id)  # the first andon moves to another chat
+    return first, mine, theirs
+
+
+def prompt_of(session: ChatSession) -> list[str]:
+    return [m["content"] for m in session.engine_messages() if m["role"] != "system"]
+
+
+def test_a_send_from_the_second_andon_answers_the_chat_as_stored(tmp_path):
+    first, _, theirs = two_andons(tmp_path)
+    assert prompt_of(theirs) == ["Name a colour.", "Blue."]  # what it read when it opened the chat
+    synced = theirs.synced
+    theirs.add_user("And a tree?")
+    assert prompt_of(theirs) == ["Name a colour.", "Blue.", "And a fruit?", "A pear.", "And a tree?"]
+    assert theirs.synced == synced + 1  # the view redraws the chat as stored
+    stored = first.messages(theirs.chat.id)
+    assert [(m.id, m.content) for m in theirs.messages] == [(m.id, m.content) for m in stored]
+
+
+def test_a_regenerate_from_the_second_andon_takes_the_reply_as_stored(tmp_path):
+    _, _, theirs = two_andons(tmp_path)
+    last = theirs.reply_to_regenerate()
+    assert last is not None and last.content == "A pear."  # not "Blue.", the last reply it had read
+    theirs.truncate_from(last)
+    assert prompt_of(theirs) == ["Name a colour.", "Blue.", "And a fruit?"]
+
+
+def test_clear_copies_and_counts_the_chat_as_stored(tmp_path):
+    from andon.app.slash import run_slash
+
+    first, _, theirs = two_andons(tmp_path)
+    result = run_slash(theirs, "/clear")
+    assert result.ok and result.action == "cleared"
+    copy = next(c for c in first.chats() if c.title == "Colours (before /clear)")
+    kept = [m.content for m in first.messages(copy.id)]
+    assert kept == ["Name a colour.", "Blue.", "And a fruit?", "A pear."]
+    assert f"Cleared session context ({len(kept)} messages)" in result.text
+    assert first.messages(theirs.chat.id) == [] and theirs.messages == []
+
+
+def test_clear_of_a_chat_another_andon_writes_copies_nothing(tmp_path):
+    from andon.app.slash import run_slash
+
+    _, mine, _ = two_andons(tmp_path)
+    mine.history.claim_chat(mine.chat.id)
+    other = ChatSession(History(tmp_path / "h.sqlite3"), mine.chat, mine.store)
+    result = run_slash(other, "/clear")
+    assert not result.ok and "another andon" in result.text and "\n" not in result.text
+    assert [c.title for c in mine.history.chats()] == ["Colours"]  # no copy was made
+    assert len(mine.history.messages(mine.chat.id)) == 4 and len(other.messages) == 4
+
+
+def test_a_reply_whose_end_was_not_saved_is_kept_as_this_andon_saw_it(tmp_path):
+    """A reply that ended while the history was busy is "streaming" in the file: the next send keeps
+    the text and status this andon saw rather than the older stored ones."""
+    path = tmp_path / "h.sqlite3"
+    history = History(path, busy_timeout=FAST)
+    session = ChatSession(history, history.create_chat("New chat", "balanced"), PresetStore(tmp_path / "p"))
+    session.add_user("Tell me a story.")
+    reply = session.start_reply()
+    history.update_message(reply.id, "Once", thinking="")
+    with holder(path, "BEGIN EXCLUSIVE"), pytest.raises(HistoryBusyError):
+        history.update_message(reply.id, "Once upon a time.", "error")
+    reply.content, reply.status = "Once upon a time.", "error"  # as the reply writer keeps it
+    session.add_user("Go on.")
+    assert prompt_of(session) == ["Tell me a story.", "Once upon a time.", "Go on."]
+    assert session.messages[1] is reply
