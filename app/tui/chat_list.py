@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from andon.app.history import Chat, History
+from andon.app.control_text import visible
+from andon.app.history import Chat, History, HistoryError
 from andon.app.tui.failures import guarded
 from andon.app.tui.screens import ConfirmScreen, PromptScreen
 from andon.presets.paths import data_dir
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -27,6 +29,7 @@ from textual.widgets import Input, Label, ListItem, ListView
 
 NEW_TITLE = "New chat"
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 def when(updated: float, now: float) -> str:
@@ -47,7 +50,7 @@ def when(updated: float, now: float) -> str:
 class ChatItem(ListItem):
     def __init__(self, chat: Chat, now: float) -> None:
         super().__init__(
-            Label(chat.title, markup=False, classes="chat-title"),
+            Label(visible(chat.title), markup=False, classes="chat-title"),
             Label(when(chat.updated, now), classes="chat-date"),
         )
         self.chat = chat
@@ -100,23 +103,41 @@ class ChatList(ListView):
         return self.history.create_chat(NEW_TITLE, preset)
 
     async def rename(self, chat: Chat) -> None:
-        """Ask for a new title (run in a worker)."""
+        """Ask for a new title (run in a worker); the chat takes it once it is stored."""
         title = await self.app.push_screen_wait(PromptScreen("Rename chat", chat.title))
         if title:
-            chat.title = title
-            self.history.update_chat(chat)
+            renamed = replace(chat, title=title)
+            if await self._stored(self.history.update_chat, renamed, "Not renamed", "keeps its title"):
+                vars(chat).update(vars(renamed))  # the same Chat object: the open chat's session holds it
             self.reload()
 
     async def confirm_delete(self, chat: Chat) -> bool:
         """Ask before deleting (run in a worker)."""
-        yes: bool = await self.app.push_screen_wait(ConfirmScreen(f"Delete the chat '{chat.title}'?"))
+        question = f"Delete the chat '{escape(visible(chat.title))}'?"  # the dialog reads markup: a title is text
+        yes: bool = await self.app.push_screen_wait(ConfirmScreen(question))
         return yes
 
-    def delete(self, chat: Chat) -> Chat | None:
-        """Delete the chat; the chat to open next, if there is one."""
-        self.history.delete_chat(chat.id)
-        rest = self.history.chats()
-        return rest[0] if rest else None
+    async def delete(self, chat: Chat) -> tuple[bool, Chat | None]:
+        """Delete the chat: whether it was, and the chat to open next if there is one."""
+        if not await self._stored(self.history.delete_chat, chat.id, "Not deleted", "is kept as it was"):
+            self.reload()
+            return False, None
+        try:
+            rest = await asyncio.to_thread(self.history.chats)
+        except HistoryError:
+            rest = []  # deleted; a new chat opens instead
+        return True, rest[0] if rest else None
+
+    async def _stored(self, change: Callable[[T], None], what: T, title: str, kept: str) -> bool:
+        """Make a change in the history on a thread (a busy one is waited for while the screen goes
+        on); when it cannot be made, one line says why and that the chat `kept` (nothing changed)."""
+        try:
+            await asyncio.to_thread(change, what)
+        except HistoryError as exc:
+            reason = str(exc)[:1].upper() + str(exc)[1:]
+            self.notify(f"Nothing changed: the chat {kept}. {reason}", title=title, severity="error", markup=False)
+            return False
+        return True
 
     def export(self, chat: Chat) -> None:
         """Write the chat as Markdown under the data folder, and say where (or why not)."""

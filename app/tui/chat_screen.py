@@ -161,9 +161,9 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     async def action_delete_chat(self) -> None:
         view = self.view
         if await self.chats.confirm_delete(view.session.chat):
-            await view.stop_reply()
-            following = self.chats.delete(view.session.chat)
-            await self.open_chat(following or self._new_chat())
+            deleted, following = await self.chats.delete(view.session.chat)  # not deleted: it said why
+            if deleted:  # a reply still being written in it stops as the next chat opens
+                await self.open_chat(following or self._new_chat())
 
     @guarded
     def action_export_chat(self) -> None:
