@@ -77,4 +77,4 @@ async def test_delete_asks_first_and_export_writes_markdown(tmp_path):
         lst.export(chat)
         exported = list((tmp_path / "data" / "andon" / "exports").glob("*.md"))
         assert exported and "Tell me about dragons." in exported[0].read_text()
-        assert lst.delete(chat) is None and history.chats() == []
+        assert await lst.delete(chat) == (True, None) and history.chats() == []  # deleted; none left to open
