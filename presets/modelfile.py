@@ -1,13 +1,20 @@
 """Ollama Modelfiles: import into a preset, export a preset; an Ollama model's own defaults.
 
-Import reads FROM, PARAMETER (several `stop` lines make a list), SYSTEM (with \"\"\" blocks) and
-DRAFT (Ollama's draft model for speculative decoding: andon's `draft`); other directives and
-parameters andon does not use are reported, not fatal. A value out of range is fatal: nothing is
-written. FROM and DRAFT are checked by the caller's resolver (the app layer knows where models are):
-a relative path is taken from the Modelfile's folder, and a missing file or unknown name refuses the
-import, as `ollama create` does. Export writes what Ollama knows as PARAMETER lines (`draft_max` as
-Ollama's `draft_num_predict`, a draft model as DRAFT) and andon's own parameters as comments under
-ANDON_SECTION, which import reads back: a preset exported and imported again is the same preset.
+Import reads a Modelfile as Ollama's parser does (`andon.presets.ollama_syntax`): FROM, PARAMETER
+(several `stop` lines make a list), SYSTEM and DRAFT (Ollama's draft model for speculative
+decoding: andon's `draft`); other directives, and parameters Ollama has but andon does not use,
+are reported, not fatal. Every value is checked as `--set` checks it (`ParamSpec.parse`, the one
+parser), and a value refused or a parameter neither andon nor Ollama knows is fatal: nothing is
+written. FROM and DRAFT are checked by the caller's resolver (the app layer knows where models
+are): a relative path is taken from the Modelfile's folder, and a missing file or unknown name
+refuses the import, as `ollama create` does.
+
+Export writes what Ollama knows as Ollama reads it (`draft_max` as Ollama's `draft_num_predict`, a
+draft model as DRAFT; text in the first of Ollama's forms that reads back exactly) and andon's own
+settings as comments under ANDON_SECTION, in `--set`'s syntax (text as JSON, on one line), which
+import reads back: the description, the task, andon's own parameters, and any system prompt or
+stop string that no form of Ollama's can hold exactly (a control character, or a line ending in
+\"\"\"). A preset exported and imported again is the same preset.
 
 An Ollama model carries its defaults in its `params` and `system` layers: `ollama_defaults` reads
 them like a Modelfile's PARAMETER and SYSTEM lines, and `with_model_defaults` puts them under a
@@ -19,11 +26,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from andon.presets.commands import format_value, parse_words
+from andon.presets.commands import parse_value, spec_for
+from andon.presets.ollama_syntax import Command, Comment, SyntaxProblem, ollama_text, read_commands, unwritable
 from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters
-from andon.presets.preset import Preset
+from andon.presets.preset import Preset, Task
+from andon.presets.text import TextError, check
 
 # Parameters a current Ollama accepts in a Modelfile (api.Options and its Runner options).
 OLLAMA_PARAMETERS = frozenset({
@@ -34,18 +43,19 @@ OLLAMA_PARAMETERS = frozenset({
 # andon's names of parameters Ollama knows by another name, and back.
 OLLAMA_NAMES = {"draft_max": "draft_num_predict"}
 ANDON_NAMES = {ollama: andon for andon, ollama in OLLAMA_NAMES.items()}
-# Export's comment above andon's own parameters (`# PARAMETER name value` lines, which Ollama skips).
+# Export's comment above andon's own settings (`# PARAMETER name value` lines and the like, which
+# Ollama skips); they run on the lines right below it, up to the next command.
 ANDON_SECTION = "# andon parameters that Ollama does not know:"
 # Ollama parameters andon does not use (some deprecated in Ollama itself).
 OLLAMA_IGNORED = frozenset({
     "num_keep", "penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
     "use_mmap", "use_mlock", "main_gpu", "num_gqa", "rope_frequency_base", "rope_frequency_scale",
 })  # fmt: skip
-_DIRECTIVES = {"FROM", "PARAMETER", "SYSTEM", "TEMPLATE", "ADAPTER", "LICENSE", "MESSAGE", "REQUIRES", "DRAFT"}
+_TASKS: tuple[str, ...] = get_args(Task)
 
 
 class ModelfileError(Exception):
-    """A Modelfile that cannot be imported; names the line and what is wrong."""
+    """A Modelfile that cannot be imported, or a preset that cannot be exported; names the line and what is wrong."""
 
 
 @dataclass
@@ -54,13 +64,16 @@ class ImportedModelfile:
     system: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    description: str = ""  # andon's export carries the preset's description and task
+    task: Task = "chat"
+    lines: dict[str, int] = field(default_factory=dict)  # the line that set each parameter
 
     def to_preset(self, name: str, description: str = "") -> Preset:
         params = Parameters.of(self.parameters)
         return Preset(
             name=name,
-            description=description or "Imported from an Ollama Modelfile.",
-            task="chat",
+            description=description or self.description or "Imported from an Ollama Modelfile.",
+            task=self.task,
             system=self.system,
             model=self.model,
             parameters=params,
@@ -73,45 +86,140 @@ FromResolver = Callable[[str], str | None]
 
 
 def parse_modelfile(text: str, resolve_from: FromResolver | None = None) -> ImportedModelfile:
-    """A Modelfile's settings; FROM goes through `resolve_from` when given (kept as written if not)."""
-    out = ImportedModelfile()
-    stops: list[str] = []
-    for lineno, directive, args in _commands(text):
-        if directive == "FROM":
-            out.model = _from(args.strip(), lineno, resolve_from)
-        elif directive == "DRAFT":
-            draft = _from(args.strip(), lineno, resolve_from, "DRAFT")  # None: the embedded model
-            out.parameters["draft"] = args.strip() if draft is None else draft
-        elif directive == "SYSTEM":
-            out.system = args
-        elif directive == "PARAMETER":
-            name, _, value = args.strip().partition(" ")
-            name = ANDON_NAMES.get(name.lower(), name.lower())
-            if _usable(name, f"line {lineno}: PARAMETER {name}", out.notes):
-                try:
-                    parsed = parse_words(name, [value.strip()])
-                except ParameterError as exc:
-                    raise ModelfileError(f"line {lineno}: {exc}") from None
-                if name == "stop":
-                    stops.extend(parsed)
-                else:
-                    out.parameters[name] = parsed
-        else:
-            out.notes.append(f"line {lineno}: {directive} is not used by andon (ignored)")
-    if stops:
-        out.parameters["stop"] = stops
-    return out
+    """A Modelfile's settings; FROM and DRAFT go through `resolve_from` when given (kept as written if not).
 
-
-def _from(arg: str, lineno: int, resolve_from: FromResolver | None, directive: str = "FROM") -> str | None:
-    if not arg:
-        raise ModelfileError(f"line {lineno}: {directive} needs a model name or the path of a .gguf file")
-    if resolve_from is None:
-        return arg
+    ModelfileError (`line N: ...`) for the first thing Ollama's parser or `--set` would refuse.
+    """
+    reading = _Import(resolve_from)
     try:
-        return resolve_from(arg)
-    except ModelfileError as exc:
-        raise ModelfileError(f"line {lineno}: {directive} {arg}: {exc}") from None
+        for item in read_commands(text):
+            reading.take(item)
+    except SyntaxProblem as exc:
+        raise ModelfileError(str(exc)) from None
+    return reading.finish()
+
+
+class _Import:
+    """One Modelfile being read: Ollama's commands, then andon's own settings over them."""
+
+    def __init__(self, resolve_from: FromResolver | None) -> None:
+        self.out = ImportedModelfile()
+        self.resolve_from = resolve_from
+        self.stops: list[str] = []
+        self.own: dict[str, Any] = {}  # andon's section: exact values, over Ollama's lines
+        self.own_system: str | None = None
+        self.section_line = 0  # the line of the section's last comment; 0 outside it
+
+    def take(self, item: Command | Comment) -> None:
+        if isinstance(item, Comment):
+            self._comment(item)
+            return
+        self.section_line = 0
+        if item.directive == "FROM":
+            self.out.model = self._model(item.value, item.line, "FROM")
+        elif item.directive == "DRAFT":
+            self._set("draft", self._draft(item.value, item.line, "DRAFT"), item.line, self.out.parameters)
+        elif item.directive == "SYSTEM":
+            self.out.system = item.value
+        elif item.directive == "PARAMETER":
+            self._parameter(item.key.lower(), item.value, item.line, ollama=True)
+        else:
+            self.out.notes.append(f"line {item.line}: {item.directive} is not used by andon (ignored)")
+
+    def _comment(self, comment: Comment) -> None:
+        if comment.text.rstrip() == ANDON_SECTION[1:]:
+            self.section_line = comment.line
+            return
+        if not self.section_line or comment.line != self.section_line + 1:
+            self.section_line = 0  # a comment of the user's own, or the section has ended
+            return
+        self.section_line = comment.line
+        word, _, rest = comment.text.removeprefix(" ").partition(" ")  # a note (two spaces) has no word
+        if word == "PARAMETER":
+            name, _, value = rest.partition(" ")
+            self._parameter(name.lower(), value, comment.line, ollama=False)
+        elif word in ("SYSTEM", "DESCRIPTION"):
+            text = _json_text(rest, comment.line, word)
+            if word == "SYSTEM":
+                self.own_system = text
+            else:
+                self.out.description = text
+        elif word == "TASK":
+            if rest.strip() not in _TASKS:
+                raise ModelfileError(
+                    f"line {comment.line}: TASK {rest.strip()!r} is not a task (one of {', '.join(_TASKS)})"
+                )
+            self.out.task = rest.strip()  # type: ignore[assignment]  # one of Task's values
+
+    def _parameter(self, name: str, text: str, line: int, *, ollama: bool) -> None:
+        """PARAMETER NAME VALUE: Ollama's line (VALUE as Ollama unquoted it) or andon's (as `--set` reads it)."""
+        name = ANDON_NAMES.get(name, name) if ollama else name
+        if ollama and name in OLLAMA_IGNORED:
+            self.out.notes.append(f"line {line}: PARAMETER {name} is not used by andon (ignored)")
+            return
+        try:
+            spec = spec_for(name)
+            if ollama and spec.kind == "str_list":  # Ollama: one line, one item, exactly as written
+                value: Any = spec.validate([text])
+            else:
+                value = parse_value(name, text)
+        except ParameterError as exc:
+            raise ModelfileError(f"line {line}: {exc}") from None
+        if name == "draft":
+            value = self._draft(value, line, "draft")
+        if ollama and name == "stop":
+            self.stops.extend(value)
+            self.out.lines.setdefault("stop", line)
+        else:
+            self._set(name, value, line, self.out.parameters if ollama else self.own)
+
+    def _set(self, name: str, value: Any, line: int, into: dict[str, Any]) -> None:
+        into[name] = value
+        self.out.lines[name] = line
+
+    def _model(self, arg: str, line: int, directive: str) -> str | None:
+        if not arg.strip():
+            raise ModelfileError(f"line {line}: {directive} needs a model name or the path of a .gguf file")
+        if self.resolve_from is None:
+            return arg.strip()
+        try:
+            return self.resolve_from(arg.strip())
+        except ModelfileError as exc:
+            raise ModelfileError(f"line {line}: {directive} {arg.strip()}: {exc}") from None
+
+    def _draft(self, arg: str, line: int, directive: str) -> str:
+        """A draft model as the preset keeps it ("" and "ngram" as they are)."""
+        if directive == "draft" and arg.strip() in ("", "ngram"):
+            return arg
+        model = self._model(arg, line, directive)
+        return arg.strip() if model is None else model  # None: the embedded model
+
+    def finish(self) -> ImportedModelfile:
+        out = self.out
+        if self.stops:
+            out.parameters["stop"] = self.stops
+        out.parameters.update(self.own)
+        if self.own_system is not None:
+            out.system = self.own_system
+        try:
+            Parameters.of(out.parameters)
+        except ParameterError as exc:
+            raise ModelfileError(str(exc)) from None
+        return out
+
+
+def _json_text(text: str, line: int, word: str) -> str:
+    """An andon comment's JSON string (`# SYSTEM "..."`), which must be text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelfileError(f"line {line}: {word} must be one JSON string ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, str):
+        raise ModelfileError(f"line {line}: {word} must be one JSON string, not {type(value).__name__}")
+    try:
+        return check(value, f"line {line}: {word}")
+    except TextError as exc:
+        raise ModelfileError(str(exc)) from None
 
 
 def _usable(name: str, where: str, notes: list[str]) -> bool:
@@ -164,33 +272,59 @@ def with_model_defaults(preset: Preset, defaults: ImportedModelfile | None) -> P
     return preset.model_copy(update={"parameters": Parameters.of(values), "system": system})
 
 
-def export_modelfile(preset: Preset, default_model: str) -> str:
+def export_modelfile(preset: Preset, default_model: str, notes: list[str] | None = None) -> str:
+    """The preset as a Modelfile that Ollama reads and andon imports back as the same preset.
+
+    `notes` gets a line for each text Ollama will not see because its syntax cannot hold it (andon
+    keeps it in its section). ModelfileError when the model itself cannot be written as FROM.
+    """
+    notes = [] if notes is None else notes
+    model = preset.model or default_model
+    written_model = ollama_text(model)
+    if written_model is None:
+        why = unwritable(model)
+        raise ModelfileError(f"cannot export preset {preset.name!r}: its model {model!r} cannot be FROM: {why}")
     lines = [f"# Modelfile exported by andon from preset {preset.name!r}"]
-    if preset.description:
-        lines.extend(f"# {line}" if line else "#" for line in preset.description.splitlines())
-    lines.append(f"FROM {preset.model or default_model}")
+    lines.extend(f"#  {_printable(line)}" if line else "#" for line in preset.description.splitlines())
+    lines.append(f"FROM {written_model}")
+    own = [f"DESCRIPTION {_andon_value(preset.description)}"] if preset.description else []
+    if preset.task != "chat":
+        own.append(f"TASK {preset.task}")
     params = preset.parameters
-    changed = params.changed()
-    plain = params.to_plain(sorted(changed))
-    extra: list[str] = []
-    draft: str = params.draft.strip()
-    if draft and draft != "ngram":  # a draft model: Ollama's DRAFT
+    plain = params.to_plain(sorted(params.changed()))
+    draft = ollama_text(params.draft) if params.draft.strip() not in ("", "ngram") else None
+    if draft is not None:  # a draft model: Ollama's DRAFT
         lines.append(f"DRAFT {draft}")
-    for name in sorted(changed):
-        if name == "draft" and draft != "ngram":
-            continue
-        value = plain[name]
-        values = value if isinstance(value, list) and name == "stop" else [value]
+    for name, value in plain.items():
         ollama = OLLAMA_NAMES.get(name, name)
-        target = lines if ollama in OLLAMA_PARAMETERS else extra
-        for v in values:
-            target.append(f"PARAMETER {ollama} {_modelfile_value(v)}")
-    if extra:
+        if name == "stop":
+            lines.extend(_stop_lines(value, own, notes))
+        elif ollama in OLLAMA_PARAMETERS:
+            lines.append(f"PARAMETER {ollama} {_andon_value(value)}")
+        elif name != "draft" or draft is None:
+            own.append(f"PARAMETER {name} {_andon_value(value)}")
+    system = ollama_text(preset.system, "triple,quoted") if preset.system else None
+    if preset.system and system is None:
+        notes.append(f"Ollama will not see the system prompt: {unwritable(preset.system)}")
+        own.extend([f" ({notes[-1]}; andon keeps it here)", f"SYSTEM {_andon_value(preset.system)}"])
+    if own:
         lines.append(ANDON_SECTION)
-        lines.extend(f"# {line}" for line in extra)
-    if preset.system:
-        lines.append(f'SYSTEM """{preset.system}"""')
+        lines.extend(f"# {entry}" for entry in own)
+    if system is not None:
+        lines.append(f"SYSTEM {system}")
     return "\n".join(lines) + "\n"
+
+
+def _stop_lines(stops: list[str], own: list[str], notes: list[str]) -> list[str]:
+    """Ollama's `PARAMETER stop` lines; the whole list in andon's section too if Ollama cannot hold one."""
+    written = [ollama_text(stop, "quoted,triple,bare") for stop in stops]
+    for stop, text in zip(stops, written, strict=True):
+        if text is None:
+            notes.append(f"Ollama will not see the stop string {json.dumps(stop)[:40]}: {unwritable(stop)}")
+            own.append(f" ({notes[-1]}; andon keeps the stop strings here)")
+    if None in written:
+        own.append(f"PARAMETER stop {_andon_value(stops)}")
+    return [f"PARAMETER stop {text}" for text in written if text is not None]
 
 
 def modelfile_for(model: str, params: Parameters, system: str, based_on: Preset | None = None) -> str:
@@ -199,48 +333,22 @@ def modelfile_for(model: str, params: Parameters, system: str, based_on: Preset 
     return export_modelfile(base.model_copy(update={"parameters": params, "system": system, "model": model}), model)
 
 
-def _modelfile_value(value: Any) -> str:
-    if isinstance(value, str):
-        return format_value(value)
-    if isinstance(value, list):  # as `--set` and `/set parameter` take a list: JSON
-        return json.dumps(value, ensure_ascii=False)
-    return format_value(value)
+def _andon_value(value: Any) -> str:
+    """A value as `--set` reads it back exactly, as one line of printable text: numbers as Python
+    writes them (exact), text, lists and maps as JSON with every unprintable character escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return _printable(json.dumps(value, ensure_ascii=False))
 
 
-def _commands(text: str):
-    """(line number, DIRECTIVE, argument text) for each command, joining \"\"\" blocks."""
-    lines = text.splitlines()
-    i, in_section = 0, False
-    while i < len(lines):
-        raw = lines[i]
-        lineno = i + 1
-        i += 1
-        stripped = raw.strip()
-        if stripped == ANDON_SECTION:
-            in_section = True
-            continue
-        if in_section and stripped.startswith("# PARAMETER "):
-            stripped = stripped[2:]  # one of andon's own parameters, as export writes it
-        elif not stripped or stripped.startswith("#"):
-            in_section = in_section and stripped.startswith("#")
-            continue
-        else:
-            in_section = False
-        word, _, rest = stripped.partition(" ")
-        directive = word.upper()
-        if directive not in _DIRECTIVES:
-            raise ModelfileError(
-                f"line {lineno}: {word!r} is not a Modelfile command (expected one of {', '.join(sorted(_DIRECTIVES))})"
-            )
-        rest = rest.strip()
-        if rest.startswith('"""'):
-            body = rest[3:]
-            while '"""' not in body and i < len(lines):
-                body += "\n" + lines[i]
-                i += 1
-            if '"""' not in body:
-                raise ModelfileError(f'line {lineno}: {directive} opens """ but never closes it')
-            rest = body[: body.index('"""')]
-        elif directive == "SYSTEM" and len(rest) >= 2 and rest[0] == rest[-1] == '"':
-            rest = rest[1:-1]
-        yield lineno, directive, rest
+def _printable(text: str) -> str:
+    """`text` with each unprintable character as its JSON escape (\\u001b): a Modelfile line stays
+    one line, and a terminal showing it obeys nothing."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else json.dumps(char)[1:-1] for char in text)
