@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from andon.app.model_files import EMBEDDED_NAME
+from andon.app.grammar import GrammarError
+from andon.app.model_files import EMBEDDED_NAME, ModelPathError, check_gguf
 from andon.app.models import resolve_from
-from andon.app.speculative import check_draft
-from andon.app.structured import grammar_for, resolve_assignment
+from andon.app.speculative import DraftModelError
+from andon.app.structured import check_change, resolve_assignment
 from andon.presets.commands import apply, parameter_lines, parse_assignments
 from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
-from andon.presets.parameters import DEFAULTS
+from andon.presets.parameters import DEFAULTS, Parameters
 from andon.presets.preset import check_name
-from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
+from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore, os_reason
 from andon.presets.table import parameter_table
-from andon.presets.text import read_text
+from andon.presets.text import decode
+
+# A Modelfile is a few lines of text; more is not one (a model file given by mistake, /dev/zero).
+MAX_MODELFILE_BYTES = 4 << 20
 
 
 def add_parser(sub) -> None:
@@ -75,15 +82,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     if preset.model:
         print(f"model        {preset.model}")
     print("description")
-    for line in preset.description.strip().splitlines():
-        print(f"  {line}")
+    _print_indented(preset.description.strip())
     print("system")
-    print(f"  {preset.system}" if preset.system else "  (none)")
+    _print_indented(preset.system or "(none)")
     print("parameters")
     changed = preset.parameters.changed(DEFAULTS)
-    for line in parameter_lines(preset.parameters.to_plain(sorted(changed))):
-        print(f"  {line}")
+    _print_indented("\n".join(parameter_lines(preset.parameters.to_plain(sorted(changed)))))
     return 0
+
+
+def _print_indented(text: str) -> None:
+    """Text a preset holds, each line indented (nothing for no text)."""
+    for line in text.split("\n") if text else []:
+        print(f"  {line}".rstrip() if line.strip() else "")
 
 
 def cmd_save(args: argparse.Namespace) -> int:
@@ -91,8 +102,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     _valid(args.name)
     base = store.load(args.base or (args.name if args.name in store.names() else DEFAULT_PRESET))
     params = apply(base.parameters, parse_assignments([resolve_assignment(s) for s in args.set]))
-    grammar_for(params)  # a preset whose format or grammar cannot be used is not saved
-    check_draft(params)  # nor one whose draft model cannot be found
+    check_usable(params)
     fields = {"name": args.name}
     if args.system is not None:
         fields["system"] = args.system
@@ -101,6 +111,20 @@ def cmd_save(args: argparse.Namespace) -> int:
     path = store.save(base.with_parameters(params, **fields))
     print(f"saved preset {args.name!r} to {path}")
     return 0
+
+
+def check_usable(params: Parameters, lines: Mapping[str, int] | None = None) -> None:
+    """Refuse what `/set` refuses beyond a value's range (`check_change`): a format or grammar that
+    cannot constrain a reply, a draft model that cannot be found or is not a GGUF file. `presets save`
+    and import both ask; for a Modelfile, `lines` (where each parameter was set) names the line."""
+    names = ("format", "draft") if lines is None else [n for n in ("format", "grammar", "draft") if n in lines]
+    for name in names:  # format: grammar_for checks format and grammar together
+        try:
+            check_change(params, {name: getattr(params, name)})
+        except (GrammarError, DraftModelError) as exc:
+            if lines is None:
+                raise
+            raise ModelfileError(f"line {lines[name]}: {exc}") from None
 
 
 def _valid(name: str) -> bool:
@@ -121,28 +145,61 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.modelfile).expanduser()
-    try:
-        text = read_text(path)  # TextError (one line) if it is not UTF-8
-    except OSError as exc:
-        raise ModelfileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text = _read_modelfile(path)
     name = args.name or path.stem.replace(" ", "-")
     if name.lower() == "modelfile":
         name = path.parent.name or "imported"
     _valid(name)
+    folder = path.parent.absolute()
     try:
-        imported = parse_modelfile(text, resolve_from=lambda arg: resolve_from(arg, path.parent.absolute()))
+        imported = parse_modelfile(text, resolve_from=lambda arg: _model_file(arg, folder))
+        preset = imported.to_preset(name)
+        check_usable(preset.parameters, imported.lines)
     except ModelfileError as exc:
         raise ModelfileError(f"{path}: {exc}") from None
     for note in imported.notes:
         print(f"andon: {path}: {note}", file=sys.stderr)
-    saved = PresetStore().save(imported.to_preset(name))
+    saved = PresetStore().save(preset)
     print(f"imported {path} as preset {name!r} ({saved})")
     return 0
 
 
+def _read_modelfile(path: Path) -> str:
+    """A Modelfile's text: UTF-8 (TextError otherwise), from a file or a pipe, at most MAX_MODELFILE_BYTES."""
+    try:
+        with path.open("rb") as fh:
+            kind = os.fstat(fh.fileno()).st_mode
+            if not (stat.S_ISREG(kind) or stat.S_ISFIFO(kind)):  # a device never ends (/dev/zero)
+                raise ModelfileError(f"cannot import {path}: it is not a regular file (give the path of a Modelfile)")
+            data = fh.read(MAX_MODELFILE_BYTES + 1)
+    except OSError as exc:
+        raise ModelfileError(f"cannot import {path}: {os_reason(exc, path)} (give the path of a Modelfile)") from None
+    if len(data) > MAX_MODELFILE_BYTES:
+        raise ModelfileError(
+            f"cannot import {path}: it is over {MAX_MODELFILE_BYTES >> 20} MiB, too big for a Modelfile "
+            "(a Modelfile is text: FROM, PARAMETER and SYSTEM lines)"
+        )
+    return decode(data, str(path))
+
+
+def _model_file(arg: str, folder: Path) -> str | None:
+    """A Modelfile's FROM or DRAFT as the preset keeps it; a file must be a GGUF model (as `--model` needs)."""
+    model = resolve_from(arg, folder)
+    if model is not None and os.path.isabs(model):
+        try:
+            check_gguf(model)
+        except ModelPathError as exc:
+            raise ModelfileError(str(exc)) from None
+    return model
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     preset = PresetStore().load(args.name)
-    sys.stdout.write(export_modelfile(preset, default_model=f"./{EMBEDDED_NAME}"))
+    notes: list[str] = []
+    text = export_modelfile(preset, default_model=f"./{EMBEDDED_NAME}", notes=notes)
+    for note in notes:  # text only andon reads back (Ollama's syntax cannot hold it)
+        print(f"andon: warning: {note}", file=sys.stderr)
+    sys.stdout.write(text)
     return 0
 
 

@@ -7,6 +7,7 @@ other presets still load.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import tomllib
@@ -19,10 +20,10 @@ import tomli_w
 from andon.presets.parameters import ParameterError, Parameters
 from andon.presets.paths import presets_dir
 from andon.presets.preset import Preset, PresetError, check_name
-from andon.presets.text import TextError, read_text
+from andon.presets.text import TextError, check, read_text
 from pydantic import ValidationError
 
-__all__ = ["DEFAULT_PRESET", "PresetEntry", "PresetError", "PresetProblem", "PresetStore"]
+__all__ = ["DEFAULT_PRESET", "PresetEntry", "PresetError", "PresetProblem", "PresetStore", "os_reason"]
 
 DEFAULT_PRESET = "balanced"
 _DOC_KEYS = {"description", "task", "system", "model", "parameters"}
@@ -93,14 +94,21 @@ class PresetStore:
 
     def _user_files(self) -> tuple[list[Path], list[PresetProblem]]:
         """The user's preset files, and a problem for what stands where a file or folder should."""
-        if not self.user_dir.is_dir():
-            blocker = _blocker(self.user_dir)
-            return [], [
-                PresetProblem(blocker, None, "is a file, not a folder; user presets cannot be read")
-            ] if blocker else []
-        found = sorted(self.user_dir.glob("*.toml"))
-        problems = [PresetProblem(p, None, _not_a_file(p)) for p in found if not p.is_file()]
-        return [p for p in found if p.is_file()], problems
+        folder = self.user_dir
+        try:
+            if not folder.is_dir():
+                blocker = _blocker(folder)
+                if blocker:
+                    return [], [PresetProblem(blocker, None, "is a file, not a folder; user presets cannot be read")]
+                if folder.is_symlink():  # a broken link
+                    why = f"is a link to {os.readlink(folder)}, which does not exist; user presets cannot be read"
+                    return [], [PresetProblem(folder, None, why)]
+                return [], []
+            found = sorted(folder.glob("*.toml"))
+            problems = [PresetProblem(p, None, _not_a_file(p)) for p in found if not p.is_file()]
+            return [p for p in found if p.is_file()], problems
+        except OSError as exc:  # a path too long, a folder andon may not read
+            return [], [PresetProblem(folder, None, f"cannot be read: {os_reason(exc, folder)}")]
 
     def _read(self, name: str, path: Path) -> Preset:
         try:
@@ -136,7 +144,7 @@ class PresetStore:
     def load(self, name: str) -> Preset:
         """The user preset of that name, else the built-in one; PresetError says why not."""
         path = self.user_path(name)
-        if path.is_file():
+        if _is_file(path, f"read preset {name!r} from"):
             return self._read(name, path)
         if path.exists():
             raise PresetError(f"{path}: {_not_a_file(path)}; rename or remove it to use preset {name!r}")
@@ -150,19 +158,23 @@ class PresetStore:
     def save(self, preset: Preset) -> Path:
         """Write the preset atomically: a temporary file in the same folder, then a rename."""
         path = self.user_path(preset.name)
-        data = tomli_w.dumps(preset.to_document(), multiline_strings=True)
-        if path.exists() and not path.is_file():
-            raise PresetError(f"cannot save preset {preset.name!r}: {path} {_not_a_file(path)}; rename or remove it")
+        document = preset.to_document()
+        _check_text(preset.name, document)
+        data = tomli_w.dumps(document, multiline_strings=True)
         try:
+            if path.exists() and not path.is_file():
+                raise PresetError(
+                    f"cannot save preset {preset.name!r}: {path} {_not_a_file(path)}; rename or remove it"
+                )
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomically(path, data)
         except OSError as exc:
-            raise PresetError(f"cannot save preset {preset.name!r} to {path}: {_reason(path.parent, exc)}") from None
+            raise PresetError(f"cannot save preset {preset.name!r} to {path}: {os_reason(exc, path)}") from None
         return path
 
     def delete(self, name: str) -> Path:
         path = self.user_path(name)
-        if not path.is_file():
+        if not _is_file(path, "delete"):
             if path.exists():
                 raise PresetError(f"{path} {_not_a_file(path)}; andon leaves it alone")
             if name in self.builtin_names():
@@ -171,7 +183,7 @@ class PresetStore:
         try:
             path.unlink()
         except OSError as exc:
-            raise PresetError(f"cannot delete {path}: {exc.strerror or exc}") from None
+            raise PresetError(f"cannot delete {path}: {os_reason(exc, path)}") from None
         return path
 
 
@@ -193,6 +205,14 @@ def _write_atomically(path: Path, data: str) -> None:
         raise
 
 
+def _is_file(path: Path, doing: str) -> bool:
+    """Whether `path` is a file; PresetError (one line) when it cannot even be looked at."""
+    try:
+        return path.is_file()
+    except OSError as exc:  # Python 3.11's is_file raises for a path too long or a folder not searchable
+        raise PresetError(f"cannot {doing} {path}: {os_reason(exc, path)}") from None
+
+
 def _not_a_file(path: Path) -> str:
     return "is a folder, not a preset file" if path.is_dir() else "is not a regular file"
 
@@ -205,18 +225,71 @@ def _blocker(folder: Path) -> Path | None:
     return None
 
 
-def _reason(folder: Path, exc: OSError) -> str:
-    blocker = _blocker(folder)
-    if blocker is not None:
-        return f"{blocker} is a file, not a folder"
-    return exc.strerror or str(exc)
+def os_reason(exc: OSError, path: Path) -> str:
+    """Why reading or writing `path` failed, as one line that says what should be there.
+
+    The system's own words ("File exists", "Not a directory") name a symptom; this names the thing
+    in the way: a file or a broken link where a folder should be, a folder where a file should be.
+    """
+    try:
+        in_the_way = _in_the_way(path)
+        if in_the_way:
+            return in_the_way
+        is_dir = path.is_dir()
+    except OSError:  # the path cannot even be looked at (too long, no permission): the error says why
+        is_dir = False
+    code = exc.errno
+    if code == errno.EISDIR or (code == errno.EEXIST and is_dir):
+        return f"{path} is a folder, not a file"
+    if code == errno.ENAMETOOLONG:
+        longest = max(path.parts, key=lambda part: len(os.fsencode(part)))
+        size = len(os.fsencode(longest))
+        if size > 255:
+            return f"the name {longest[:24]}... is {size} bytes long, more than a file system allows (255)"
+        return f"the path is too long for the file system ({len(os.fsencode(str(path)))} bytes)"
+    reasons = {
+        errno.ENOENT: f"{path} does not exist",
+        errno.EACCES: "permission denied (its permissions, or its folder's, keep andon out)",
+        errno.EPERM: "the system does not permit it",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOSPC: "the disk is full",
+        errno.ELOOP: f"{path} is a loop of symbolic links",
+    }
+    return reasons.get(code or 0, exc.strerror or str(exc))
+
+
+def _in_the_way(path: Path) -> str:
+    """A broken link on the way to `path`, or a file where one of its folders should be ("" if none)."""
+    for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            needed = "folder" if p != path else "file"
+            return f"{p} is a link to {os.readlink(p)}, which does not exist (a {needed} is needed there)"
+        if p.exists():
+            return f"{p} is a file, not a folder" if p != path and not p.is_dir() else ""
+    return ""
+
+
+def _check_text(name: str, document: dict[str, Any], where: str = "") -> None:
+    """PresetError naming the field that holds a lone surrogate (JSON's \\ud800): it is not text, and a
+    preset file is UTF-8."""
+    for key, value in document.items():
+        field = f"{where}{key}"
+        if isinstance(value, dict):
+            _check_text(name, value, f"{field}.")
+        items = value if isinstance(value, list) else [value]
+        for item in (key, *items):
+            if isinstance(item, str):
+                try:
+                    check(item, field)
+                except TextError as exc:
+                    raise PresetError(f"cannot save preset {name!r}: {field} {exc.detail}") from None
 
 
 def _problem(path: Path, exc: BaseException) -> PresetProblem:
     if isinstance(exc, TextError):
         return PresetProblem(path, None, exc.detail.removeprefix("is "))
     if isinstance(exc, OSError):
-        return PresetProblem(path, None, f"cannot be read: {exc.strerror or exc}")
+        return PresetProblem(path, None, f"cannot be read: {os_reason(exc, path)}")
     text = str(exc)
     prefix = f"{path}: "
     if text.startswith(prefix):
