@@ -163,8 +163,10 @@ def _check_file(path: Path) -> None:
         raise _unusable(path, "is empty (0 bytes), not a chat history")
     with path.open("rb") as fh:
         header = fh.read(100)
-    if len(header) < 100 or not header.startswith(_HEADER):
+    if not header.startswith(_HEADER[: len(header)]):
         return  # SQLite names it: not a database
+    if len(header) < 100:
+        raise _damaged(path, f"it is cut short: {size} bytes, less than an SQLite header")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
@@ -229,6 +231,8 @@ def check_contents(path: Path, db: sqlite3.Connection) -> None:
     if problems != ["ok"]:
         lines = (ln for p in problems for ln in p.splitlines() if not ln.startswith("***"))
         raise sqlite3.DatabaseError(f"damaged: {'; '.join(lines)}")
+    if version == 0 and (others := sorted(_tables(db))):  # andon makes its tables in an empty database only
+        raise _unusable(path, f"is another program's database, not a chat history (its tables: {', '.join(others)})")
     wrong = schema_problems(db, version)
     if wrong:
         raise _damaged(path, "; ".join(wrong[:3]) + ("; …" if len(wrong) > 3 else ""))
@@ -279,8 +283,6 @@ def schema_problems(db: sqlite3.Connection, version: int) -> list[str]:
     columns with a default are allowed: andon never reads them)."""
     tables, keys = expected_schema(version)
     found = _tables(db)
-    if version == 0:  # nothing of andon's yet: andon creates its tables, only in a database without tables
-        return [f"it holds tables andon did not make ({', '.join(sorted(found))})"] if found else []
     problems: list[str] = []
     for table, columns in tables.items():
         have = found.get(table)

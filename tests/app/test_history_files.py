@@ -158,7 +158,8 @@ SHAPES: dict[str, tuple[Shape, str]] = {
     "a negative schema": (version(-1), "its schema version is -1"),
     "not a database": (written(b"Hello, this is a text file.\n" * 200), "is not an SQLite database"),
     "another format": (written(b"SQLite format 2\x00" + b"x" * 5000), "is not an SQLite database"),
-    "cut to 50 bytes": (cut(lambda n: 50), "history.sqlite3 is"),
+    "cut to 50 bytes": (cut(lambda n: 50), "is damaged (it is cut short: 50 bytes, less than an SQLite header)"),
+    "a few bytes of text": (written(b"hello"), "is not an SQLite database"),
     "cut in half": (cut(lambda n: n // 2), "is damaged"),
     "cut by a page": (cut(lambda n: n - 4096), "is damaged"),
     "cut by 100 bytes": (cut(lambda n: n - 100), "is damaged (it is cut short"),
@@ -166,7 +167,7 @@ SHAPES: dict[str, tuple[Shape, str]] = {
     "a folder": (folder, "is a folder, not a file"),
     "read-only": (read_only, "is read-only; andon has not changed it"),
     "read-only folder": (read_only_folder, "is read-only (its folder)"),
-    "tables of another program": (other_program, "it holds tables andon did not make (notes)"),
+    "tables of another program": (other_program, "another program's database, not a chat history (its tables: notes)"),
     "a dropped table in a crash's wal": (crashed_with_a_wal, "the table writers is missing"),
     "a hot journal": (crashed_with_a_journal, "the table messages is missing"),
 }
