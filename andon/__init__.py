@@ -12,4 +12,8 @@ The folders stay at the top of the repository; setuptools' `package-dir` install
 this package. `python -m andon` runs the command line.
 """
 
+from andon import _sigint
+
+_sigint.quiet_if_the_program()  # first of all: Ctrl-C while andon starts is a quiet exit (status 130)
+
 __version__ = "0.1.0"

@@ -1,30 +1,38 @@
-"""The `andon` command line. Commands are thin: they parse, call what the TUI calls, and print."""
+"""The `andon` command line. Commands are thin: they parse, call what the TUI calls, and print.
+
+Only the standard library is imported before `main` runs; the heavy imports (numpy, llama.cpp) are
+made where they are used. Ctrl-C while the program starts is andon's already (andon/_sigint.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import signal
 import sys
-import threading
 import traceback
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from andon.app.engine import Delta, Done, Engine, ModelOptions, ReplyNotice, messages_for
-from andon.app.errors import USER_ERRORS, UsageError
-from andon.app.settings import read_prompt, resolve_settings
-from andon.app.structured import format_option, grammar_option
-from andon.presets import text
+from andon.app import stdio
+
+if TYPE_CHECKING:
+    from andon.app.engine import Done, Engine
+    from andon.app.settings import Settings
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        from andon.app.errors import UsageError
+
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    from andon.app.structured import format_option, grammar_option
+
     if model:
         p.add_argument(
             "--model", metavar="NAME|PATH",
@@ -91,6 +99,8 @@ _LABELS = {"prompt": "the prompt", "name": "the name", "base": "--from"}
 
 def check_text_arguments(args: argparse.Namespace) -> None:
     """TextError (one line, exit 2) for the first text argument that is not valid UTF-8."""
+    from andon.presets import text
+
     for dest, value in vars(args).items():
         if dest in PATH_ARGUMENTS:
             continue
@@ -101,63 +111,113 @@ def check_text_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `andon` command; returns its exit status. Whatever goes wrong, the user sees one line
+    on standard error (never a traceback), and Ctrl-C ends it quietly with status 130."""
     argv = sys.argv[1:] if argv is None else argv
-    verbose = "--verbose" in argv
-    if isinstance(sys.stdout, io.TextIOWrapper):  # a path with bytes that are not UTF-8 prints as \udcXX
-        sys.stdout.reconfigure(errors="backslashreplace")
-    try:
-        args = build_parser().parse_args(argv)
-        check_text_arguments(args)
-        if args.command is None:
-            from andon.app.tui.run import run_app
+    with stdio.sigint(stdio.exit_interrupted):  # until a command takes over: nothing to keep yet
+        stdio.reopen_closed()
+        with stdio.checked_stdout() as stdout:
+            try:
+                try:
+                    return _run(argv, stdout)
+                except SystemExit as exc:  # argparse's --help, once it printed it
+                    return exc.code if isinstance(exc.code, int) else 0
+                finally:
+                    sys.stdout.flush()  # what is still buffered: a write that fails is said here too
+            except BaseException as exc:  # the last line of defence: one line, never a traceback
+                return _failed(exc, stdout, verbose="--verbose" in argv)
 
+
+def _run(argv: list[str], stdout: stdio.Output) -> int:
+    if isinstance(stdout.stream, io.TextIOWrapper):  # a path with bytes that are not UTF-8 prints as \udcXX
+        stdout.stream.reconfigure(errors="backslashreplace")
+    args = build_parser().parse_args(argv)
+    check_text_arguments(args)
+    # commands other than `ask` (which handles Ctrl-C itself) stop by KeyboardInterrupt, running
+    # their own clean-ups (a progress bar gives the cursor back)
+    with stdio.sigint(signal.default_int_handler):
+        if args.command is not None:
+            return int(args.func(args) or 0)
+        from andon.app.tui.run import run_app
+
+        with contextlib.redirect_stdout(stdout.stream):  # the app owns the terminal
             return run_app(model=args.model, preset=args.preset, verbose=args.verbose, rpc=args.rpc)
-        return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
-        print(f"andon: {exc}", file=sys.stderr)
+
+
+def _failed(exc: BaseException, stdout: stdio.Output, verbose: bool) -> int:
+    """The line an exception ends the command with (on standard error), and the exit status."""
+    if isinstance(exc, BrokenPipeError) and stdout.failed:  # its reader went away: quietly, as `yes | head`
+        return stdio.BROKEN_PIPE
+    if isinstance(exc, KeyboardInterrupt):
+        stdio.say("\nandon: interrupted")
+        return stdio.INTERRUPTED
+    if isinstance(exc, stdio.StreamError):
+        stdio.say(f"andon: {stdio.one_line(str(exc))}")
+        return exc.status
+    if isinstance(exc, _user_errors()):
+        stdio.say(f"andon: {stdio.one_line(str(exc))}")
         return 2
-    except KeyboardInterrupt:
-        print("\nandon: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # the last line of defence: never a traceback for the user
-        if verbose:
+    if not isinstance(exc, Exception):
+        raise exc  # SystemExit from elsewhere, GeneratorExit: not andon's to report
+    if verbose:
+        with contextlib.suppress(OSError, ValueError):
             traceback.print_exc()
-        print(f"andon: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for details)", file=sys.stderr)
-        return 1
+    reason = stdio.one_line(f"{type(exc).__name__}: {exc}")
+    stdio.say(f"andon: internal error: {reason} (rerun with --verbose for details)")
+    return 1
 
 
-class Interrupt:
-    """Ctrl-C asks the reply to stop between tokens; the partial reply is kept."""
-
-    def __init__(self) -> None:
-        self.flag = threading.Event()
-
-    def __enter__(self) -> Interrupt:
-        self._old = signal.signal(signal.SIGINT, lambda *_: self.flag.set())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
-
-    def __call__(self) -> bool:
-        return self.flag.is_set()
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message is written for the user (app/errors.py), () if andon cannot import them."""
+    try:
+        from andon.app.errors import USER_ERRORS
+    except Exception:
+        return ()
+    return USER_ERRORS
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    prompt = read_prompt(args.prompt)
-    settings = resolve_settings(args.preset, args.set, args.system, args.model)
-    for note in settings.notes:  # the model's own defaults that andon does not use
-        print(f"andon: {args.model or settings.preset.model}: {note}", file=sys.stderr)
-    engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
-    for warning in settings.warnings:  # e.g. num_ctx past the model's trained context (once it loaded)
-        print(f"andon: warning: {warning}", file=sys.stderr)
-    messages = messages_for(settings.system, (), prompt)
+    """One prompt answered: the reply on standard output, everything else on standard error."""
+    sys.stdout.write("")  # a closed standard output is said at once, not once the model has loaded
+    # Ctrl-C before the reply begins has nothing to keep: it ends the process at once
+    with stdio.sigint(stdio.exit_interrupted), stdio.shown_stderr() as stderr:
+        from andon.app.engine import Engine, ModelOptions
+        from andon.app.settings import read_prompt, resolve_settings
+
+        prompt = read_prompt(args.prompt)
+        settings = resolve_settings(args.preset, args.set, args.system, args.model)
+        for note in settings.notes:  # the model's own defaults that andon does not use
+            print(f"andon: {args.model or settings.preset.model}: {note}", file=sys.stderr)
+        engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
+        for warning in settings.warnings:  # e.g. num_ctx past the model's trained context (once it loaded)
+            print(f"andon: warning: {warning}", file=sys.stderr)
+        done = _stream_reply(engine, settings, prompt, args, stderr)
+        if args.json:
+            from andon.app.models import display_name  # the name `--model` takes back, as `andon models` lists it
+
+            model = display_name(settings.model_path)
+            print(json.dumps(ask_result(done, settings.params.to_plain(), model), ensure_ascii=False))
+        else:
+            sys.stdout.write("\n")
+            if done.finish_reason == "cancelled":
+                print("andon: reply stopped", file=sys.stderr)
+            if args.verbose:
+                print_usage(done)
+    return stdio.INTERRUPTED if done.finish_reason == "cancelled" else 0
+
+
+def _stream_reply(engine: Engine, settings: Settings, prompt: str, args: argparse.Namespace,
+                  stderr: stdio.Output) -> Done:  # fmt: skip
+    """Write the reply as it comes (its thinking on standard error); Ctrl-C stops it between
+    tokens, keeping what was written. A write that fails stops the engine at once."""
+    from andon.app.engine import Delta, Done, ReplyNotice, messages_for
+
     done: Done | None = None
-    thinking = ThinkingOutput(sys.stderr, hide=args.hide_thinking or args.json)
-    with Interrupt() as interrupted:
-        for event in engine.stream(messages, settings.params, cancelled=interrupted):
+    thinking = ThinkingOutput(stderr, hide=args.hide_thinking or args.json)
+    with stdio.ReplyInterrupt() as interrupted:
+        # the engine computes a token only when asked for the next event: a write that fails
+        # (a closed pipe, a full disk) leaves the loop, and no token is computed after it
+        for event in engine.stream(messages_for(settings.system, (), prompt), settings.params, cancelled=interrupted):
             if isinstance(event, Delta) and not args.json:
                 thinking.write(event.thinking)
                 if event.text:
@@ -169,29 +229,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
             elif isinstance(event, Done):
                 done = event
     thinking.end()
-    assert done is not None
-    if args.json:
-        from andon.app.models import display_name  # the name `--model` takes back, as `andon models` lists it
-
-        model = display_name(settings.model_path)
-        print(json.dumps(ask_result(done, settings.params.to_plain(), model), ensure_ascii=False))
-    else:
-        sys.stdout.write("\n")
-        if done.finish_reason == "cancelled":
-            print("andon: reply stopped", file=sys.stderr)
-        if args.verbose:
-            print_usage(done)
-    return 130 if done.finish_reason == "cancelled" else 0
+    assert done is not None  # the engine ends every reply with one Done
+    return done
 
 
 class ThinkingOutput:
     """A reasoning model's thinking, streamed to standard error as `ollama run` shows it: under
     "Thinking...", then "...done thinking." before the answer; dimmed on a terminal (unless
-    NO_COLOR is set). Standard output has the answer only."""
+    NO_COLOR is set), its control characters shown. Standard output has the answer only."""
 
     DIM, PLAIN = "\x1b[2m", "\x1b[0m"
 
-    def __init__(self, stream: TextIO, hide: bool = False) -> None:
+    def __init__(self, stream: stdio.Output, hide: bool = False) -> None:
         self.stream, self.hide = stream, hide
         self.dim = stream.isatty() and not os.environ.get("NO_COLOR")
         self.started = self.ended = False
@@ -212,7 +261,11 @@ class ThinkingOutput:
             self._out(("" if self.last.endswith("\n") else "\n") + "...done thinking.\n\n")
 
     def _out(self, text: str) -> None:
-        self.stream.write(f"{self.DIM}{text}{self.PLAIN}" if self.dim else text)
+        if self.dim:
+            self.stream.style(self.DIM)
+        self.stream.write(text)
+        if self.dim:
+            self.stream.style(self.PLAIN)
         self.stream.flush()
 
 
