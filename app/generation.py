@@ -20,7 +20,8 @@ from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, Chain
 from numpy.typing import NDArray
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "cancelled", "grammar"]  # grammar: it allowed no token
+NO_TOKEN = -1  # what `Reply.choose` returns where the constraint allows no token at all
 CancelCheck = Callable[[], bool]
 
 
@@ -211,6 +212,8 @@ class Reply:
             return token
         before.restore(self.chain, self.rng)
         masked = self.constraint.mask(np.array(logits, dtype=np.float32))
+        if not np.isfinite(masked).any():
+            return NO_TOKEN  # not even end of turn: the reply cannot go on, nor end complete
         token = sample(self.chain.candidates_after(input_ids, masked), self.rng)
         # the chain never leaves only -inf, but should it, the best token allowed is the answer
         return token if np.isfinite(masked[token]) else int(np.argmax(masked))
@@ -219,6 +222,9 @@ class Reply:
         """Add a chosen token to the reply: the text it shows, if any; `finish` set if it ends."""
         if not self._first_at:
             self._first_at = time.perf_counter()
+        if token == NO_TOKEN:
+            self.finish = "grammar"
+            return None
         if self.texts.is_end_of_turn(token):
             self.finish = "stop"
             return None
@@ -273,6 +279,11 @@ class Reply:
             drafted_tokens=self.speculation.drafted if self.speculation else 0,
             accepted_tokens=self.speculation.accepted if self.speculation else 0,
         )
+        if self.finish == "grammar":
+            yield ReplyNotice(
+                "the format or grammar allows none of the model's tokens here: "
+                'the reply ends incomplete (finish reason "grammar")'
+            )
         thinking = "".join(self._thinking).strip()
         yield Done("".join(self._text), self.finish or "stop", usage, self.seed, self.prompt.dropped, self.tokens,
                    thinking)  # fmt: skip

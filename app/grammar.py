@@ -7,23 +7,32 @@ parses the GBNF, `llama_sampler_apply` marks the tokens the grammar rejects with
 llama.cpp reports a grammar's parse error with fprintf on the process's stderr, which in the chat
 app is the screen. So a grammar a person wrote is first parsed in a short-lived child process
 (`check_grammar`), whose stderr says where it is wrong; the app's own stderr never sees it.
+Before that, the grammar's size and nesting are measured (app/gbnf.py) against limits llama.cpp
+reads within seconds without crashing, and the child is given CHECK_SECONDS; after it, a grammar
+no text can match, or only empty text, is refused by name (llama.cpp would accept it).
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
+import signal
 import subprocess
 import sys
 from functools import lru_cache
 
 import numpy as np
-from andon.app import llama_log
+from andon.app import gbnf, llama_log
 from numpy.typing import NDArray
 
 # llama_token_data as numpy sees it: a candidate array is filled and read back without a loop
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 _PARSE_PREFIX = "error parsing grammar: "
+# What llama.cpp reads in a few seconds without crashing: 300,000 alternatives take it a minute,
+# 20,000 nested parentheses or a 100,000-rule chain crash its recursive parser.
+MAX_GRAMMAR_CHARS = 200_000
+MAX_NESTING = 1000  # parentheses inside each other, or rules that each begin with the next
+CHECK_SECONDS = 10  # llama.cpp's reading of a grammar (nested optional rules grow it exponentially)
 
 
 class GrammarError(ValueError):
@@ -138,7 +147,7 @@ def _end_of_generation_token(llama_cpp, vocab_ptr: object) -> int:
 
 @lru_cache(maxsize=64)
 def check_grammar(text: str, root: str = "root") -> None:
-    """Raise GrammarError naming where `text` is wrong (line, column, rule), or return.
+    """Raise GrammarError naming what is wrong with `text` (where, or which limit), or return.
 
     llama.cpp parses it in a child process (see the module's docstring). A grammar that names
     tokens (`<[id]>`, `<|name|>`) needs the model's vocabulary, which the child does not load;
@@ -146,21 +155,80 @@ def check_grammar(text: str, root: str = "root") -> None:
     """
     if not text.strip():
         raise GrammarError("grammar: the grammar is empty")
-    run = subprocess.run(
-        [sys.executable, "-m", "andon.app.grammar", root],
-        input=text.encode("utf-8"),
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    shape = _check_size(text)
+    _check_with_llama_cpp(text, root)
+    if shape is not None:
+        _check_sentences(shape, root)
+
+
+def _check_size(text: str) -> gbnf.Grammar | None:
+    """Refuse a grammar past the limits; its rules as andon reads them (None: llama.cpp will say)."""
+    if len(text) > MAX_GRAMMAR_CHARS:
+        raise GrammarError(f"grammar: too large: {len(text):,} characters (at most {MAX_GRAMMAR_CHARS:,})")
+    depth = gbnf.nesting_depth(text)
+    if depth > MAX_NESTING:
+        raise GrammarError(
+            f"grammar: nesting too deep: {depth:,} parentheses inside each other (at most {MAX_NESTING:,})"
+        )
+    shape = gbnf.read(text)
+    chain = gbnf.leading_depth(shape) if shape is not None else 0
+    if chain > MAX_NESTING:
+        raise GrammarError(
+            f"grammar: nesting too deep: a chain of {chain:,} rules that each begin with the next "
+            f"(at most {MAX_NESTING:,})"
+        )
+    return shape
+
+
+def _check_with_llama_cpp(text: str, root: str) -> None:
+    """llama.cpp's parse in a child process, within CHECK_SECONDS; its error as one line."""
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "andon.app.grammar", root],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=CHECK_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GrammarError(
+            f"grammar: too complex: llama.cpp did not finish reading it in {CHECK_SECONDS} s (the limit); "
+            "fewer alternatives, or fewer optional rules inside each other, read faster"
+        ) from None
     if run.returncode == 0:
         return
     log = run.stderr.decode("utf-8", "replace")
+    if run.returncode < 0:
+        name = signal.Signals(-run.returncode).name if -run.returncode in signal.valid_signals() else -run.returncode
+        raise GrammarError(f"grammar: llama.cpp crashed reading it ({name}); it may nest too deep or be too large")
     if run.returncode != 3:
-        raise GrammarError(f"grammar: could not be checked ({log.strip().splitlines()[-1:] or run.returncode})")
+        last = log.strip().splitlines()[-1:]
+        raise GrammarError(f"grammar: could not be checked ({last[0] if last else run.returncode})")
     message = explain(log, text, root)
     if message is not None:
         raise GrammarError(message)
+
+
+def _check_sentences(shape: gbnf.Grammar, root: str) -> None:
+    """Refuse a grammar llama.cpp accepts although no reply could be complete, or any but empty."""
+    dead = gbnf.dead_end(shape, root)
+    if dead is not None:
+        raise GrammarError("grammar: " + dead_end_words(dead, root))
+    if gbnf.only_empty(shape, root):
+        raise GrammarError(f"grammar: rule {root!r} matches only empty text, so every reply would be empty")
+
+
+def dead_end_words(dead: gbnf.DeadEnd, root: str = "root") -> str:
+    """Why no text completes a rule, as the rest of a one-line message."""
+    if dead.impossible and not dead.needs:
+        why = "it needs a character no token gives: a NUL, or a [...] that matches nothing"
+    elif dead.needs == (dead.rule,):
+        why = f"every alternative needs {dead.rule!r} again"
+    else:
+        why = "every alternative needs " + " or ".join(repr(n) for n in dead.needs) + ", which never end"
+    if dead.rule == root:
+        return f"no text can match it: rule {root!r} never ends: {why}"
+    return f"rule {dead.rule!r} never ends ({why}): a reply that enters it could not be complete"
 
 
 def explain(log: str, text: str, root: str = "root") -> str | None:
