@@ -56,6 +56,7 @@ def load_llama(options: ModelOptions) -> Llama:
     """The model loaded with a context of num_ctx tokens, or ModelLoadError saying why not."""
     import llama_cpp
     from andon.app import load_progress, rpc
+    from jinja2 import TemplateError
 
     llama_log.install(options.verbose)
     try:
@@ -82,6 +83,10 @@ def load_llama(options: ModelOptions) -> Llama:
             )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(_load_failure(path, options, str(exc))) from None
+    except TemplateError as exc:  # llama-cpp-python compiles the file's chat templates as it loads
+        from andon.app.prompt import invalid_template
+
+        raise invalid_template(path.name, exc) from None
 
 
 def _load_failure(path: Path, options: ModelOptions, message: str) -> str:

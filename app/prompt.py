@@ -55,12 +55,14 @@ class ChatPrompt:
         self.model_name = model_name
         self.folds_system = False
         self._formatter: Any = None
-        self._broken: str | None = None
+        self._broken: str | None = None  # why the template does not compile (the error's message)
         self.markers: Markers = markers_for(template)  # a reasoning model's thinking markers
         self.switches_thinking = switches_thinking(template)  # `think` false can ask for none
         if template:
-            self._formatter, self._broken = _compile(template, _special_text(texts, texts.bos),
-                                                     _special_text(texts, texts.eos))  # fmt: skip
+            try:
+                self._formatter = _compile(template, _special_text(texts, texts.bos), _special_text(texts, texts.eos))
+            except Exception as exc:  # jinja2's TemplateSyntaxError and the like
+                self._broken = str(invalid_template(model_name, exc))
 
     @property
     def has_template(self) -> bool:
@@ -80,7 +82,7 @@ class ChatPrompt:
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
             return "\n".join([*lines, "Assistant:"])  # a reply ends where the model writes TRANSCRIPT_TURN
         if self._broken is not None:
-            raise ChatTemplateError(f"the chat template of {self.model_name} is not valid: {self._broken}")
+            raise ChatTemplateError(self._broken)
         folded = fold_system(messages)
         try:
             return self._render(folded if self.folds_system else messages, variables)
@@ -121,8 +123,21 @@ class ChatPrompt:
         return self._formatter(messages=list(messages), **(variables or {})).prompt
 
     def _error(self, exc: Exception) -> ChatTemplateError:
-        reason = str(exc).strip() or type(exc).__name__
+        reason = template_reason(exc)
         return ChatTemplateError(f"the chat template of {self.model_name} cannot format this conversation: {reason}")
+
+
+def template_reason(exc: BaseException) -> str:
+    """Why a chat template failed, as one line: jinja2's message (or the template's own, from
+    raise_exception), and the template's line where jinja2 tells it."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    line = getattr(exc, "lineno", None)
+    return f"{reason} (line {line} of the template)" if line else reason
+
+
+def invalid_template(model_name: str, exc: BaseException) -> ChatTemplateError:
+    """The error for a chat template that does not compile (as the model loads, or here)."""
+    return ChatTemplateError(f"the chat template of {model_name} is not valid: {template_reason(exc)}")
 
 
 def fold_system(messages: Sequence[Message]) -> list[Message]:
@@ -136,13 +151,10 @@ def fold_system(messages: Sequence[Message]) -> list[Message]:
     return [{"role": "user", "content": system}, *rest]
 
 
-def _compile(template: str, bos: str, eos: str) -> tuple[Any, str | None]:
+def _compile(template: str, bos: str, eos: str) -> Any:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    try:
-        return Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos), None
-    except Exception as exc:  # jinja2's TemplateSyntaxError and the like
-        return None, str(exc).strip() or type(exc).__name__
+    return Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
 
 
 def _special_text(texts: TokenTexts, token: int) -> str:

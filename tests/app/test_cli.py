@@ -94,6 +94,43 @@ def test_broken_gguf_file(tmp_path, model_path):
     assert_user_error(andon("ask", "hi", "--model", str(broken)), "could not load model", str(broken))
 
 
+def with_gguf_text(model: Path, path: Path, key: str, value: str) -> Path:
+    """A copy of `model` whose GGUF text `key` (the chat template, the name) is `value`, padded
+    with spaces to the stored text's length so that the file keeps its layout; the gguf package
+    reads the stored text."""
+    import gguf
+
+    field = gguf.GGUFReader(model).get_field(key)
+    assert field is not None, key
+    old, new = field.contents().encode(), value.encode()
+    assert len(new) <= len(old)
+    data = model.read_bytes()
+    assert data.count(old) == 1
+    path.write_bytes(data.replace(old, new.ljust(len(old))))
+    return path
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("template", "needles"),
+    [
+        # not valid Jinja: llama-cpp-python's load compiles it
+        ("{% for m in messages %}{{ m.content }", ["the chat template of bad.gguf is not valid", "'}'", "line 1"]),
+        ("{% if messages %}{{ messages[0].content }}", ["is not valid", "endif"]),
+        # valid, but it fails as it formats the conversation; its message spans lines and holds an escape
+        ('{{ raise_exception("no system\nrole \x1b]2;pwned\x07 here") }}',
+         ["cannot format this conversation: no system role ^[]2;pwned^G here"]),
+        ("{{ messages[7].content }}", ["cannot format this conversation"]),
+        ("{% for m in messages %}{{ m.content + 1 }}{% endfor %}", ["cannot format this conversation"]),
+    ],
+)  # fmt: skip
+def test_a_chat_template_that_fails_is_one_line_and_exit_2(tmp_path, model_path, template, needles):
+    bad = with_gguf_text(model_path, tmp_path / "bad.gguf", "tokenizer.chat_template", template)
+    r = andon("ask", "hi", "--model", str(bad), "--set", "num_predict=1")
+    assert_user_error(r, *needles)
+    assert r.stdout == "" and "internal error" not in r.stderr and "\x1b" not in r.stderr
+
+
 def test_usage_errors_are_one_line_too():
     assert_user_error(andon("ask"), "PROMPT")
     assert_user_error(andon("frobnicate"), "frobnicate")
