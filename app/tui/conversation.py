@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from andon.app.control_text import visible
 from andon.app.history import StoredMessage
 from andon.app.tui.failures import guarded
 from andon.app.tui.widgets import EarlierMessages, MessageBox, NoticeLine
@@ -41,8 +42,9 @@ class Conversation(VerticalScroll):
             yield MessageBox(message)
 
     def say(self, text: str, error: bool = False) -> None:
-        """A line from andon in the conversation."""
-        self.mount(NoticeLine(text, error))
+        """A line from andon in the conversation (it may quote a model's or a user's text: its
+        control characters are shown, never sent to the terminal)."""
+        self.mount(NoticeLine(visible(text), error))
         self.call_after_refresh(self._trim)
         self.scroll_end(animate=False)
 

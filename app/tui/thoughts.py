@@ -8,8 +8,8 @@ Markdown stream, as MessageBox does for the answer.
 from __future__ import annotations
 
 from andon.app.tui.failures import guarded
-from andon.app.tui.feed import MarkdownFeed
-from textual.widgets import Collapsible, Markdown
+from andon.app.tui.feed import MarkdownFeed, ModelMarkdown
+from textual.widgets import Collapsible
 
 STREAMING_TITLE = "Thinking…"
 
@@ -47,7 +47,7 @@ class Thoughts(Collapsible):
     """
 
     def __init__(self, text: str = "", *, streaming: bool = False) -> None:
-        self.view = Markdown(text, classes="thinking-text")
+        self.view = ModelMarkdown(text, classes="thinking-text")  # its control characters shown
         super().__init__(self.view, title=STREAMING_TITLE if streaming else done_title(text), collapsed=not streaming)
         self._feed = MarkdownFeed(self.view)  # open while the thinking streams
 

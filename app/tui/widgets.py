@@ -13,7 +13,7 @@ from andon.app.chat import typed_message
 from andon.app.history import StoredMessage
 from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
-from andon.app.tui.feed import MarkdownFeed
+from andon.app.tui.feed import MarkdownFeed, ModelMarkdown
 from andon.app.tui.thoughts import Thoughts
 from rich.cells import cell_len
 from textual import events
@@ -97,7 +97,7 @@ class MessageBox(Vertical):
         self.body: Markdown | Static = (
             Static(message.content, classes="user-text", markup=False)
             if message.role == "user"
-            else Markdown(message.content or "")
+            else ModelMarkdown(message.content or "")  # a reply: its control characters shown
         )
         self._feed = MarkdownFeed(self.body) if isinstance(self.body, Markdown) else None  # the reply's answer
         self.thoughts: Thoughts | None = Thoughts(message.thinking) if message.thinking else None
