@@ -11,7 +11,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class GGUFArray:
 class GGUFHeader:
     kv: dict[str, Any]  # key -> str | int | float | bool | GGUFArray
     tensors: list[tuple[int, int, int]]  # (elements, ggml type, bytes) of each tensor
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # each tensor's name -> its dimensions
+    data_end: int = 0  # the file offset where the last tensor's data ends: the least size of a whole file
 
 
 def read(path: Path) -> GGUFHeader:
@@ -89,6 +92,11 @@ def _library() -> Any:
         "gguf_get_tensor_ne": (c.POINTER(c.c_int64), [c.c_void_p, c.c_int64]),
         "gguf_get_tensor_type": (c.c_int, [c.c_void_p, c.c_int64]),
         "gguf_get_tensor_size": (c.c_size_t, [c.c_void_p, c.c_int64]),
+        "gguf_get_tensor_name": (c.c_char_p, [c.c_void_p, c.c_int64]),
+        "gguf_get_tensor_offset": (c.c_size_t, [c.c_void_p, c.c_int64]),
+        "gguf_get_data_offset": (c.c_size_t, [c.c_void_p]),
+        "gguf_find_key": (c.c_int64, [c.c_void_p, c.c_char_p]),
+        "gguf_get_arr_str": (c.c_char_p, [c.c_void_p, c.c_int64, c.c_size_t]),
     }
     try:
         for name, (restype, argtypes) in signatures.items():
@@ -102,21 +110,54 @@ def _library() -> Any:
 def _read_native(lib: Any, path: Path) -> GGUFHeader:
     from andon.app import llama_log
 
+    mark = llama_log.error_count()  # this file's own error, not one an earlier file logged
     ctx = lib.gguf_init_from_file(os.fsencode(path), _InitParams(True, None))
     if not ctx:
-        raise GGUFHeaderError(llama_log.last_error() or "llama.cpp could not read its GGUF header")
+        raise GGUFHeaderError(llama_log.first_error_since(mark) or "llama.cpp could not read its GGUF header")
     try:
         kv = {lib.gguf_get_key(ctx, i).decode("utf-8", "replace"): _native_value(lib, ctx, i)
               for i in range(lib.gguf_get_n_kv(ctx))}  # fmt: skip
-        tensors = []
+        tensors, shapes, data_end = [], {}, lib.gguf_get_data_offset(ctx)
         for t in range(lib.gguf_get_n_tensors(ctx)):
-            ne = lib.gguf_get_tensor_ne(ctx, t)
-            tensors.append(
-                (ne[0] * ne[1] * ne[2] * ne[3], lib.gguf_get_tensor_type(ctx, t), lib.gguf_get_tensor_size(ctx, t))
-            )
+            ne, size = lib.gguf_get_tensor_ne(ctx, t), lib.gguf_get_tensor_size(ctx, t)
+            tensors.append((ne[0] * ne[1] * ne[2] * ne[3], lib.gguf_get_tensor_type(ctx, t), size))
+            shapes[lib.gguf_get_tensor_name(ctx, t).decode("utf-8", "replace")] = _dimensions(ne[0:4])
+            data_end = max(data_end, lib.gguf_get_data_offset(ctx) + lib.gguf_get_tensor_offset(ctx, t) + size)
     finally:
         lib.gguf_free(ctx)
-    return GGUFHeader(kv, tensors)
+    return GGUFHeader(kv, tensors, shapes, data_end)
+
+
+def strings(path: Path, key: str) -> Iterator[bytes]:
+    """The items of one string array of the header (the vocabulary's tokens), one by one, so that a
+    caller may stop early; nothing where the key is not a string array. GGUFHeaderError as `read`."""
+    lib = _library()
+    if lib is None:
+        field = read_gguf_reader(path).fields.get(key)
+        if field is not None and field.types[:1] == [GGUFValueType.ARRAY] and field.types[-1] == GGUFValueType.STRING:
+            yield from (bytes(field.parts[i]) for i in field.data)
+        return
+    ctx = lib.gguf_init_from_file(os.fsencode(path), _InitParams(True, None))
+    if not ctx:
+        raise GGUFHeaderError("llama.cpp could not read its GGUF header")
+    try:
+        k = lib.gguf_find_key(ctx, key.encode())
+        if k < 0 or lib.gguf_get_kv_type(ctx, k) != GGUFValueType.ARRAY:
+            return
+        if lib.gguf_get_arr_type(ctx, k) != GGUFValueType.STRING:
+            return
+        for i in range(lib.gguf_get_arr_n(ctx, k)):
+            yield lib.gguf_get_arr_str(ctx, k, i)
+    finally:
+        lib.gguf_free(ctx)
+
+
+def _dimensions(ne: Any) -> tuple[int, ...]:
+    """A tensor's sizes without the trailing 1s ggml pads its four dimensions with (at least one)."""
+    dims = [int(n) for n in ne]
+    while len(dims) > 1 and dims[-1] == 1:
+        dims.pop()
+    return tuple(dims)
 
 
 def _native_value(lib: Any, ctx: int, i: int) -> Any:
@@ -136,14 +177,19 @@ def _native_value(lib: Any, ctx: int, i: int) -> Any:
     return ctypes.cast(lib.gguf_get_val_data(ctx, i), ctypes.POINTER(ctype)).contents.value
 
 
-def read_with_gguf_package(path: Path) -> GGUFHeader:
-    """The same header through the `gguf` package's GGUFReader (pure Python, slow on big vocabularies)."""
+def read_gguf_reader(path: Path) -> Any:
+    """The gguf package's GGUFReader over the file; GGUFHeaderError if it cannot read it."""
     from gguf import GGUFReader
 
     try:
-        reader = GGUFReader(path)
+        return GGUFReader(path)
     except (ValueError, KeyError, IndexError, OSError) as exc:
         raise GGUFHeaderError(f"the gguf package could not read its header ({exc})") from None
+
+
+def read_with_gguf_package(path: Path) -> GGUFHeader:
+    """The same header through the `gguf` package's GGUFReader (pure Python, slow on big vocabularies)."""
+    reader = read_gguf_reader(path)
     kv: dict[str, Any] = {}
     for name, f in reader.fields.items():
         if name.startswith("GGUF."):  # the reader's own entries for version and counts
@@ -158,4 +204,6 @@ def read_with_gguf_package(path: Path) -> GGUFHeader:
             value = f.contents()
             kv[name] = value.item() if hasattr(value, "item") else value
     tensors = [(int(t.n_elements), int(t.tensor_type), int(t.n_bytes)) for t in reader.tensors]
-    return GGUFHeader(kv, tensors)
+    shapes = {t.name: _dimensions(t.shape) for t in reader.tensors}
+    data_end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    return GGUFHeader(kv, tensors, shapes, data_end)
