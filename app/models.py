@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from andon.app.gguf_limits import PATH_SHOWN, one_line
 from andon.app.model_files import (
     EMBEDDED_NAME,
     ModelInfo,
@@ -20,6 +21,7 @@ from andon.app.model_files import (
     embedded_model_path,
     model_stem,
     packaged_gemma_info,
+    path_exists,
     read_gguf_info,
 )
 from andon.app.model_sources import Discovery, ModelEntry, discover, ollama_key
@@ -64,6 +66,9 @@ def list_models() -> tuple[list[ListedModel], list[str]]:
     infos: dict[Path, ModelInfo | None] = {}
     listed = []
     for entry in found.entries:
+        if entry.problem:  # e.g. an Ollama model whose params layer cannot be read: shown, never used
+            problems.append(f"{entry.name} ({entry.source}): {entry.problem}")
+            continue
         if entry.path not in infos:
             try:
                 infos[entry.path] = info_for(entry)
@@ -99,12 +104,15 @@ def find_model(text: str, base: Path | None = None, found: Discovery | None = No
     path = Path(text).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
-    if path.exists() and (not path.is_dir() or _looks_like_path(text)):
+    if path_exists(path) and (not path.is_dir() or _looks_like_path(text)):
         return ModelEntry(model_stem(path), "file", path, path.parent)
     if _looks_like_path(text):
         where = " (a relative path is taken from the Modelfile's folder)" if base is not None else ""
-        raise ModelPathError(f"model file not found: {path}{where}")
-    return _lookup(text, (found or discover()).entries)
+        raise ModelPathError(f"model file not found: {one_line(str(path), PATH_SHOWN)}{where}")
+    entry = _lookup(text, (found or discover()).entries)
+    if entry.problem:
+        raise ModelPathError(f"cannot use model {entry.name}: {entry.problem}")
+    return entry
 
 
 def _looks_like_path(text: str) -> bool:
@@ -122,7 +130,9 @@ def _lookup(text: str, entries: list[ModelEntry]) -> ModelEntry:
         return matches[0]
     if matches:
         names = ", ".join(e.name for e in matches[:5])
-        raise ModelPathError(f"the model name {text!r} fits several models: {names} (give one of these names)")
+        raise ModelPathError(
+            f"the model name {one_line(text)!r} fits several models: {names} (give one of these names)"
+        )
     raise ModelPathError(unknown_model_message(text, entries))
 
 
@@ -138,7 +148,7 @@ def unknown_model_message(text: str, entries: list[ModelEntry]) -> str:
     close = sorted((k for k, score in scores.items() if score >= 0.6), key=lambda k: -scores[k])
     names = list(dict.fromkeys(by_key[k] for k in close))[:3]
     hint = f"; closest: {', '.join(names)}" if names else ""
-    return f"unknown model {text!r}{hint} (`andon models` lists the models andon found; or give a .gguf path)"
+    return f"unknown model {one_line(text)!r}{hint} (`andon models` lists the models andon found; or give a .gguf path)"
 
 
 def _similarity(a: str, b: str) -> float:
@@ -170,7 +180,7 @@ def resolve_from(arg: str, modelfile_folder: Path) -> str | None:
     None means the embedded model: andon's own export writes `FROM ./SmolLM2-135M-Instruct.Q4_1.gguf`
     for a preset made for no particular model, and that file name always means the embedded model.
     """
-    if Path(arg).name == EMBEDDED_NAME and not (modelfile_folder / Path(arg).expanduser()).exists():
+    if Path(arg).name == EMBEDDED_NAME and not path_exists(modelfile_folder / Path(arg).expanduser()):
         return None
     try:
         entry = find_model(arg, base=modelfile_folder)
@@ -186,7 +196,11 @@ def display_name(model: str | Path) -> str:
     text = str(model)
     path = Path(text).expanduser()
     found = discover()
-    if not path.exists():
+    try:
+        exists = path_exists(path)
+    except ModelPathError:
+        return one_line(text)
+    if not exists:
         try:
             return _lookup(text, found.entries).name
         except ModelPathError:

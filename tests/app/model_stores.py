@@ -68,25 +68,55 @@ def add_hf_file(cache: Path, repo: str, filename: str, model: Path, revision: st
 
 
 def fake_gguf(
-    path: Path, arch: str = "llama", kind: str = "model", tensors: int = 3, split_max_tensors: int = 0
+    path: Path,
+    arch: str = "llama",
+    kind: str = "model",
+    tensors: int = 3,
+    split_max_tensors: int = 0,
+    header: dict[str, Any] | None = None,
+    embedding_rows: int | None = None,
 ) -> None:
-    """A small GGUF with a header like a converter writes (not loadable: its weights are zeros)."""
+    """A small GGUF with a header like a converter writes (not loadable: its weights are zeros).
+
+    `header` changes keys ("{arch}" in a key is the architecture): an int is written as uint32, a
+    list of ints as an array of them, a str as text, a (GGUFValueType, value) pair as that type,
+    None leaves the key out. `embedding_rows` adds a token embedding (token_embd.weight) of that many rows.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     w = gguf.GGUFWriter(path, arch, split_max_tensors=split_max_tensors)
-    w.add_type(kind)
-    w.add_name(f"fake {arch}")
-    w.add_context_length(1024)
-    w.add_embedding_length(64)
-    w.add_block_count(2)
-    w.add_head_count(4)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_token_list([f"t{i}" for i in range(100)])
+    keys: dict[str, Any] = {
+        "general.type": kind, "general.name": f"fake {arch}", "{arch}.context_length": 1024,
+        "{arch}.embedding_length": 64, "{arch}.block_count": 2, "{arch}.attention.head_count": 4,
+        "general.file_type": (gguf.GGUFValueType.UINT32, int(gguf.LlamaFileType.ALL_F32)),
+        "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": [f"t{i}" for i in range(100)],
+    }  # fmt: skip
+    keys.update(header or {})
+    for key, value in keys.items():
+        if value is not None:
+            _add(w, key.replace("{arch}", arch), value)
     for i in range(tensors):
         w.add_tensor(f"blk.{i}.weight", np.zeros((16, 8), dtype=np.float32))
+    if embedding_rows is not None:
+        w.add_tensor("token_embd.weight", np.zeros((embedding_rows, 4), dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def _add(w: gguf.GGUFWriter, key: str, value: Any) -> None:
+    kinds = gguf.GGUFValueType
+    if isinstance(value, tuple):
+        w.add_key_value(key, value[1], value[0])
+    elif isinstance(value, bool):
+        w.add_key_value(key, value, kinds.BOOL)
+    elif isinstance(value, int):
+        w.add_key_value(key, value, kinds.UINT32)
+    elif isinstance(value, str):
+        w.add_key_value(key, value, kinds.STRING)
+    else:
+        item = kinds.STRING if value and isinstance(value[0], str) else kinds.UINT32
+        w.add_key_value(key, list(value), kinds.ARRAY, sub_type=item)
 
 
 def split_copy(model: Path, first_part: Path, max_tensors: int) -> list[Path]:

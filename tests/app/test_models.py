@@ -10,8 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import gguf
 import pytest
 from andon.app import model_sources
+from andon.app.cli import main
 from andon.app.gguf_header import read_with_gguf_package
 from andon.app.model_files import ModelPathError, read_gguf_info
 from andon.app.models import display_name, find_model, list_models, model_for
@@ -332,3 +334,162 @@ def test_gemma_continues_text_by_its_listed_name():
     assert "Paris" in reply["text"] and reply["finish_reason"] in ("length", "stop")
     assert "no chat template" in first.stderr  # said, and the conversation is continued as plain text
     assert json.loads(second.stdout)["text"] == reply["text"]  # greedy: the same continuation
+
+
+# --- headers llama.cpp cannot take: one line before it is asked to (it would end the process) -------
+
+ARCH = "{arch}"
+UINT64 = gguf.GGUFValueType.UINT64
+# (what the header says, what the line must name): each of these aborts llama.cpp (SIGABRT, exit 134)
+# or fails it without naming the value; andon names the key, its value and what llama.cpp allows.
+UNLOADABLE = [
+    ({f"{ARCH}.block_count": 100000}, "llama.block_count is 100000, but llama.cpp allows 1 to 512 layers"),
+    ({f"{ARCH}.block_count": 0}, "llama.block_count is 0, but llama.cpp allows 1 to 512 layers"),
+    ({f"{ARCH}.block_count": None}, "llama.block_count is missing"),
+    ({f"{ARCH}.context_length": (UINT64, 1 << 31)}, "llama.context_length is 2147483648, but llama.cpp allows 0 to"),
+    ({f"{ARCH}.embedding_length": 0}, "llama.embedding_length is 0"),
+    ({f"{ARCH}.attention.head_count": [4, 4, 4]}, "llama.attention.head_count has 3 values, but llama.cpp needs one "
+                                                  "per layer: 2"),
+    ({f"{ARCH}.expert_count": 2000, f"{ARCH}.expert_used_count": 2}, "llama.expert_count is 2000, but llama.cpp "
+                                                                     "allows at most 1024 experts"),
+    ({f"{ARCH}.expert_count": 8, f"{ARCH}.expert_used_count": 9}, "llama.expert_used_count is 9"),
+    ({f"{ARCH}.expert_count": 8}, "llama.expert_used_count is 0 or missing"),
+    ({f"{ARCH}.expert_used_count": 2}, "llama.expert_used_count is 2, but the model has no experts"),
+    ({f"{ARCH}.expert_count": 8, f"{ARCH}.expert_used_count": 2, f"{ARCH}.expert_group_count": 3,
+      f"{ARCH}.expert_group_used_count": 1}, "llama.expert_group_count is 3, but it must divide the 8 experts"),
+    ({f"{ARCH}.nextn_predict_layers": 100}, "llama.nextn_predict_layers is 100"),
+    ({f"{ARCH}.rope.scaling.type": "bogus\x1b[2J"}, "llama.rope.scaling.type is 'bogus^[[2J', but llama.cpp knows "
+                                                    "only none, linear, yarn, longrope"),
+    ({"tokenizer.ggml.model": "none"}, "it has no vocabulary (tokenizer.ggml.model is 'none')"),
+    ({"tokenizer.ggml.model": "llama"}, "its SentencePiece vocabulary (tokenizer.ggml.model 'llama') has no token "
+                                        "for 256 of the 256 bytes"),
+]  # fmt: skip
+
+
+def one_line_refusal(capsys, argv: list[str]) -> str:
+    """andon's stderr after `argv` ran through main: exactly one line, exit status 2, nothing on stdout."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(("header", "said"), UNLOADABLE)
+def test_a_header_llama_cpp_cannot_load_is_refused_in_one_line_naming_the_key(tmp_path, capsys, header, said):
+    bad = tmp_path / "bad.gguf"
+    fake_gguf(bad, header=header)
+    line = one_line_refusal(capsys, ["ask", "hi", "--model", str(bad)])
+    assert line.startswith(f"andon: cannot use model {bad}: ") and said in line
+
+
+def test_an_architecture_this_llama_cpp_does_not_know_and_files_that_are_no_models(tmp_path, capsys):
+    fake_gguf(tmp_path / "new.gguf", arch="llama99")
+    line = one_line_refusal(capsys, ["ask", "hi", "--model", str(tmp_path / "new.gguf")])
+    assert "its architecture 'llama99' (general.architecture) is not one this llama.cpp knows" in line
+    fake_gguf(tmp_path / "mmproj.gguf", arch="clip", kind="mmproj")
+    line = one_line_refusal(capsys, ["ask", "hi", "--model", str(tmp_path / "mmproj.gguf")])
+    assert "it is a vision projector (mmproj), not a model" in line
+    fake_gguf(tmp_path / "rows.gguf", embedding_rows=120)  # its vocabulary has 100 tokens
+    line = one_line_refusal(capsys, ["ask", "hi", "--model", str(tmp_path / "rows.gguf")])
+    assert "token_embd.weight has 120 rows but tokenizer.ggml.tokens lists 100 tokens" in line
+    fake_gguf(tmp_path / "whole.gguf")
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes((tmp_path / "whole.gguf").read_bytes()[:-100])  # an unfinished download
+    line = one_line_refusal(capsys, ["ask", "hi", "--model", str(cut)])
+    assert "the file is cut short: its tensors' data ends at byte 3,232 but the file has 3,132 bytes" in line
+
+
+def test_ask_on_a_layer_count_llama_cpp_asserts_on_is_one_line_not_an_abort(tmp_path):
+    """The issue's repro: block_count 100000 ended `andon ask` with exit 134 (GGML_ASSERT) and no message."""
+    bad = tmp_path / "layers.gguf"
+    fake_gguf(bad, header={f"{ARCH}.block_count": 100000})
+    r = andon("ask", "hi", "--model", str(bad))
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (f"andon: cannot use model {bad}: llama.block_count is 100000, but llama.cpp allows 1 to 512 "
+                        "layers (LLAMA_MAX_LAYERS)\n")  # fmt: skip
+
+
+def test_a_draft_model_llama_cpp_cannot_load_is_refused_when_set(tmp_path, capsys):
+    bad = tmp_path / "draft.gguf"
+    fake_gguf(bad, header={f"{ARCH}.expert_count": 4000, f"{ARCH}.expert_used_count": 2})
+    line = one_line_refusal(capsys, ["ask", "hi", "--set", f"draft={bad}"])
+    assert "llama.expert_count is 4000, but llama.cpp allows at most 1024 experts" in line
+
+
+def test_models_says_why_each_file_is_skipped_with_its_own_reason(world, tmp_path):
+    """Several broken files in one listing: each gets its own reason (all once got the first file's)."""
+    folder = data_dir() / "models"
+    fake_gguf(tmp_path / "whole.gguf")
+    whole = (tmp_path / "whole.gguf").read_bytes()
+    (folder / "cut.gguf").write_bytes(whole[:200])  # its header ends inside a key
+    (folder / "version.gguf").write_bytes(whole[:4] + (99).to_bytes(4, "little") + whole[8:])
+    (folder / "tensors.gguf").write_bytes(whole[:8] + (-5).to_bytes(8, "little", signed=True) + whole[16:])
+    fake_gguf(folder / "layers.gguf", header={f"{ARCH}.block_count": 100000})
+    fake_gguf(folder / "experts.gguf", header={f"{ARCH}.expert_count": 2000, f"{ARCH}.expert_used_count": 1})
+    r = andon("models")
+    assert r.returncode == 0 and "mine" in r.stdout
+    skipped = {line.split()[2]: line for line in r.stderr.splitlines() if line.startswith("andon: skipped ")}
+    assert set(skipped) == {"cut", "version", "tensors", "layers", "experts"}
+    assert not any(name in r.stdout for name in skipped)  # not listed as usable
+    assert "string length 22 exceeds remaining file size" in skipped["cut"]
+    assert "version 99" in skipped["version"]
+    assert "number of tensors is -5" in skipped["tensors"]
+    assert "llama.block_count is 100000" in skipped["layers"]
+    assert "llama.expert_count is 2000" in skipped["experts"]
+    reasons = [line.split(".gguf: ", 1)[1] for line in skipped.values()]
+    assert len(set(reasons)) == len(reasons)
+
+
+# --- an Ollama model whose own defaults cannot be read: refused, as Ollama does ---------------------
+
+
+def _layer_blob(manifest: Path, kind: str) -> Path:
+    layers = json.loads(manifest.read_text())["layers"]
+    digest = next(layer["digest"] for layer in layers if layer["mediaType"].endswith("." + kind))
+    return manifest.parents[4] / "blobs" / digest.replace(":", "-")
+
+
+def test_an_ollama_model_whose_params_or_system_cannot_be_read_is_shown_and_refused(world, model_path, digest):
+    def add(name: str, kind: str) -> Path:  # each model's layers are blobs of their own (the text differs)
+        manifest = add_ollama_model(world.ollama, f"registry.ollama.ai/library/{name}:1b", model_path, digest,
+                                    {"stop": [name]}, f"You are {name}.")  # fmt: skip
+        return _layer_blob(manifest, kind)
+
+    add("gone", "params").unlink()
+    add("notjson", "params").write_text('{"temperature": 0.1,')
+    system = add("folder", "system")
+    system.unlink()
+    system.mkdir()
+    add("latin", "system").write_bytes("You are caf\xe9.".encode("latin-1"))
+    listed, problems = list_models()
+    assert not {"gone:1b", "notjson:1b", "folder:1b", "latin:1b"} & set(names(listed))
+    said = {p.split()[0]: p for p in problems}
+    assert "its params layer (sha256-" in said["gone:1b"] and "is missing from" in said["gone:1b"]
+    assert "its params layer (sha256-" in said["notjson:1b"] and "is not JSON" in said["notjson:1b"]
+    assert "its system layer (sha256-" in said["folder:1b"] and "is not a regular file" in said["folder:1b"]
+    assert "its system layer (sha256-" in said["latin:1b"] and "is not UTF-8 text (byte 0xe9" in said["latin:1b"]
+    assert all("Ollama refuses to run it too" in p for p in said.values())
+    with pytest.raises(ModelPathError, match=r"^cannot use model notjson:1b: its params layer \(sha256-"):
+        find_model("notjson:1b")
+    r = andon("ask", "hi", "--model", "gone:1b")
+    assert (r.returncode, r.stdout, r.stderr.count("\n")) == (2, "", 1)
+    assert r.stderr.startswith("andon: cannot use model gone:1b: its params layer (sha256-")
+
+
+# --- names no file can have ---------------------------------------------------------------------------
+
+
+def test_a_name_longer_than_any_file_name_is_one_line_wherever_a_model_is_named(world, tmp_path, capsys):
+    long_name, long_part = "x" * 5000, str(tmp_path / ("y" * 300 + ".gguf"))
+    for name in (long_name, long_part):
+        line = one_line_refusal(capsys, ["ask", "hi", "--model", name])
+        assert "is too long to name a file or a model" in line and "(this system allows 255 per part" in line
+        assert len(line) < 200  # the name is cut, not printed in full
+        line = one_line_refusal(capsys, ["ask", "hi", "--set", f"draft={name}"])
+        assert "is too long to name a file or a model" in line
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f"FROM {long_name}\n")
+    line = one_line_refusal(capsys, ["presets", "import", str(modelfile), "--name", "long"])
+    assert "is too long to name a file or a model" in line
+    r = andon("ask", "hi", "--model", long_name)
+    assert (r.returncode, r.stdout, r.stderr.count("\n")) == (2, "", 1) and "Traceback" not in r.stderr
