@@ -13,7 +13,7 @@ from andon.app.speculative import check_draft
 from andon.app.structured import grammar_for, resolve_assignment
 from andon.presets.commands import apply, parse_assignments
 from andon.presets.modelfile import with_model_defaults
-from andon.presets.parameters import Parameters
+from andon.presets.parameters import ALL_SPECS, Parameters
 from andon.presets.preset import Preset
 from andon.presets.store import DEFAULT_PRESET, PresetStore
 from andon.presets.text import decode
@@ -74,13 +74,22 @@ def trained_context(path: Path) -> int | None:
 
 
 def context_warning(num_ctx: int, trained: int | None, model: str) -> str | None:
-    """The line saying that num_ctx is past the model's trained context (allowed, as in Ollama)."""
-    if trained is None or num_ctx <= trained:
+    """The line saying that num_ctx is past the model's trained context (allowed, as in Ollama).
+
+    A header that gives 0 says nothing about the training (llama.cpp reads it as unknown too): no line.
+    Below the least num_ctx allowed, the context cannot be made to fit: the advice is to keep chats short.
+    """
+    if not trained or num_ctx <= trained:
         return None
+    least = ALL_SPECS["num_ctx"].minimum
+    advice = (
+        f"set num_ctx {trained} or less to stay within it"
+        if least is None or trained >= least
+        else f"num_ctx cannot be below {least:g}, so keep conversations under {trained} tokens"
+    )
     return (
         f"num_ctx {num_ctx} is above the {trained} tokens {model} was trained on: it is allowed, but past "
-        f"{trained} tokens of conversation its replies may lose track or degrade (set num_ctx {trained} or less "
-        "to stay within it)"
+        f"{trained} tokens of conversation its replies may lose track or degrade ({advice})"
     )
 
 

@@ -94,3 +94,24 @@ def test_the_estimate_follows_llama_cpps_layout_per_layer():
     assert kv_bytes_per_token(per_layer) == (4 + 4 + 0 + 2) * (128 + 96) * 2
     assert kv_bytes_per_token({**uniform, "attention.kv_lora_rank": 512}) is None  # MLA: not this layout
     assert kv_bytes_per_token({"block_count": 4}) is None  # unknown: the check is skipped
+
+
+def test_the_advice_on_a_context_past_training_is_one_that_can_be_followed(tmp_path):
+    """A header's trained context of 0 says nothing (no line); one below the least num_ctx cannot be stayed
+    within by lowering num_ctx (it was advised: 'set num_ctx 0 or less')."""
+    from andon.app.settings import resolve_settings
+
+    from tests.app.model_stores import fake_gguf
+
+    def warnings(trained: int) -> tuple[str, ...]:
+        path = tmp_path / f"trained-{trained}.gguf"
+        fake_gguf(path, header={"{arch}.context_length": trained})
+        return resolve_settings(None, ["num_ctx=4096"], model=str(path)).warnings
+
+    assert warnings(0) == ()
+    (line,) = warnings(32)
+    assert "above the 32 tokens" in line and "num_ctx cannot be below 64, so keep conversations under 32 tokens" in line
+    assert "set num_ctx" not in line
+    (line,) = warnings(1024)
+    assert "above the 1024 tokens" in line and "set num_ctx 1024 or less to stay within it" in line
+    assert warnings(8192) == ()
