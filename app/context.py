@@ -3,7 +3,7 @@ KV cache, and the logits after them. Not thread-safe: one reply or inspection at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from llama_cpp import Llama
 
 PREFILL_BLOCK = 32  # prompt tokens are evaluated in blocks aligned to this (see KVContext.prefill)
+CONTINUE_BLOCK = 128  # the tokens a conversation adds after a reply: a block each, between cancel checks
+
+
+class PrefillCancelled(Exception):
+    """The prompt's evaluation was asked to stop; the cache holds the blocks evaluated so far."""
+
+    def __init__(self, tokens: int, evaluated: int) -> None:
+        super().__init__(f"stopped after {evaluated} of {tokens} prompt tokens")
+        self.tokens, self.evaluated = tokens, evaluated
 
 
 class KVContext:
@@ -41,14 +50,17 @@ class KVContext:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def prefill(self, tokens: Sequence[int]) -> int:
+    def prefill(self, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None) -> int:
         """Make the cache hold `tokens`, reusing the cached prefix; returns how many were evaluated.
 
         llama.cpp's logits depend slightly on how a prompt is cut into batches, so a prompt is
         always evaluated in blocks that start at multiples of PREFILL_BLOCK: asked again (or in a
         new chat after another), the same prompt is computed the same way and greedy decoding
         repeats itself exactly. A conversation that continues past the cached prompt (the reply
-        and a new message) evaluates only the tokens it adds.
+        and a new message) evaluates only the tokens it adds, CONTINUE_BLOCK tokens at a time.
+
+        `cancelled` is asked before each block: once true, PrefillCancelled, and the cache holds
+        the blocks evaluated so far (a later prefill of the same prompt goes on from there).
         """
         cached = self.ids()
         n = min(len(cached), len(tokens))
@@ -57,16 +69,18 @@ class KVContext:
             diff = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
             same = int(diff[0]) if diff.size else n
         same = min(same, len(tokens) - 1)  # the last prompt token must be evaluated for logits
-        if same <= self._canonical:
-            block = max(1, min(PREFILL_BLOCK, self.n_batch))
+        aligned = same <= self._canonical
+        block = max(1, min(PREFILL_BLOCK if aligned else CONTINUE_BLOCK, self.n_batch))
+        if aligned:
             same = same // block * block
-            self.llm.n_tokens = same
-            for start in range(same, len(tokens), block):
-                self.llm.eval(list(tokens[start : start + block]))
-            self._canonical = len(tokens)
-        else:
-            self.llm.n_tokens = same
-            self.llm.eval(list(tokens[same:]))
+            self._canonical = same
+        self.llm.n_tokens = same
+        for start in range(same, len(tokens), block):
+            if cancelled is not None and cancelled():
+                raise PrefillCancelled(len(tokens), start - same)
+            self.llm.eval(list(tokens[start : start + block]))
+            if aligned:
+                self._canonical = self.n_tokens
         return len(tokens) - same
 
     def append(self, tokens: Sequence[int]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from andon.app import rpc
-from andon.app.context import PREFILL_BLOCK, KVContext
+from andon.app.context import PREFILL_BLOCK, KVContext, PrefillCancelled
 from andon.app.generation import (
     CancelCheck,
     Delta,
@@ -121,7 +121,13 @@ class Engine:
         speculation = self.speculator.for_reply(params)  # None unless `draft` is set
         if isinstance(self.context, rpc.GuardedContext):
             self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
-        evaluated = self.context.prefill(fitted.tokens)
+        try:
+            evaluated = self.context.prefill(fitted.tokens, cancelled)
+        except PrefillCancelled as stop:  # stopped while the prompt was evaluated: what was, stays cached
+            usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
+                          total_s=time.perf_counter() - started)  # fmt: skip
+            yield Done("", "cancelled", usage, seed, fitted.dropped)
+            return
         prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
         reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,

@@ -357,8 +357,8 @@ class GuardedContext(KVContext):
 
     cancelled: Callable[[], bool] | None = None
 
-    def prefill(self, tokens: Sequence[int]) -> int:
-        return guarded(partial(super().prefill, tokens), STALL_S, self.cancelled)
+    def prefill(self, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None) -> int:
+        return guarded(partial(super().prefill, tokens, cancelled), STALL_S, self.cancelled)
 
     def append(self, tokens: Sequence[int]) -> None:
         guarded(partial(super().append, tokens), STALL_S, self.cancelled)

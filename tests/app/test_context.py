@@ -56,3 +56,27 @@ def test_truncate_removes_rejected_positions_from_the_kv_cache(engine):
     fresh = np.array(engine.logits())
     assert int(np.argmax(after)) == int(np.argmax(fresh))
     assert total_variation(after, fresh) < 0.05
+
+
+def test_a_prompt_evaluation_stopped_keeps_its_blocks_and_goes_on_from_there(engine):
+    """Stop asked during a long prompt: it ends between blocks, the cache holds the blocks
+    evaluated, and the same prompt asked again evaluates only the rest, to the same logits."""
+    from andon.app.context import PREFILL_BLOCK, PrefillCancelled
+
+    tokens = engine.tokenize("The quick brown fox jumps over the lazy dog. " * 40)
+    engine.context.truncate(0)
+    asked = {"n": 0}
+
+    def cancelled():
+        asked["n"] += 1
+        return asked["n"] > 3
+
+    with pytest.raises(PrefillCancelled) as stop:
+        engine.context.prefill(tokens, cancelled)
+    assert stop.value.evaluated == engine.context.n_tokens == 3 * PREFILL_BLOCK
+    assert engine.context.ids().tolist() == tokens[: 3 * PREFILL_BLOCK]
+    assert engine.context.prefill(tokens) == len(tokens) - 3 * PREFILL_BLOCK
+    resumed = np.array(engine.context.logits())
+    engine.context.truncate(0)
+    assert engine.context.prefill(tokens) == len(tokens)
+    assert np.array_equal(resumed, engine.context.logits())
