@@ -41,7 +41,8 @@ def problem(kv: KV, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
     what llama.cpp allows), or None. `shapes` are the dimensions of every tensor, of every part."""
     arch = kv.get("general.architecture")
     if not isinstance(arch, str) or not arch:
-        return "general.architecture is missing: llama.cpp needs it to know what model the file holds"
+        said = "missing" if arch is None else f"{one_line(repr(arch))}, not a name"
+        return f"general.architecture is {said}: llama.cpp needs it to know what model the file holds"
     if not known_architecture(arch):
         return (
             f"its architecture {one_line(arch)!r} (general.architecture) is not one this llama.cpp knows "
