@@ -173,6 +173,11 @@ def test_on_a_terminal_no_escape_from_the_model_reaches_it(tmp_path, model_path)
     text = received.decode()
     for shown in SHOWN:
         assert shown in text
+    # a reasoning model's thinking (dimmed by andon's own two sequences), then its answer
+    status, received = run_in_pty([*ANDON, "ask", "hi", "--grammar", 'root ::= "<think>plan\\x1b]2;t\\x07</think>ok"'])
+    assert status == 0 and received.count(b"\x1b[2m") == received.count(b"\x1b[0m") > 0
+    assert b"\x1b" not in received.replace(b"\x1b[2m", b"").replace(b"\x1b[0m", b"")
+    assert "plan^[]2;t^G" in received.decode().replace("\x1b[2m", "").replace("\x1b[0m", "")
     # --verbose: llama.cpp's log quotes the file's metadata, here a name with an escape sequence
     renamed = with_gguf_text(model_path, tmp_path / "renamed.gguf", "general.name", "\x1b]2;pwned\x07")
     status, received = run_in_pty([*ANDON, "ask", "hi", "--model", str(renamed), "--verbose",
