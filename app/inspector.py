@@ -35,6 +35,33 @@ class Inspection:
     def final(self) -> StageProbabilities:
         return self.stages[-1]
 
+    def to_wire(self) -> dict[str, Any]:
+        """Every value exactly, for `from_wire` in another process (the engine's /andon/inspect)."""
+        return {
+            "prompt": self.prompt,
+            "n_vocab": self.n_vocab,
+            "shown": self.shown,
+            "texts": {str(t): text for t, text in self.texts.items()},
+            "stages": [
+                {"name": s.name, "kept": s.kept, "probs": {str(t): p for t, p in s.probs.items()}} for s in self.stages
+            ],
+            "temperatures": {str(k): {str(t): p for t, p in v.items()} for k, v in self.temperatures.items()},
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Inspection:
+        return cls(
+            prompt=[(int(i), str(text), bool(special)) for i, text, special in data["prompt"]],
+            n_vocab=int(data["n_vocab"]),
+            shown=[int(t) for t in data["shown"]],
+            texts={int(t): text for t, text in data["texts"].items()},
+            stages=[
+                StageProbabilities(s["name"], int(s["kept"]), {int(t): float(p) for t, p in s["probs"].items()})
+                for s in data["stages"]
+            ],
+            temperatures={float(k): {int(t): float(p) for t, p in v.items()} for k, v in data["temperatures"].items()},
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "prompt_tokens": [{"id": i, "text": t, "special": s} for i, t, s in self.prompt],
