@@ -52,7 +52,7 @@ def one_line(text: str) -> str:
 
 
 def say(line: str) -> None:
-    """Write one line of andon's on standard error; a standard error that cannot take it is left be."""
+    """Write one line of andon's on standard error; a standard error that cannot take it is left alone."""
     with suppress(OSError, ValueError, AttributeError):  # closed, full, or None
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
