@@ -372,26 +372,46 @@ class DeadEnd:
     rule: str  # as written (a group is named by its rule)
     needs: tuple[str, ...]  # rules that never end, which it cannot do without
     impossible: bool  # an alternative needs a NUL or an empty [...] (no token gives them)
+    part: bool = False  # a group inside `rule`, not the whole rule
 
 
 def dead_end(g: Grammar, root: str = "root") -> DeadEnd | None:
-    """The first rule a reply may enter that no text completes (root first); None if none."""
+    """The first rule a reply may enter that no text completes (root first, a named rule before a
+    group), else the first alternative that no text completes; None if there is none."""
     ends = can_end(g)
-    for rule in reachable(g, root):
-        if rule in ends:
-            continue
-        needs: list[str] = []
-        impossible = False
+    entered = reachable(g, root)
+    dead = [r for r in entered if r not in ends]
+    if dead:
+        rule = next((r for r in dead if r not in g.owner), dead[0])
+        needs, impossible = _blockers(g, g.rules.get(rule, []), ends)
+        return DeadEnd(g.named(rule), needs, impossible, rule in g.owner)
+    for rule in entered:
         for sequence in g.rules.get(rule, []):
-            for item in sequence:
-                if item.min > 0 and item.kind == "never":
-                    impossible = True
-                elif item.min > 0 and item.kind == "rule" and item.rule not in ends:
-                    named = g.named(item.rule)
-                    if named not in needs:
-                        needs.append(named)
-        return DeadEnd(g.named(rule), tuple(needs), impossible)
+            needs, impossible = _blockers(g, [sequence], ends)
+            if needs or impossible:
+                return DeadEnd(g.named(rule), needs, impossible, part=True)
     return None
+
+
+def _blockers(g: Grammar, sequences: list[list[Item]], ends: set[str]) -> tuple[tuple[str, ...], bool]:
+    """What keeps these sequences from ending: the named rules that never end (looking inside
+    groups), and whether one needs a character no token gives."""
+    needs: list[str] = []
+    impossible = False
+    todo, seen = list(sequences), set()
+    while todo:
+        for item in todo.pop():
+            if item.min == 0:
+                continue
+            if item.kind == "never":
+                impossible = True
+            elif item.kind == "rule" and item.rule not in ends:
+                if item.rule in g.owner and item.rule not in seen:  # a group: what it needs
+                    seen.add(item.rule)
+                    todo.extend(g.rules.get(item.rule, []))
+                elif item.rule not in g.owner and item.rule not in needs:
+                    needs.append(item.rule)
+    return tuple(needs), impossible
 
 
 def endless(g: Grammar, root: str = "root") -> list[str]:

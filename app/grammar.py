@@ -226,6 +226,8 @@ def dead_end_words(dead: gbnf.DeadEnd, root: str = "root") -> str:
         why = f"every alternative needs {dead.rule!r} again"
     else:
         why = "every alternative needs " + " or ".join(repr(n) for n in dead.needs) + ", which never end"
+    if dead.part:
+        return f"a part of rule {dead.rule!r} never ends ({why}): a reply that enters it could not be complete"
     if dead.rule == root:
         return f"no text can match it: rule {root!r} never ends: {why}"
     return f"rule {dead.rule!r} never ends ({why}): a reply that enters it could not be complete"

@@ -519,6 +519,8 @@ def _read(name: str, path_text: str) -> str:
     path = Path(path_text).expanduser()
     kind = "schema" if name == "format" else "grammar"
     what = _not_a_file(path)
+    if what == "does not exist" and name == "format":
+        _refuse_inline_json(path_text)
     if what is not None:
         allowed = (
             '"", "json", a JSON schema or the path of a .json schema file'
@@ -541,6 +543,15 @@ def _read(name: str, path_text: str) -> str:
                 "(a JSON schema is an object: {...})"
             )
     return content
+
+
+def _refuse_inline_json(text: str) -> None:
+    """`--format [1, 2]` or `--format 5`: JSON, but not a schema (an object); a path otherwise."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return
+    raise GrammarError(f"format: {text} is {_json_kind(value)}, not a schema (a JSON schema is an object: {{...}})")
 
 
 def _not_a_file(path: Path) -> str | None:

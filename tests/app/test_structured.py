@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
+import time
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -21,6 +24,8 @@ from andon.app.grammar import GrammarConstraint, GrammarError, check_grammar
 from andon.app.structured import grammar_for, resolve_assignment, resolve_value, schema_to_gbnf
 from andon.presets import Parameters
 from andon.samplers import Chain, build_chain, softmax
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 YES_NO = 'root ::= ("yes" | "no")'
 PERSON = {
@@ -160,7 +165,7 @@ def test_a_good_grammar_passes_the_check():
 @pytest.mark.parametrize(
     ("schema", "needles"),
     [
-        ({"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}}, ["'multipleOf'", "properties.n"]),
+        ({"properties": {"n": {"type": "integer", "multipleOf": 3}}}, ["'multipleOf'", "at properties.n"]),
         ({"type": "strin"}, ["not valid", "at type"]),
         ({"oneOf": [{"type": "string"}, {"type": "number"}]}, ["'oneOf'", "anyOf"]),
         ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["'uniqueItems'"]),
@@ -513,3 +518,315 @@ def test_presets_save_reads_a_grammar_file_and_refuses_a_bad_one(tmp_path):
     r = andon("presets", "save", "bad", "--set", 'grammar=root ::= "a" |* "b"')
     assert r.returncode == 2 and "line 1, column 17" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "bad" not in PresetStore().names()
+
+
+# --- issue 19: grammars past the limits, grammars no text can match ---------------------------------
+
+DEEP = "root ::= " + "(" * 20000 + '"a"' + ")" * 20000
+LONG = "root ::= " + " | ".join(f'"w{i}"' for i in range(300_000))  # took llama.cpp over a minute
+CHAIN = "root ::= r0\n" + "\n".join(f'r{i} ::= r{i + 1} "x"' for i in range(3000)) + '\nr3000 ::= "a"'
+
+
+@pytest.mark.parametrize(
+    ("grammar", "needles"),
+    [
+        (DEEP, ["nesting too deep", "20,000 parentheses", "at most 1,000"]),
+        (CHAIN, ["nesting too deep", "chain of 3,00", "at most 1,000"]),
+        (LONG, ["too large", "characters", "at most 200,000"]),
+    ],
+)
+def test_a_grammar_past_the_limits_is_refused_at_once_naming_the_limit(grammar, needles):
+    started = time.perf_counter()
+    with pytest.raises(GrammarError) as err:
+        check_grammar(grammar)
+    assert time.perf_counter() - started < 5  # seconds, not llama.cpp's minute (or its crash)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("grammar: ")
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_a_grammar_llama_cpp_reads_too_slowly_is_refused_when_the_time_is_up(monkeypatch):
+    import andon.app.grammar as grammar_module
+
+    # each rule may be empty and holds two of the next: llama.cpp's start states double per rule
+    slow = 'root ::= r0 "end"\n' + "\n".join(f'r{i} ::= r{i + 1} r{i + 1} | ""' for i in range(40)) + '\nr40 ::= "a"'
+    monkeypatch.setattr(grammar_module, "CHECK_SECONDS", 2)
+    started = time.perf_counter()
+    with pytest.raises(GrammarError, match=r"grammar: too complex: .* in 2 s \(the limit\)"):
+        check_grammar(slow)
+    assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("grammar", "needles"),
+    [
+        ('root ::= "a" root', ["no text can match it", "'root' never ends", "needs 'root' again"]),
+        ('root ::= "<" item ">"\nitem ::= "x" item | "y" item', ["'root' never ends", "'item'"]),
+        ('root ::= "yes" | "no" more\nmore ::= "!" more', ["rule 'more' never ends", "could not be complete"]),
+        ('root ::= "a" ("b" | ("c" loop))\nloop ::= "d" loop', ["rule 'loop' never ends"]),
+        ('root ::= "\\x00"', ["no token gives", "NUL"]),
+        ('root ::= "a" [^\\x00-\\U0010FFFF]', ["no token gives"]),
+        ('root ::= ""', ["only empty text"]),
+        ('root ::= x?\nx ::= "b" x', ["rule 'x' never ends"]),
+        ('root ::= x x\nx ::= "" | ""', ["only empty text"]),
+    ],
+)
+def test_a_grammar_no_text_can_match_is_refused_naming_the_rule(grammar, needles):
+    with pytest.raises(GrammarError) as err:
+        check_grammar(grammar)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("grammar: ")
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        'root ::= "a" root | "b"',  # recursion with a way out
+        'root ::= item ("," item)*\nitem ::= "(" root ")" | [a-z]+',  # nested through a group
+        'root ::= x? "!"\nx ::= "a" | "b" x',
+        'root ::= "a" |\n  "b"  # a comment\n',
+        'root ::= [^\\x00] "end"',
+        'root ::= "x"{0,3000} "y"',  # llama.cpp reads a count above 2000 as no limit
+    ],
+)
+def test_grammars_with_a_way_to_end_pass(grammar):
+    check_grammar(grammar)
+
+
+class NothingAfter:
+    """The grammar, except that after `n` tokens it allows none (as a vocabulary without the
+    character a grammar needs next would)."""
+
+    def __init__(self, inner: GrammarConstraint, n: int) -> None:
+        self.inner, self.n, self.taken = inner, n, 0
+
+    def allows(self, token: int) -> bool:
+        return self.taken < self.n and self.inner.allows(token)
+
+    def mask(self, logits):
+        masked = self.inner.mask(logits)
+        return masked if self.taken < self.n else np.full_like(masked, -np.inf)
+
+    def accept(self, token: int) -> None:
+        self.inner.accept(token)
+        self.taken += 1
+
+
+@pytest.mark.model
+def test_a_reply_the_grammar_lets_no_token_continue_says_so(engine):
+    from andon.app.engine import ReplyNotice
+
+    params = preset_params("balanced", 1, format="json", num_predict=50)
+    for n in (0, 3):
+        constraint = NothingAfter(engine.constraint_for(params), n)
+        events = list(engine.stream(ASK_JSON, params, constraint=constraint))
+        done = events[-1]
+        assert isinstance(done, Done) and done.finish_reason == "grammar"  # never "stop": it is not complete
+        assert done.usage.completion_tokens == n
+        notices = [e.text for e in events if isinstance(e, ReplyNotice)]
+        assert any("allows none of the model's tokens" in t and "incomplete" in t for t in notices), notices
+
+
+# --- issue 19: --format given what is not a schema file ------------------------------------------------
+
+
+def test_format_names_what_the_path_is(tmp_path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "number.json").write_text("42")
+    (tmp_path / "string.json").write_text('"a"')
+    for name, needle in (
+        ("pipe.json", "is a named pipe (FIFO), not a file"),
+        ("folder.json", "is a folder, not a file"),
+        ("list.json", "holds a JSON list, not a schema"),
+        ("number.json", "holds a JSON number, not a schema"),
+        ("string.json", "holds a JSON string, not a schema"),
+    ):
+        with pytest.raises(GrammarError) as err:
+            resolve_value("format", str(tmp_path / name))
+        assert needle in str(err.value) and "does not exist" not in str(err.value), err.value
+    for typed, needle in (("[1, 2]", "[1, 2] is a JSON list"), ("5", "5 is a JSON number"), ("true", "JSON true")):
+        with pytest.raises(GrammarError, match=re.escape(needle)):
+            resolve_value("format", typed)
+    with pytest.raises(GrammarError, match="is a folder"):
+        resolve_value("grammar", f"@{tmp_path / 'folder.json'}")
+
+
+def test_ask_with_a_fifo_as_format_answers_at_once_in_one_line(tmp_path):
+    fifo = tmp_path / "schema.json"
+    os.mkfifo(fifo)  # nobody writes to it: opening it to read would wait forever
+    for option in ("--format", "--grammar"):
+        r = andon("ask", "Hello", option, str(fifo))  # andon() gives up after 120 s
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.count("\n") == 1 and "is a named pipe (FIFO), not a file" in r.stderr, r.stderr
+
+
+def test_ask_with_a_deep_or_endless_grammar_is_one_line_and_exit_2():
+    for grammar, needle in ((DEEP, "nesting too deep"), ('root ::= "a" root', "no text can match it")):
+        r = andon("ask", "Hello", "--grammar", grammar)
+        assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+        assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+# --- issue 19: schemas as tools write them ------------------------------------------------------------
+
+
+def pydantic_models() -> dict[str, type]:
+    """Real pydantic models: nested, Optional, Field bounds, Literal, an enum, bounded lists,
+    dates, times, UUIDs, and a recursive model (whose schema is a top-level $ref into $defs)."""
+    import datetime
+    import enum
+    import uuid
+    from typing import Annotated, Literal, Optional
+
+    from pydantic import BaseModel, Field
+
+    class Color(enum.StrEnum):
+        red = "red"
+        green = "green"
+        blue = "blue"
+
+    class Address(BaseModel):
+        city: str = Field(max_length=30)
+        zip: Optional[str] = Field(default=None, max_length=10)  # noqa: UP045 - as tools write it
+
+    class Person(BaseModel):
+        name: str = Field(max_length=24)
+        age: int = Field(ge=0, le=120)
+        height: float = Field(gt=0.5, lt=2.5)
+        kind: Literal["student", "teacher"]
+        color: Color
+        tags: list[Annotated[str, Field(max_length=12)]] = Field(min_length=1, max_length=3)
+        address: Address
+        nickname: Optional[str] = Field(default=None, max_length=12)  # noqa: UP045
+
+    class Event(BaseModel):
+        id: uuid.UUID
+        day: datetime.date
+        at: datetime.time
+        seen: datetime.datetime
+        score: Optional[int] = Field(default=None, ge=-5, lt=100)  # noqa: UP045
+
+    class Comment(BaseModel):
+        author: str = Field(max_length=16)
+        text: str = Field(max_length=40)
+        replies: list[Comment] = Field(default_factory=list, max_length=2)
+
+    Comment.model_rebuild()
+    return {"person": Person, "event": Event, "comment": Comment}
+
+
+def test_pydantic_schemas_become_grammars():
+    models = pydantic_models()
+    for model in models.values():
+        schema = model.model_json_schema()
+        assert grammar_for(Parameters.of({"format": schema})) is not None
+    assert models["comment"].model_json_schema()["$ref"] == "#/$defs/Comment"  # the case once refused
+
+
+@pytest.mark.model
+def test_schema_grammars_enforce_bounds_formats_and_unions(vocab):
+    vocab_ptr, _, _, tokenize, _ = vocab
+
+    def matches(schema, text: str) -> bool:
+        with GrammarConstraint(vocab_ptr, schema_to_gbnf(schema)) as g:
+            return feed(g, tokenize(text)) and g.is_complete()
+
+    age = {"type": "integer", "minimum": 0, "maximum": 120}
+    assert all(matches(age, str(n)) for n in (0, 7, 99, 100, 120))
+    assert not any(matches(age, t) for t in ("121", "-1", "1000", "007", "1.5"))
+    height = {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 2.5}
+    assert all(matches(height, t) for t in ("0.51", "1", "1.75", "2.4999"))
+    assert not any(matches(height, t) for t in ("0.5", "0.50", "2.5", "3", "-1", "1e0"))
+    day = {"type": "string", "format": "date"}
+    assert all(matches(day, f'"{d}"') for d in ("2024-02-29", "2000-02-29", "1999-12-31", "2023-04-30"))
+    assert not any(matches(day, f'"{d}"') for d in ("2023-02-29", "1900-02-29", "2023-04-31", "2023-13-01"))
+    email = {"type": "string", "format": "email"}
+    assert matches(email, '"ada.lovelace@example.org"') and not matches(email, '"ada"')
+    nullable = {"type": ["integer", "null"], "minimum": 1}
+    assert matches(nullable, "null") and matches(nullable, "5") and not matches(nullable, "0")
+    names = {"type": "array", "items": {"type": "string", "maxLength": 3}, "minItems": 1, "maxItems": 2}
+    assert matches(names, '["ab", "c"]') and not matches(names, "[]") and not matches(names, '["a", "b", "c"]')
+    assert not matches(names, '["abcd"]')
+
+
+ASK_MODEL = {
+    "person": "Write a person as JSON.",
+    "event": "Write an event as JSON.",
+    "comment": "Write a short comment thread as JSON.",  # a recursive model: a reply must end somewhere
+}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", ["person", "event", "comment"])
+def test_pydantic_model_replies_validate(engine, name):
+    import jsonschema
+
+    model = pydantic_models()[name]
+    schema = model.model_json_schema()
+    ask = [{"role": "user", "content": ASK_MODEL[name]}]
+    for preset, seed in (("factual", 1), ("balanced", 3)):  # greedy, and a seeded sampled preset
+        done = reply(engine, ask, preset_params(preset, seed, format=schema, num_predict=400))
+        assert done.finish_reason == "stop", done.text
+        checker = jsonschema.Draft202012Validator.FORMAT_CHECKER  # date, email, uuid (time needs a package)
+        jsonschema.validate(json.loads(done.text), schema, format_checker=checker)
+        model.model_validate_json(done.text)  # pydantic reads it back: dates, UUIDs, bounds
+
+
+def gbnf_expression_as_regex(expression: str) -> re.Pattern[str]:
+    """A GBNF expression of literals, [classes], groups, | and counts, as the regular expression
+    of the same language (what number_ranges writes), to check it against Python's numbers."""
+    parts = re.findall(r'"[^"]*"|\[[^\]]*\]|\{[^}]*\}|[()|?*+]|\s+', expression)
+    assert "".join(parts) == expression
+    table = {"(": "(?:", ")": ")", "|": "|", "?": "?", "*": "*", "+": "+"}
+    out = [re.escape(p[1:-1]) if p[0] == '"' else table.get(p, p) for p in parts if not p.isspace()]
+    return re.compile("(?:" + "".join(out) + ")")
+
+
+@given(
+    low=st.one_of(st.none(), st.integers(-(10**6), 10**6)),
+    high=st.one_of(st.none(), st.integers(-(10**6), 10**6)),
+    values=st.lists(st.integers(-(10**7), 10**7), min_size=1, max_size=30),
+)
+def test_integer_bounds_allow_exactly_the_integers_within(low, high, values):
+    from andon.app.number_ranges import integer_range
+
+    assume(low is not None or high is not None)
+    assume(low is None or high is None or low <= high)
+    language = gbnf_expression_as_regex(integer_range(low, high))
+    for v in [*values, *(b + d for b in (low, high) if b is not None for d in (-1, 0, 1))]:
+        within = (low is None or v >= low) and (high is None or v <= high)
+        assert bool(language.fullmatch(str(v))) == within, (low, high, v)
+
+
+DECIMALS = st.decimals(min_value=-1000, max_value=1000, places=3, allow_nan=False, allow_infinity=False)
+
+
+@given(
+    low=st.one_of(st.none(), DECIMALS),
+    high=st.one_of(st.none(), DECIMALS),
+    strict=st.tuples(st.booleans(), st.booleans()),
+    values=st.lists(DECIMALS, min_size=1, max_size=30),
+)
+def test_number_bounds_allow_exactly_the_numbers_within(low, high, strict, values):
+    from andon.app.number_ranges import Bound, number_range
+
+    assume(low is not None or high is not None)
+    assume(low is None or high is None or low < high or (low == high and not any(strict)))
+    lo = None if low is None else Bound(low, strict[0])
+    hi = None if high is None else Bound(high, strict[1])
+    language = gbnf_expression_as_regex(number_range(lo, hi))
+    near = [b + d for b in (low, high) if b is not None for d in (Decimal("-0.001"), Decimal(0), Decimal("0.001"))]
+    for v in [*values, *near]:
+        within = (lo is None or v > low or (v == low and not lo.strict)) and (
+            hi is None or v < high or (v == high and not hi.strict)
+        )
+        for text in {format(v, "f"), format(v.normalize(), "f")}:  # 2.500 and 2.5
+            if text.startswith("-") and v == 0:
+                continue  # "-0" is left to the positive side's "0"
+            assert bool(language.fullmatch(text)) == within, (lo, hi, text)
