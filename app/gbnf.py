@@ -58,6 +58,10 @@ class _Unreadable(Exception):
     """Text the reader does not follow (llama.cpp says what is wrong with it)."""
 
 
+class BadCount(Exception):
+    """A count {m,n} with n < m: llama.cpp would loop for a long time on it (its count wraps)."""
+
+
 def nesting_depth(text: str) -> int:
     """The deepest nesting of parentheses, outside strings, [...], <...> and comments (any text)."""
     depth = deepest = i = 0
@@ -82,7 +86,8 @@ def nesting_depth(text: str) -> int:
 
 
 def read(text: str) -> Grammar | None:
-    """The rules of a grammar llama.cpp accepts; None for text this reader does not follow."""
+    """The rules of a grammar llama.cpp accepts; None for text this reader does not follow.
+    BadCount for a count llama.cpp would not finish reading."""
     try:
         return _Reader(text).grammar()
     except (_Unreadable, ValueError, IndexError):
@@ -263,6 +268,8 @@ class _Reader:
         if self.peek() != "}":
             raise _Unreadable
         self.pos += 1
+        if high is not None and high < low:
+            raise BadCount(f"{{{low},{high}}}")
         if high is not None and high > MAX_REPETITION:
             high = None
         return low, high

@@ -170,7 +170,10 @@ def _check_size(text: str) -> gbnf.Grammar | None:
         raise GrammarError(
             f"grammar: nesting too deep: {depth:,} parentheses inside each other (at most {MAX_NESTING:,})"
         )
-    shape = gbnf.read(text)
+    try:
+        shape = gbnf.read(text)
+    except gbnf.BadCount as exc:
+        raise GrammarError(f"grammar: the count {exc} goes down (write {{m,n}} with m <= n)") from None
     chain = gbnf.leading_depth(shape) if shape is not None else 0
     if chain > MAX_NESTING:
         raise GrammarError(

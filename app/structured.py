@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from andon.app import gbnf
+from andon.app.control_text import visible
 from andon.app.grammar import MAX_GRAMMAR_CHARS, GrammarError, check_grammar
 from andon.app.number_ranges import DIGITS, Bound, integer_range, number_range
 from andon.presets.parameters import Parameters
@@ -75,6 +76,8 @@ _EMAIL = (
     '([A-Za-z0-9] ([A-Za-z0-9-]{0,61} [A-Za-z0-9])? "."){1,4} [A-Za-z]{2,24} "\\"" space'
 )
 MAX_COUNT = gbnf.MAX_REPETITION  # llama.cpp reads a larger count in x{m,n} as no limit at all
+MAX_SCHEMA_DEPTH = 100  # subschemas inside each other (the checks and the converter recurse)
+MAX_FILE_BYTES = 4 << 20  # a schema or grammar file (a grammar is at most 200,000 characters)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ def schema_to_gbnf(schema: Mapping[str, Any]) -> str:
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
 
+    depth = _depth(schema)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise GrammarError(f"format: the schema nests too deep: {depth} subschemas (at most {MAX_SCHEMA_DEPTH})")
     schema = copy.deepcopy(dict(schema))  # the user's schema stays as it was
     try:
         validator_for(schema).check_schema(schema)
@@ -349,6 +355,17 @@ def _nodes(schema: Any) -> Iterator[tuple[Any, str]]:
             todo.extend((child, f"{where}.{key}" if where else key) for key, child in reversed(_children(node)))
 
 
+def _depth(schema: Any) -> int:
+    """How many subschemas deep the schema nests (1: none inside it), without recursion."""
+    deepest, todo = 0, [(schema, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, Mapping):
+            todo.extend((child, depth + 1) for _, child in _children(node))
+    return deepest
+
+
 def _check_node(node: Any, where: str) -> None:
     """Refuse what the grammar would not enforce in this subschema (not the ones inside it)."""
     if not isinstance(node, Mapping):
@@ -398,12 +415,16 @@ def _check_combinations(node: Mapping[str, Any], where: str) -> None:
             )
     if "prefixItems" in keys and "items" in keys:
         raise _refuse(where, "prefixItems cannot be combined with items")
-    prefix = node.get("prefixItems")
+    items = node.get("items")
+    prefix = node.get("prefixItems", items if isinstance(items, list) else None)  # a tuple: exactly these
     tuple_fits = prefix is not None and node.get("minItems", len(prefix)) <= len(prefix) <= node.get(
         "maxItems", len(prefix)
     )
-    if keys & {"minItems", "maxItems"} and "items" not in keys and not tuple_fits:
+    if keys & {"minItems", "maxItems"} and not isinstance(items, Mapping) and not tuple_fits:
         raise _refuse(where, "minItems and maxItems need items (or as many prefixItems as they allow)")
+    for low, high in (("minItems", "maxItems"), ("minLength", "maxLength")):
+        if node.get(low, 0) > node.get(high, node.get(low, 0)):
+            raise _refuse(where, f"{low} {node[low]} is more than {high} {node[high]}: no value fits")
     string_only = node.get("type") == "string" or "string" in (node.get("type") or [])
     if keys & {"minLength", "maxLength"} and (not string_only or "pattern" in keys or "format" in keys):
         raise _refuse(where, 'minLength and maxLength need type "string" and no pattern or format')
@@ -470,6 +491,8 @@ def resolve_value(name: str, text: str) -> str:
     value = text.strip()
     if value in ('""', "''"):
         return text  # an empty value, quoted
+    if name == "format" and value.startswith("{"):
+        _loads(value, "the schema")  # too deep for Python's JSON reader: one line, not a crash
     if name == "format" and value and value.lower() != "json" and not value.startswith("{"):
         return _read(name, value)
     if name == "grammar" and value and "::=" not in value:
@@ -518,6 +541,7 @@ def _read(name: str, path_text: str) -> str:
     A FIFO, socket or device is never opened (reading a FIFO waits for a writer)."""
     path = Path(path_text).expanduser()
     kind = "schema" if name == "format" else "grammar"
+    shown = _shown(path_text)
     what = _not_a_file(path)
     if what == "does not exist" and name == "format":
         _refuse_inline_json(path_text)
@@ -527,31 +551,49 @@ def _read(name: str, path_text: str) -> str:
             if name == "format"
             else "GBNF text or the path of a .gbnf file"
         )
-        raise GrammarError(f"{name}: {_named(path_text, kind, what)} ({name} must be {allowed})")
+        raise GrammarError(f"{name}: {_named(shown, kind, what)} ({name} must be {allowed})")
     try:
         content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise GrammarError(f"{name}: cannot read the {kind} file {path_text}: {exc}") from None
+        raise GrammarError(f"{name}: cannot read the {kind} file {shown}: {visible(str(exc))}") from None
     if name == "format":
-        try:
-            value = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise GrammarError(f"format: the schema file {path_text} is not valid JSON ({exc})") from None
+        value = _loads(content, f"the schema file {shown}")
         if not isinstance(value, dict):
             raise GrammarError(
-                f"format: the schema file {path_text} holds {_json_kind(value)}, not a schema "
+                f"format: the schema file {shown} holds {_json_kind(value)}, not a schema "
                 "(a JSON schema is an object: {...})"
             )
     return content
+
+
+def _loads(text: str, what: str) -> Any:
+    """JSON text read; GrammarError naming `what` where it is not valid or nests too deep."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GrammarError(f"format: {what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise GrammarError(
+            f"format: {what} nests too deep to read (a schema nests at most {MAX_SCHEMA_DEPTH} deep)"
+        ) from None
 
 
 def _refuse_inline_json(text: str) -> None:
     """`--format [1, 2]` or `--format 5`: JSON, but not a schema (an object); a path otherwise."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return
-    raise GrammarError(f"format: {text} is {_json_kind(value)}, not a schema (a JSON schema is an object: {{...}})")
+    raise GrammarError(
+        f"format: {_shown(text)} is {_json_kind(value)}, not a schema (a JSON schema is an object: {{...}})"
+    )
+
+
+def _shown(text: str, limit: int = 100) -> str:
+    """A path or value as typed, for a one-line message: controls visible, a long one shortened
+    in the middle (a path's file name is at its end)."""
+    text = visible(text).replace("\n", "^J").replace("\t", "^I")
+    return text if len(text) <= limit else text[: limit // 3] + "..." + text[-(limit - limit // 3 - 3) :]
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -563,7 +605,8 @@ def _not_a_file(path: Path) -> str | None:
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}"
     if stat.S_ISREG(mode):
-        return None
+        size = os.stat(path).st_size
+        return None if size <= MAX_FILE_BYTES else f"is too large ({size:,} bytes; at most {MAX_FILE_BYTES:,})"
     if stat.S_ISDIR(mode):
         return "is a folder, not a file"
     if stat.S_ISFIFO(mode):

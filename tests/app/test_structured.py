@@ -179,6 +179,10 @@ def test_a_good_grammar_passes_the_check():
         ({"type": "number", "minimum": 2.5, "maximum": 1}, ["no number is within"]),
         ({"type": "string", "enum": [1, 2]}, ["no value of enum"]),
         ({"$ref": "#/$defs/Missing"}, ["'#/$defs/Missing' points to nothing"]),
+        ({"type": "string", "minLength": 5, "maxLength": 2}, ["minLength 5 is more than maxLength 2"]),
+        ({"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 1}, ["minItems 3 is more"]),
+        ({"type": "array", "prefixItems": [{"type": "integer"}], "minItems": 2}, ["minItems and maxItems need items"]),
+        (json.loads('{"properties": {"a": ' * 150 + "{}" + "}}" * 150), ["nests too deep", "at most 100"]),
         ({"type": "string", "pattern": "[a-z]+"}, ["must start with ^"]),
     ],
 )
@@ -533,6 +537,7 @@ CHAIN = "root ::= r0\n" + "\n".join(f'r{i} ::= r{i + 1} "x"' for i in range(3000
         (DEEP, ["nesting too deep", "20,000 parentheses", "at most 1,000"]),
         (CHAIN, ["nesting too deep", "chain of 3,00", "at most 1,000"]),
         (LONG, ["too large", "characters", "at most 200,000"]),
+        ('root ::= "a"{5,2}', ["{5,2} goes down"]),  # llama.cpp's count wraps: it reads for minutes
     ],
 )
 def test_a_grammar_past_the_limits_is_refused_at_once_naming_the_limit(grammar, needles):
@@ -655,6 +660,15 @@ def test_format_names_what_the_path_is(tmp_path):
             resolve_value("format", typed)
     with pytest.raises(GrammarError, match="is a folder"):
         resolve_value("grammar", f"@{tmp_path / 'folder.json'}")
+    big = tmp_path / "big.json"
+    big.write_text("{}" + " " * (5 << 20))
+    with pytest.raises(GrammarError, match=r"is too large \(5,242,882 bytes; at most 4,194,304\)"):
+        resolve_value("format", str(big))
+    deep = '{"properties": {"a": ' * 2000 + "{}" + "}}" * 2000  # past Python's JSON reader
+    (tmp_path / "deep.json").write_text(deep)
+    for value in (deep, str(tmp_path / "deep.json")):
+        with pytest.raises(GrammarError, match="nests too deep to read"):
+            resolve_value("format", value)
 
 
 def test_ask_with_a_fifo_as_format_answers_at_once_in_one_line(tmp_path):
