@@ -8,7 +8,7 @@ turned into GBNF by llama-cpp-python's SchemaConverter with what llama.cpp's own
 since: integer bounds (and number bounds, app/number_ranges.py), counts written as `x{m,n}`
 rather than nested optionals, `$ref` anywhere (pydantic's `$defs`, recursive models), a list of
 types as a union (`Optional[...]`), and the formats date (a real calendar day), time, date-time,
-uuid and email. A keyword the grammar cannot enforce (`multipleOf`, `uniqueItems`, a `format`
+uuid, email and ipv4. A keyword the grammar cannot enforce (`multipleOf`, `uniqueItems`, a `format`
 such as uri, ...) is refused by name, so every reply made under a schema validates against it.
 The grammar is then checked like a grammar a person wrote (app/grammar.py): its size and
 nesting, and that some reply can match it (a model that always requires itself cannot end).
@@ -59,7 +59,7 @@ _HINTS = {
 }
 _JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 _JSON_SPACE = r'| " " | "\n"{1,2} [ \t]{0,20}'
-_FORMATS = ("date", "date-time", "email", "time", "uuid")
+_FORMATS = ("date", "date-time", "email", "ipv4", "time", "uuid")
 _UUIDS = frozenset({"uuid", "uuid1", "uuid2", "uuid3", "uuid4", "uuid5"})
 # A calendar day, leap years and all (llama.cpp's allows 2023-02-31, which no date library reads),
 # in years 1000 to 9999.
@@ -75,6 +75,9 @@ _EMAIL = (
     f'"\\"" {_EMAIL_PART} ("." {_EMAIL_PART}){{0,4}} "@" '
     '([A-Za-z0-9] ([A-Za-z0-9-]{0,61} [A-Za-z0-9])? "."){1,4} [A-Za-z]{2,24} "\\"" space'
 )
+_OCTET = '("25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9])'
+_IPV4 = f'"\\"" {_OCTET} ("." {_OCTET}){{3}} "\\"" space'  # no leading zeros, as ipaddress reads it
+_STRING_FORMATS = {"email": _EMAIL, "ipv4": _IPV4}
 MAX_COUNT = gbnf.MAX_REPETITION  # llama.cpp reads a larger count in x{m,n} as no limit at all
 MAX_SCHEMA_DEPTH = 100  # subschemas inside each other (the checks and the converter recurse)
 MAX_FILE_BYTES = 4 << 20  # a schema or grammar file (a grammar is at most 200,000 characters)
@@ -242,8 +245,10 @@ def _converter_class() -> type:
                 char = self._add_primitive("char", PRIMITIVE_RULES["char"])
                 counts = _repetition(char, schema.get("minLength", 0), schema.get("maxLength"))
                 return self._add_rule(rule_name, f'"\\"" {counts} "\\"" space')
-            if kind in (None, "string") and schema.get("format") == "email" and "pattern" not in schema:
-                return self._add_rule(rule_name, self._add_primitive("email-string", BuiltinRule(_EMAIL, [])))
+            fmt = schema.get("format")
+            if kind in (None, "string") and fmt in _STRING_FORMATS and "pattern" not in schema:
+                rule = BuiltinRule(_STRING_FORMATS[fmt], [])
+                return self._add_rule(rule_name, self._add_primitive(f"{fmt}-string", rule))
             return str(super().visit(schema, name))
 
     return Converter

@@ -762,6 +762,8 @@ def test_schema_grammars_enforce_bounds_formats_and_unions(vocab):
     assert not any(matches(day, f'"{d}"') for d in ("2023-02-29", "1900-02-29", "2023-04-31", "2023-13-01"))
     email = {"type": "string", "format": "email"}
     assert matches(email, '"ada.lovelace@example.org"') and not matches(email, '"ada"')
+    ipv4 = {"type": "string", "format": "ipv4"}
+    assert matches(ipv4, '"192.168.0.255"') and not any(matches(ipv4, f'"{a}"') for a in ("256.1.1.1", "01.2.3.4"))
     nullable = {"type": ["integer", "null"], "minimum": 1}
     assert matches(nullable, "null") and matches(nullable, "5") and not matches(nullable, "0")
     names = {"type": "array", "items": {"type": "string", "maxLength": 3}, "minItems": 1, "maxItems": 2}
