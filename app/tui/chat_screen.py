@@ -23,11 +23,14 @@ from andon.app.tui.panels import InspectorPanel, ParameterPanel
 from andon.app.tui.screens import CopyPicker, PresetPicker
 from andon.app.tui.widgets import ChatInput, StatusBar, preset_summary
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import LoadingIndicator
+
+# the actions that open a dialog (each in a "dialog" worker, awaiting its answer)
+DIALOGS = frozenset({"rename_chat", "delete_chat", "pick_preset", "pick_model", "copy_any"})
 
 PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
@@ -271,6 +274,13 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     def _draft(self) -> str:
         return self.query_one(ChatInput).text
 
+    def catch_typing(self, key: events.Key) -> None:
+        """A key about to go where it does nothing goes to the message box instead: any key with
+        nothing focused, a character with the conversation focused (a click on it focuses it)."""
+        focused = self.focused
+        if focused is None or (key.is_printable and isinstance(focused, ChatView)):
+            self.set_focus(self.query_one(ChatInput))  # now, not after a refresh: the key comes next
+
     @on(ParameterPanel.Edited)
     @guarded
     def _parameter_edited(self, event: ParameterPanel.Edited) -> None:
@@ -314,10 +324,13 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
         self.view.stop()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Ctrl+C is a stop only while a reply is written; otherwise the key goes on (copy)."""
+        """Ctrl+C is a stop only while a reply is written; otherwise the key goes on (copy). A dialog's
+        key does nothing while a dialog is opening or open (F3 Esc F3 typed fast opened two)."""
         if action == "stop_reply":
             views = self.query(ChatView)
             return bool(views) and views.first().replying
+        if action in DIALOGS:
+            return not any(w.group == "dialog" and not w.is_finished for w in self.workers)
         return True
 
     @guarded

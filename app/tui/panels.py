@@ -161,9 +161,13 @@ class ParamRow(Horizontal):
         yield value_editor(self.param, self.value)
 
     def update(self, value: Any, changed: bool, reset: bool) -> None:
+        """Show `value`; a row mounted but not composed yet (the panel opened again at once) composes with it."""
         self.value = value
         self.set_class(changed, "changed")
-        field = self.query_one(f"#param-{self.param}")
+        fields = self.query(f"#param-{self.param}")
+        if not fields:
+            return
+        field = fields.first()
         if isinstance(field, StageOrder):
             field.set_order(value)
         elif isinstance(field, BlockEditor):
@@ -184,8 +188,11 @@ class SystemRow(Vertical):
         yield BlockEditor(self.text, id="param-system", placeholder="(no system prompt)")
 
     def update(self, text: str, changed: bool, reset: bool) -> None:
+        """Show `text`; a row not composed yet composes with it."""
+        self.text = text
         self.set_class(changed, "changed")
-        self.query_one(BlockEditor).set_shown(text, reset=reset)
+        for editor in self.query(BlockEditor):
+            editor.set_shown(text, reset=reset)
 
 
 class ParameterPanel(Vertical):
