@@ -33,6 +33,22 @@ def visible(text: str) -> str:
     return _CONTROL.sub(_show, text.replace("\r\n", "\n"))
 
 
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # Unicode's control pictures: ESC -> ␛, NUL -> ␀
+    return "\u2421" if code == 0x7F else "\ufffd"  # DEL -> ␡; a C1 control has no picture
+
+
+def one_cell(text: str) -> str:
+    """`text` with every control character but newline and tab drawn as one visible character
+    (␛ for ESC), so that it keeps its length: for an editor whose cursor counts characters
+    (the app's message box). Where the length may change, `visible` reads better."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(_picture, text)
+
+
 def has_control(text: str) -> bool:
     """Whether `text` holds a character `visible` would rewrite."""
     return _CONTROL.search(text) is not None

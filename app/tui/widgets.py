@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from andon.app.chat import typed_message
+from andon.app.control_text import visible
 from andon.app.history import StoredMessage
 from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
 from andon.app.tui.feed import MarkdownFeed, ModelMarkdown
 from andon.app.tui.thoughts import Thoughts
+from andon.app.tui.typed_document import TypedDocument
 from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
@@ -25,6 +27,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, Label, Markdown, Static, TextArea
+from textual.widgets.text_area import DocumentNavigator, WrappedDocument
 
 WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
 ENDING = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}
@@ -44,7 +47,10 @@ def last_code_block(text: str) -> str | None:
 
 
 class ChatInput(TextArea):
-    """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line."""
+    """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line.
+
+    Its text is kept exactly as typed or pasted, control characters drawn visibly (TypedDocument).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j,shift+enter", "newline", "New line", show=False, id="input.newline"),
@@ -77,6 +83,15 @@ class ChatInput(TextArea):
     def action_newline(self) -> None:
         self.insert("\n")
 
+    def _set_document(self, text: str, language: str | None) -> None:
+        """The text area's document is a TypedDocument (Textual builds a Document here; there is no
+        other hook for it), measured, wrapped and navigated as Textual does for its own."""
+        super()._set_document("", None)
+        self.document = TypedDocument(text)
+        self.wrapped_document = WrappedDocument(self.document, tab_width=self.indent_width)
+        self.navigator = DocumentNavigator(self.wrapped_document)
+        self._rewrap_and_refresh_virtual_size()
+
     def restore(self, text: str) -> None:
         """Put back a message that was not sent, before anything typed since."""
         self.text = text + self.text
@@ -93,9 +108,10 @@ class MessageBox(Vertical):
         super().__init__(classes=f"message {message.role}")
         self.message = message
         self.header = Label(self.header_text(), classes="message-header", markup=False)
-        # what the user typed is shown as written (Markdown would join its lines); replies are Markdown
+        # what the user typed is shown as written (Markdown would join its lines), its control
+        # characters visible (a pasted escape sequence is shown, not obeyed); replies are Markdown
         self.body: Markdown | Static = (
-            Static(message.content, classes="user-text", markup=False)
+            Static(visible(message.content), classes="user-text", markup=False)
             if message.role == "user"
             else ModelMarkdown(message.content or "")  # a reply: its control characters shown
         )
@@ -144,7 +160,7 @@ class MessageBox(Vertical):
                     await self.thoughts.done(self.message.thinking, answered=bool(self.message.content))
                 await self.body.update(self.message.content)
             else:
-                self.body.update(self.message.content)
+                self.body.update(visible(self.message.content))
             self.header.update(self.header_text())
 
     async def _close_feed(self) -> None:
