@@ -2,7 +2,8 @@
 
 The ChatScreen wires the chat list, the open chat (a ChatView built from one ChatSession), the
 panels and the status bar. An unexpected error is one line and a log entry, never the end of the
-app; SIGTERM and SIGHUP end it cleanly (the terminal restored, the reply being written saved).
+app; SIGTERM and SIGHUP end it cleanly (the terminal restored, the reply being written saved), and so
+does a terminal that is closed; input the terminal parser cannot read is skipped (app/tui/terminal.py).
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from andon.app.tui.chat_screen import ChatScreen
 from andon.app.tui.commands import ModelCommands, PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
+from andon.app.tui.terminal import AndonDriver, TerminalGone
 from andon.app.tui.ui_settings import UiSettings, log_line
 from andon.presets.store import PresetStore
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
@@ -130,10 +134,13 @@ class AndonApp(App[None]):
 
     @guarded
     async def on_event(self, event: events.Event) -> None:
-        """Keys typed while andon starts wait for the chat screen (they were lost in a terminal)."""
+        """Keys typed while andon starts wait for the chat screen (they were lost in a terminal);
+        typing after a click on the conversation or on empty space goes to the message box."""
         if isinstance(event, events.Key) and self._early_keys is not None:
             self._early_keys.append(event)
             return
+        if isinstance(event, events.Key) and self.screen_stack and isinstance(self.screen_stack[-1], ChatScreen):
+            self.screen_stack[-1].catch_typing(event)  # typing after a click elsewhere still goes in
         await super().on_event(event)
 
     def input_ready(self) -> None:
@@ -154,6 +161,12 @@ class AndonApp(App[None]):
             key = keys.get(f"screen.{action}")
             text = f"{does} ({key_name(key)})" if key else does
             yield SystemCommand(title, text, partial(screen.run_action, action))
+
+    def get_driver_class(self) -> type[Driver]:
+        """andon's driver where Textual would use its LinuxDriver: input it cannot read is skipped,
+        a paste arrives as pasted, a closed terminal ends the app (AndonDriver)."""
+        driver = super().get_driver_class()
+        return AndonDriver if driver is LinuxDriver else driver
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat_screen
@@ -226,6 +239,11 @@ class AndonApp(App[None]):
         """SIGTERM or SIGHUP: save the reply being written as stopped, then exit cleanly."""
         await self.chat_screen.stop_all()
         self.exit(return_code=128 + message.signum)
+
+    @guarded
+    async def on_terminal_gone(self, message: TerminalGone) -> None:
+        """The terminal was closed (the driver saw it before or without a SIGHUP): as SIGHUP."""
+        await self.on_andon_app_terminate(self.Terminate(signal.SIGHUP))
 
     @guarded
     def on_unmount(self) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING
+
 from andon.app.engine import Engine, ModelOptions
 from andon.app.model_files import embedded_model_path
 from andon.app.models import find_model
+
+if TYPE_CHECKING:
+    from andon.app.tui.app import AndonApp
 
 
 def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False, rpc: str | None = None) -> int:
@@ -23,9 +31,27 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
 
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
     path = find_model(model).load_path() if model else embedded_model_path
-    app = AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers, model=model or "")
+    return run_to_end(AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers, model=model or ""))
+
+
+def run_to_end(app: AndonApp) -> int:
+    """Run the app; its exit status (non-zero when it ended on an error, 128 + N on signal N or a
+    closed terminal). After a signal or a closed terminal the process exits here (`end_now`)."""
     try:
         app.run()
     finally:
         app.history.close()  # this andon's claims on chats end with it (a later andon need not wait)
-    return app.return_code or 0  # non-zero when it ended on an error or a signal (128 + its number)
+    code = app.return_code or 0
+    if code > 128:
+        end_now(code)
+    return code
+
+
+def end_now(code: int) -> None:
+    """After a signal or a closed terminal, with the reply saved, the history released and the
+    engine closed: exit without the interpreter's teardown (most of a second, more on a busy
+    machine), so andon is gone at once when its terminal is."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed terminal: nothing to flush to
+            stream.flush()
+    os._exit(code)
