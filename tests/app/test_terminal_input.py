@@ -186,16 +186,18 @@ class Terminal:
                                      start_new_session=True, preexec_fn=take_terminal)  # fmt: skip
         os.close(slave)
         self.screen = bytearray()
+        self.ended = False
 
     def read_until(self, done, timeout: float) -> bool:
+        """Read what the process writes until `done()` or `timeout` seconds; whether it is done."""
         end = time.monotonic() + timeout
-        while not done() and time.monotonic() < end:
-            if self.master >= 0 and select.select([self.master], [], [], 0.05)[0]:
+        while not done() and time.monotonic() < end and not (self.ended and self.proc.poll() is not None):
+            if self.master >= 0 and not self.ended and select.select([self.master], [], [], 0.05)[0]:
                 try:
                     self.screen.extend(os.read(self.master, 65536))
-                except OSError:
-                    return done()
-            elif self.master < 0:
+                except OSError:  # EIO: the process closed the terminal (it is ending)
+                    self.ended = True
+            else:
                 time.sleep(0.02)
         return done()
 
