@@ -133,8 +133,11 @@ def schema_to_gbnf(schema: Mapping[str, Any]) -> str:
     converter.register_refs(schema)
     try:
         converter.visit(schema, "")
+    except GrammarError:
+        raise
     except (AssertionError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-        raise GrammarError(f"format: the schema cannot be turned into a grammar: {exc or type(exc).__name__}") from None
+        why = _shown(str(exc) or type(exc).__name__, 160)
+        raise GrammarError(f"format: the schema cannot be turned into a grammar: {why}") from None
     text = converter.format_grammar()
     if len(text) > MAX_GRAMMAR_CHARS:
         raise GrammarError(
@@ -147,7 +150,10 @@ def schema_to_gbnf(schema: Mapping[str, Any]) -> str:
 
 def _check_schema_grammar(text: str, refs: Mapping[str, str]) -> None:
     """The grammar's own checks, in the schema's words: `refs` maps a reference's rule to it."""
-    shape = gbnf.read(text)
+    try:
+        shape = gbnf.read(text)
+    except gbnf.BadCount:
+        shape = None  # check_grammar says it in words
     endless = [r for r in gbnf.endless(shape) if r in refs] if shape is not None else []
     if endless:
         ref = refs[endless[0]]
@@ -213,6 +219,9 @@ def _converter_class() -> type:
                     self._rules[name] = inner
             return name
 
+        def _visit_pattern(self, pattern: str, name: str) -> str:
+            return str(super()._visit_pattern(_json_safe_pattern(pattern), name))
+
         def _add_primitive(self, name: str, rule: BuiltinRule) -> str:
             if name == "char":
                 rule = BuiltinRule(_JSON_CHAR, [])
@@ -252,6 +261,63 @@ def _converter_class() -> type:
             return str(super().visit(schema, name))
 
     return Converter
+
+
+# A pattern's classes as characters a JSON string may hold unescaped (the converter writes them as
+# raw characters, so `.` or `[^,]` could otherwise let a `"` end the string or a newline in).
+_UNSAFE_IN_JSON = '"\\\\\\x00-\\x1F\\x7F'
+_SHORTHANDS = {"d": "0-9", "w": "A-Za-z0-9_", "s": " "}  # \\s: a space (a raw tab or newline is not JSON)
+_KEPT_ESCAPES = frozenset("[]()|{}*+?xu")  # escapes the converter (or GBNF) reads as they are
+
+
+def _json_safe_pattern(pattern: str) -> str:
+    """A pattern rewritten for llama-cpp-python's converter: `.`, negated classes and the shorthand
+    classes (\\d \\D \\w \\W \\s \\S) as classes of characters a JSON string may hold as they are,
+    and escaped punctuation (\\. \\- \\/ ...) as plain characters (the converter copies `\\d` or `\\.`
+    into the grammar, where llama.cpp cannot read them)."""
+    if '"' in pattern or "\\\\" in pattern or any(ord(c) < 0x20 or c == "\x7f" for c in pattern):
+        raise GrammarError(
+            f"format: pattern {_shown(pattern, 60)} has a quote, a backslash or a control character, "
+            "which a JSON string escapes (not supported)"
+        )
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(_escape(pattern, pattern[i + 1], in_class))
+            i += 2
+            continue
+        if in_class and c == "]":
+            in_class = False
+        elif not in_class and c == "[":
+            in_class = True
+            negated = pattern[i + 1 : i + 2] == "^"
+            out.append("[^" + _UNSAFE_IN_JSON if negated else "[")
+            i += 1 + negated
+            continue
+        elif not in_class and c == ".":
+            c = f"[^{_UNSAFE_IN_JSON}]"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _escape(pattern: str, e: str, in_class: bool) -> str:
+    """One regular expression escape \\e, in a class or not, as the converter should be given it."""
+    if e.lower() in _SHORTHANDS:
+        chars = _SHORTHANDS[e.lower()]
+        if e.islower():
+            return chars if in_class else f"[{chars}]"
+        if not in_class:
+            return f"[^{chars}{_UNSAFE_IN_JSON}]"
+    elif e in _KEPT_ESCAPES or (in_class and e == "]"):
+        return "\\" + e
+    elif not e.isalnum() and e != "-":
+        return f"[{e}]" if e == "." and not in_class else e
+    elif e == "-":
+        return "\\x2D" if in_class else "-"
+    raise GrammarError(f"format: pattern {_shown(pattern, 60)}: \\{e} cannot be enforced here (write a class)")
 
 
 def _rule_name(text: str) -> str:

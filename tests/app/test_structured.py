@@ -180,6 +180,8 @@ def test_a_good_grammar_passes_the_check():
         ({"type": "string", "enum": [1, 2]}, ["no value of enum"]),
         ({"$ref": "#/$defs/Missing"}, ["'#/$defs/Missing' points to nothing"]),
         ({"type": "string", "minLength": 5, "maxLength": 2}, ["minLength 5 is more than maxLength 2"]),
+        ({"type": "string", "pattern": '^a"b$'}, ["has a quote", "not supported"]),
+        ({"type": "string", "pattern": r"^[\S]$"}, ["\\S cannot be enforced here"]),
         ({"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 1}, ["minItems 3 is more"]),
         ({"type": "array", "prefixItems": [{"type": "integer"}], "minItems": 2}, ["minItems and maxItems need items"]),
         (json.loads('{"properties": {"a": ' * 150 + "{}" + "}}" * 150), ["nests too deep", "at most 100"]),
@@ -762,6 +764,10 @@ def test_schema_grammars_enforce_bounds_formats_and_unions(vocab):
     assert not any(matches(day, f'"{d}"') for d in ("2023-02-29", "1900-02-29", "2023-04-31", "2023-13-01"))
     email = {"type": "string", "format": "email"}
     assert matches(email, '"ada.lovelace@example.org"') and not matches(email, '"ada"')
+    code = {"type": "string", "pattern": r"^\d{3}-[a-z]+\.$"}  # \d and \. as pydantic users write them
+    assert matches(code, '"123-abc."') and not matches(code, '"12-abc."') and not matches(code, '"123-abc"')
+    two = {"type": "string", "pattern": "^[^,]{2}$"}  # a negated class: still no raw quote or newline
+    assert matches(two, '"ab"') and not matches(two, '"a,"') and not matches(two, '"a"b"')
     ipv4 = {"type": "string", "format": "ipv4"}
     assert matches(ipv4, '"192.168.0.255"') and not any(matches(ipv4, f'"{a}"') for a in ("256.1.1.1", "01.2.3.4"))
     nullable = {"type": ["integer", "null"], "minimum": 1}
