@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from andon.app import stdio
 
 if TYPE_CHECKING:
-    from andon.app.engine import Done, Engine
+    from andon.app.engine import Done
+    from andon.app.engine_client import EngineProcess
     from andon.app.settings import Settings
 
 
@@ -157,6 +158,9 @@ def _failed(exc: BaseException, stdout: stdio.Output, verbose: bool) -> int:
     if isinstance(exc, _user_errors()):
         stdio.say(f"andon: {stdio.one_line(str(exc))}")
         return 2
+    if isinstance(exc, _engine_died()):  # the engine process ended (killed, crashed): its line says how
+        stdio.say(f"andon: {stdio.one_line(str(exc))}")
+        return 1
     if not isinstance(exc, Exception):
         raise exc  # SystemExit from elsewhere, GeneratorExit: not andon's to report
     if verbose:
@@ -176,22 +180,34 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return USER_ERRORS
 
 
+def _engine_died() -> tuple[type[Exception], ...]:
+    try:
+        from andon.app.engine_client import EngineDied
+    except Exception:
+        return ()
+    return (EngineDied,)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """One prompt answered: the reply on standard output, everything else on standard error."""
     sys.stdout.write("")  # a closed standard output is said at once, not once the model has loaded
     # Ctrl-C before the reply begins has nothing to keep: it ends the process at once
     with stdio.sigint(stdio.exit_interrupted), stdio.shown_stderr() as stderr:
-        from andon.app.engine import Engine, ModelOptions
+        from andon.app.engine_client import EngineProcess
+        from andon.app.loading import ModelOptions
         from andon.app.settings import read_prompt, resolve_settings
 
         prompt = read_prompt(args.prompt)
         settings = resolve_settings(args.preset, args.set, args.system, args.model)
         for note in settings.notes:  # the model's own defaults that andon does not use
             print(f"andon: {args.model or settings.preset.model}: {note}", file=sys.stderr)
-        engine = Engine(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
-        for warning in settings.warnings:  # e.g. num_ctx past the model's trained context (once it loaded)
-            print(f"andon: warning: {warning}", file=sys.stderr)
-        done = _stream_reply(engine, settings, prompt, args, stderr)
+        engine = EngineProcess(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
+        try:
+            for warning in settings.warnings:  # e.g. num_ctx past the model's trained context (once it loaded)
+                print(f"andon: warning: {warning}", file=sys.stderr)
+            done = _stream_reply(engine, settings, prompt, args, stderr)
+        finally:
+            engine.close()
         if args.json:
             from andon.app.models import display_name  # the name `--model` takes back, as `andon models` lists it
 
@@ -206,7 +222,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return stdio.INTERRUPTED if done.finish_reason == "cancelled" else 0
 
 
-def _stream_reply(engine: Engine, settings: Settings, prompt: str, args: argparse.Namespace,
+def _stream_reply(engine: EngineProcess, settings: Settings, prompt: str, args: argparse.Namespace,
                   stderr: stdio.Output) -> Done:  # fmt: skip
     """Write the reply as it comes (its thinking on standard error); Ctrl-C stops it between
     tokens, keeping what was written. A write that fails stops the engine at once."""

@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from andon.app import rpc
@@ -46,6 +47,9 @@ from andon.app.tokens import TextDecoder, TokenTexts
 from andon.presets.parameters import Parameters
 from andon.samplers import Chain, Vocab, build_chain
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from andon.app.inspector import Inspection
 
 __all__ = [
     "PREFILL_BLOCK",
@@ -198,6 +202,16 @@ class Engine:
         """A token's text for display, special tokens (BOS, <|im_start|>) spelled out."""
         return self.texts.token_text(token)
 
+    def token_texts(self, tokens: Sequence[int]) -> list[str]:
+        return [self.texts.token_text(t) for t in tokens]
+
+    def inspect(self, tokens: Sequence[int], params: Parameters, top: int = 10,
+                temperatures: Sequence[float] = (), reply: Sequence[int] = ()) -> Inspection:  # fmt: skip
+        """The next-token candidates after `tokens`, before the chain and after each stage."""
+        from andon.app.inspector import inspect_next
+
+        return inspect_next(self, tokens, params, top, temperatures, reply)
+
     def is_end_of_turn(self, token: int) -> bool:
         return self.texts.is_end_of_turn(token)
 
@@ -219,6 +233,9 @@ class Engine:
 
     def context_ids(self) -> NDArray[np.intc]:
         return self.context.ids()
+
+    def alive(self) -> bool:
+        return True  # in this process: it ends only with it
 
     def close(self) -> None:
         self.speculator.close()

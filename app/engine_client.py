@@ -12,6 +12,7 @@ Closing it (or this process ending) ends the engine and returns all its memory.
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
 import json
 import logging
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from andon.app.generation import CancelCheck, Delta, Done, Event, ReplyNotice, Usage
 from andon.app.loading import ModelLoadError, ModelOptions
@@ -41,8 +42,49 @@ LOG_NOISE = ("llama_", "load", "print_info", "ggml_", "graph_")  # llama.cpp's o
 CANCEL_POLL_S = 0.05  # how often a streaming reply's `cancelled` is asked
 
 
+class EngineLike(Protocol):
+    """What the app and the commands need of an engine: `EngineProcess` (the engine in its own
+    process), `Engine` itself (in this process: benchmarks, tests), or a test's fake."""
+
+    n_ctx: int
+    n_vocab: int
+    options: ModelOptions
+
+    @property
+    def model_name(self) -> str: ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: Parameters,
+        cancelled: CancelCheck | None = None,
+    ) -> Iterator[Event]: ...
+
+    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]: ...
+
+    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]: ...
+
+    def token_text(self, token: int) -> str: ...
+
+    def token_texts(self, tokens: Sequence[int]) -> list[str]: ...
+
+    def inspect(self, tokens: Sequence[int], params: Parameters, top: int = 10,
+                temperatures: Sequence[float] = (), reply: Sequence[int] = ()) -> Inspection: ...  # fmt: skip
+
+    def alive(self) -> bool:
+        """False once the engine cannot answer any more (its process ended)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class EngineDied(RuntimeError):
-    """The engine process ended (killed, crashed, aborted): one line that says how."""
+    """The engine process ended (killed, crashed, aborted): one line that says how; `said` holds
+    what it last wrote on standard error, for a log."""
+
+    def __init__(self, message: str, said: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.said = list(said)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -61,11 +103,14 @@ class _UnixConnection(http.client.HTTPConnection):
 class EngineProcess:
     """One model loaded in an engine process; the methods block until it answers."""
 
-    def __init__(self, options: ModelOptions) -> None:
-        from andon.app.engine_server import options_json
+    def __init__(self, options: ModelOptions, show_log: bool | None = None) -> None:
+        """`show_log`: pass the engine's standard error (llama.cpp's log) on to this process's as it
+        comes; by default where `options.verbose` asks for the log."""
+        from andon.app.engine_server import SOCKET_FOLDER_PREFIX, options_json
 
         self.options = options
-        self._folder = tempfile.mkdtemp(prefix="andon-engine-")  # 0700: only this user reaches the socket
+        self._show_log = options.verbose if show_log is None else show_log
+        self._folder = tempfile.mkdtemp(prefix=SOCKET_FOLDER_PREFIX)  # 0700: only this user reaches the socket
         self._socket = os.path.join(self._folder, "engine.sock")
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
         command = [sys.executable, "-m", "andon.app.engine_server", "--socket", self._socket,
@@ -110,10 +155,16 @@ class EngineProcess:
         raise ModelLoadError(f"the engine stopped while loading the model: {self._why()}")
 
     def _keep_stderr(self) -> None:
+        """The engine's standard error: its last lines kept (and logged); with `verbose`, passed on
+        to this process's standard error as it comes (llama.cpp's log, as --verbose shows it)."""
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if line:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if self._show_log:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(line + "\n")  # a terminal sees its control characters shown (stdio)
+                    sys.stderr.flush()
+            if line.strip():
                 self._stderr.append(line)
                 log.info("engine %d: %s", self.pid, line)
 
@@ -138,7 +189,7 @@ class EngineProcess:
         return f"{how}: {last}" if last else how
 
     def died(self) -> EngineDied:
-        return EngineDied(f"the engine stopped ({self._why()})")
+        return EngineDied(f"the engine stopped ({self._why()})", self._stderr)
 
     def close(self) -> None:
         """End the engine process (its memory returns to the system) and remove its socket."""
@@ -154,9 +205,10 @@ class EngineProcess:
 
     # --- what an engine does, through the connection ----------------------------------------------
 
-    def stream(self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None,
-               chain: Any = None) -> Iterator[Event]:  # fmt: skip
-        return self.connection.stream(messages, params, cancelled, chain)
+    def stream(
+        self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None
+    ) -> Iterator[Event]:
+        return self.connection.stream(messages, params, cancelled)
 
     def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]:
         return self.connection.chat_tokens(messages, think)
@@ -240,13 +292,12 @@ class EngineConnection:
                 "temperatures": list(temperatures), "reply": list(reply)}  # fmt: skip
         return Inspection.from_wire(self._call("/andon/inspect", body))
 
-    def stream(self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None,
-               chain: Any = None) -> Iterator[Event]:  # fmt: skip
+    def stream(
+        self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None
+    ) -> Iterator[Event]:
         """The reply's events, as Engine.stream yields them. `cancelled` is asked every 50 ms while
         the reply runs; once true, the engine ends the reply ("cancelled") between prompt blocks or
         tokens, and the Done that says so arrives as usual. EngineDied if the process ends first."""
-        if chain is not None:
-            raise ValueError("a chain object cannot cross to the engine process")
         rid = uuid.uuid4().hex
         body = {"messages": list(messages), "options": params.to_plain(), "stream": True, "andon": {"id": rid}}
         finished = threading.Event()

@@ -20,6 +20,7 @@ parent kills it; an abort inside llama.cpp ends only this process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -38,6 +39,7 @@ from typing import IO, Any
 from andon.app.engine import Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
 from andon.presets.parameters import Parameters
 
+SOCKET_FOLDER_PREFIX = "andon-engine-"  # the private folder EngineProcess makes for the socket
 MAX_BODY = 64 * 1024 * 1024  # a request's body: a long chat fits many times over
 
 
@@ -98,21 +100,19 @@ class EngineService:
 
     # --- routes answered with one JSON object -------------------------------------------------------
 
+    # Tokenizing reads only the vocabulary and the chat template, never the context: these answer
+    # while a reply streams (the app counts a chat's tokens and names a reply's tokens meanwhile).
+
     def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         text = _field(body, "content", str)
         special, bos = bool(body.get("parse_special", True)), bool(body.get("add_special", False))
-        with self.lock:
-            return {"tokens": self.engine.tokenize(text, special=special, add_bos=bos)}
+        return {"tokens": self.engine.tokenize(text, special=special, add_bos=bos)}
 
     def chat_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
-        messages = _messages(body)
-        with self.lock:
-            return {"tokens": self.engine.chat_tokens(messages, bool(body.get("think", True)))}
+        return {"tokens": self.engine.chat_tokens(_messages(body), bool(body.get("think", True)))}
 
     def token_texts(self, body: dict[str, Any]) -> dict[str, Any]:
-        tokens = _tokens(body, "tokens")
-        with self.lock:
-            return {"texts": [self.engine.token_text(t) for t in tokens]}
+        return {"texts": self.engine.token_texts(_tokens(body, "tokens"))}
 
     def inspect(self, body: dict[str, Any]) -> dict[str, Any]:
         from andon.app.inspector import inspect_next
@@ -333,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--options", required=True, help="the model options as JSON")
     args = ap.parse_args(argv)
     out = _protocol_stream()
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: _exit(args.socket))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the client's to handle
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(args.socket,), daemon=True).start()
 
     def say(message: dict[str, Any]) -> None:
         out.write(json.dumps(message) + "\n")
@@ -396,13 +396,25 @@ def _protocol_stream() -> IO[str]:
     return os.fdopen(fd, "w", encoding="utf-8")
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(path: str) -> None:
     """Standard input is a pipe the parent holds open: its end means the parent is gone."""
     try:
         while sys.stdin.buffer.read(4096):
             pass
     except (OSError, ValueError):
         pass
+    _exit(path)
+
+
+def _exit(path: str) -> None:
+    """End at once (a reply may be running: nothing of it needs saving here), leaving no socket
+    behind, nor the private folder the client made for it."""
+    folder = os.path.dirname(path)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    if os.path.basename(folder).startswith(SOCKET_FOLDER_PREFIX):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
     os._exit(0)
 
 

@@ -9,15 +9,18 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sacrebleu
-from andon.app.engine import Done, Engine, Message, messages_for
+from andon.app.engine import Done, Message, messages_for
+
+if TYPE_CHECKING:
+    from andon.app.engine_client import EngineLike
 from andon.presets.commands import apply
 from andon.presets.parameters import Parameters
 
 
-def run_reply(engine: Engine, messages: Sequence[Message], params: Parameters) -> Done:
+def run_reply(engine: EngineLike, messages: Sequence[Message], params: Parameters) -> Done:
     for event in engine.stream(messages, params):
         if isinstance(event, Done):
             return event
@@ -67,7 +70,7 @@ class PresetRun:
 
 
 def compare(
-    engine: Engine,
+    engine: EngineLike,
     prompt: str,
     runs: Sequence[tuple[str, Parameters, str]],  # preset name, parameters, system prompt
     n: int,
@@ -127,7 +130,7 @@ class EvalResult:
 
 
 def evaluate(
-    engine: Engine,
+    engine: EngineLike,
     runs: Sequence[tuple[str, Parameters, str]],
     qs: Sequence[Question],
     seed: int = 1,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from andon.app.chat import typed_message
 from andon.app.engine import Engine, Message
+
+if TYPE_CHECKING:
+    from andon.app.engine_client import EngineLike
 from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, build_chain, softmax
 
@@ -85,7 +88,7 @@ def _probs_of(c: Candidates, tokens: Sequence[int]) -> tuple[int, dict[int, floa
     return int(np.count_nonzero(p)), {int(tokens[w]): float(p[i]) for w, i in zip(which, pos, strict=True) if p[i] > 0}
 
 
-def prompt_tokens(engine: Engine, messages: Sequence[Message] | None, raw: str | None) -> list[int]:
+def prompt_tokens(engine: EngineLike, messages: Sequence[Message] | None, raw: str | None) -> list[int]:
     if raw is not None:
         return engine.tokenize(raw, special=True, add_bos=True)
     assert messages is not None
@@ -248,7 +251,7 @@ def next_token_prompt(messages: Sequence[Message], draft: str) -> tuple[list[Mes
     return list(messages), f"Next token of a reply to an empty chat ({what}; {why}: type a message, then F6)"
 
 
-def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequence[int],
+def inspect_chat(engine: EngineLike, messages: Sequence[Message], reply_tokens: Sequence[int],
                  params: Parameters, position: int | None, draft: str = "") -> str:  # fmt: skip
     """The inspector panel's text: the reply to `draft` (the input box), or token `position` of
     the last reply (`messages` then ends with that reply)."""
@@ -262,7 +265,7 @@ def inspect_chat(engine: Engine, messages: Sequence[Message], reply_tokens: Sequ
     else:
         prompt, title = next_token_prompt(messages, draft)
         context = engine.chat_tokens(prompt, params.think)
-    text = render(inspect_next(engine, context, params, top=10, reply=reply), with_prompt=False)
+    text = render(engine.inspect(context, params, top=10, reply=reply), with_prompt=False)
     if chosen is not None:
         text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"
     return f"{title}\n\n{text}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from contextlib import closing
 
-from andon.app.engine import Engine, ModelOptions, messages_for
+from andon.app.engine import ModelOptions, messages_for
+from andon.app.engine_client import EngineProcess
 from andon.app.errors import UsageError
 from andon.app.evaluation import compare, evaluate, questions
-from andon.app.inspector import inspect_next, prompt_tokens, render
+from andon.app.inspector import prompt_tokens, render
 from andon.app.model_files import embedded_model_path
 from andon.app.progress import ProgressReport
 from andon.app.settings import model_path_for, read_prompt, resolve_settings
@@ -69,10 +71,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     temps = _temperatures(args.temperatures)
     prompt = read_prompt(args.prompt)
     s = resolve_settings(args.preset, args.set, args.system, args.model)
-    engine = Engine(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))
     messages = messages_for(s.system, (), prompt)
-    tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
-    result = inspect_next(engine, tokens, s.params, args.top, temps)
+    with closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))) as engine:
+        tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
+        result = engine.inspect(tokens, s.params, args.top, temps)
     if args.json:
         print(json.dumps({"preset": s.preset.name, **result.to_json()}, ensure_ascii=False))
     else:
@@ -95,9 +97,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed}: must be >= 0 (reply i uses seed + i, so a run can be repeated)")
     prompt = read_prompt(args.prompt)
     runs = _runs(args.presets or ",".join(PresetStore().builtin_names()), args.set)
-    engine = Engine(ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose))
-    with ProgressReport("compare", args.n * len(runs), "replies") as progress:
-        results = compare(engine, prompt, runs, args.n, args.seed, progress.advance)
+    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose)
+    with (
+        closing(EngineProcess(options)) as engine,
+        ProgressReport("compare", args.n * len(runs), "replies") as bar,
+    ):
+        results = compare(engine, prompt, runs, args.n, args.seed, bar.advance)
     if args.json:
         print(
             json.dumps({"prompt": prompt, "n": args.n, "presets": [r.to_json() for r in results]}, ensure_ascii=False)
@@ -122,9 +127,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     apply(DEFAULTS, {"seed": args.seed})  # a seed the parameter refuses is refused before the model loads
     qs = questions()[: args.limit]
     runs = _runs(args.presets, args.set)
-    engine = Engine(ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose))
-    with ProgressReport("eval", len(qs) * len(runs), "answers") as progress:
-        results = evaluate(engine, runs, qs, seed=args.seed, progress=progress.advance)
+    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose)
+    with closing(EngineProcess(options)) as engine, ProgressReport("eval", len(qs) * len(runs), "answers") as bar:
+        results = evaluate(engine, runs, qs, seed=args.seed, progress=bar.advance)
     if args.json:
         print(json.dumps({
             "questions": len(qs), "seed": args.seed,

@@ -11,54 +11,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
-from andon.app.engine import CancelCheck, Event, Message, ModelLoadError, ModelOptions
+from andon.app.engine import ModelLoadError, ModelOptions
+from andon.app.engine_client import EngineLike
 from andon.app.model_files import ModelPathError, model_stem
 from andon.presets.modelfile import ImportedModelfile
 from andon.presets.parameters import Parameters
-from andon.samplers import Chain, Vocab
-from numpy.typing import NDArray
-
-
-class EngineLike(Protocol):
-    """What the app needs of an engine (`Engine`); tests pass a fake that yields scripted tokens."""
-
-    n_ctx: int
-    n_vocab: int
-    options: ModelOptions
-
-    @property
-    def model_name(self) -> str: ...
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        params: Parameters,
-        cancelled: CancelCheck | None = None,
-        chain: Chain | None = None,
-    ) -> Iterator[Event]: ...
-
-    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]: ...
-
-    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]: ...
-
-    def piece(self, token: int, *, special: bool = False) -> bytes: ...
-
-    def token_text(self, token: int) -> str: ...
-
-    def vocab_for(self, params: Parameters) -> Vocab | None: ...
-
-    def prefill(self, tokens: Sequence[int]) -> int: ...
-
-    def logits(self) -> NDArray[np.float32]: ...
-
-    def close(self) -> None: ...
-
 
 EngineFactory = Callable[[ModelOptions], EngineLike]
 
@@ -197,6 +158,9 @@ class EngineHost:
         until something else was asked for.
         """
         wanted = self.options(params)
+        if self.engine is not None and not self.engine.alive():  # it died (killed, crashed): a new one
+            self.close()
+            self._failed = None
         if self.engine is not None and self.engine.options == wanted:
             self._failed = None
             return self.engine

@@ -45,6 +45,19 @@ def record(error: BaseException) -> str:
     return f"unexpected error: {type(error).__name__}: {error} ({where}); andon goes on"
 
 
+def log_lines(title: str, lines: list[str]) -> str:
+    """Append `lines` under `title` to the log file; return where they are, for the line shown."""
+    path = log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {title}\n")
+            log.writelines(f"{line}\n" for line in lines)
+    except OSError as exc:
+        return f"the log {path} could not be written: {exc.strerror or exc}"
+    return f"its last output is in {path}"
+
+
 @dataclass
 class Unexpected(Message):
     """An exception that a handler or worker did not expect; the app shows it in one line."""

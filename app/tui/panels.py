@@ -7,10 +7,9 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from andon.app.chat import ChatSession
-from andon.app.engine import Engine
 from andon.app.engine import Message as ChatMessage
 from andon.app.inspector import show_token
 from andon.app.tui.engine_host import EngineHost
@@ -351,7 +350,7 @@ class InspectorPanel(Vertical):
         tokens: list[int] = reply.stats.get("tokens", []) if reply else []
         engine = self.host.engine
         if position is None:
-            self.set_tokens([engine.token_text(t) for t in tokens] if engine is not None else [])
+            self.set_tokens(engine.token_texts(tokens) if engine is not None else [])
         if reply is not None and reply.status == "streaming":
             self.show_text("The inspector updates when the reply ends.")
             return
@@ -369,8 +368,7 @@ class InspectorPanel(Vertical):
             return
         try:
             with self.host.lock:
-                engine = cast(Engine, self.host.engine)  # inspect_chat is typed for the engine class
-                text = inspect_chat(engine, messages, tokens, params, position, draft)
+                text = inspect_chat(self.host.engine, messages, tokens, params, position, draft)
         except Exception as exc:  # shown in the panel, never a traceback
             text = f"error: {type(exc).__name__}: {exc}"
         self.app.call_from_thread(self.show_text, text)

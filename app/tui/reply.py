@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from andon.app.chat import ChatSession
 from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, Usage
+from andon.app.engine_client import EngineDied
 from andon.app.grammar import GrammarError
 from andon.app.history import History, HistoryError, Status, StoredMessage
 from andon.app.tui.engine_host import EngineHost
+from andon.app.tui.failures import log_lines
 
 SAVE_EVERY_S = 0.5  # how often a reply being written is saved in the history
 FLUSH_EVERY_S = 0.1  # how often written text is handed to the UI (10 updates a second)
@@ -151,5 +153,8 @@ def write_reply(
         writer.end("error", f"error: the reply could not be saved: {exc}")
     except (ModelLoadError, ContextFullError, GrammarError) as exc:
         writer.end("error", f"error: {exc}")
+    except EngineDied as exc:  # killed, crashed, aborted: the app goes on, the next message starts a new one
+        where = log_lines(str(exc), exc.said) if exc.said else ""
+        writer.end("error", f"error: {exc}; the next message starts it again{f' ({where})' if where else ''}")
     except Exception as exc:  # never a traceback in the app
         writer.end("error", f"error: the reply failed: {type(exc).__name__}: {exc}")

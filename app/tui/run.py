@@ -1,4 +1,4 @@
-"""Start the chat app with the real llama.cpp engine."""
+"""Start the chat app with the real llama.cpp engine, in a process of its own (engine_client.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from andon.app.engine import Engine, ModelOptions
+from andon.app.engine_client import EngineProcess
+from andon.app.loading import ModelOptions
 from andon.app.model_files import embedded_model_path
 from andon.app.models import find_model
 
@@ -26,8 +27,8 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
     # so are a malformed host:port, a build without RPC and a server that does not answer
     servers: tuple[str, ...] = use(ALL_SPECS["rpc"].parse(rpc)) if rpc else ()
 
-    def factory(options: ModelOptions) -> Engine:
-        return Engine(options)
+    def factory(options: ModelOptions) -> EngineProcess:  # the engine in a process of its own
+        return EngineProcess(options, show_log=False)  # llama.cpp's log would write over the screen
 
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
     path = find_model(model).load_path() if model else embedded_model_path

@@ -73,6 +73,14 @@ class FakeEngine:
     def token_text(self, token: int) -> str:
         return self.script[token]
 
+    def token_texts(self, tokens):
+        return [self.token_text(t) for t in tokens]
+
+    def inspect(self, tokens, params, top=10, temperatures=(), reply=()):
+        from andon.app.inspector import inspect_next  # over this fake's logits, as the engine runs it
+
+        return inspect_next(self, tokens, params, top, temperatures, reply)
+
     def vocab_for(self, params: Parameters):
         return None
 
@@ -81,6 +89,9 @@ class FakeEngine:
 
     def logits(self):
         return np.linspace(1.0, 0.0, self.n_vocab, dtype=np.float32)
+
+    def alive(self):
+        return True
 
     def close(self):
         pass

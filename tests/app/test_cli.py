@@ -91,7 +91,7 @@ def test_file_that_is_not_gguf(tmp_path):
 def test_broken_gguf_file(tmp_path, model_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(model_path.read_bytes()[:4000])
-    assert_user_error(andon("ask", "hi", "--model", str(broken)), "could not load model", str(broken))
+    assert_user_error(andon("ask", "hi", "--model", str(broken)), "cannot read the GGUF header", str(broken))
 
 
 def with_gguf_text(model: Path, path: Path, key: str, value: str) -> Path:

@@ -151,16 +151,17 @@ def test_the_engine_ends_with_the_process_that_started_it(model_path, tmp_path):
         "from andon.app.engine_client import EngineProcess\n"
         "from andon.app.loading import ModelOptions\n"
         f"e = EngineProcess(ModelOptions({str(model_path)!r}, num_ctx=512))\n"
-        "print(e.pid, flush=True)\n"
+        "print(e.pid, e._folder, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    pid = int(proc.stdout.split()[0])
+    pid, folder = int(proc.stdout.split()[0]), proc.stdout.split()[1]
     for _ in range(50):
         if not _running(pid):
             break
         time.sleep(0.1)
     assert not _running(pid)
+    assert not os.path.exists(folder)  # nor its socket
 
 
 def test_closing_ends_the_engine_and_its_socket(model_path):

@@ -524,10 +524,14 @@ def test_end_of_turn_inside_an_accepted_run_ends_the_reply(drafts_verified):
 def test_cancellation_stops_between_tokens_as_without_a_draft(drafts_verified):
     engine = drafts_verified
 
+    prompt = len(engine.chat_tokens(REWRITE))
+
     def after(n):
         calls = {"n": 0}
 
-        def cancelled():
+        def cancelled():  # asked between tokens; the prompt's evaluation asks too, between its blocks
+            if engine.context.n_tokens < prompt:
+                return False
             calls["n"] += 1
             return calls["n"] > n
 
