@@ -2,7 +2,7 @@
 
 import sys
 
-from andon.app.cli import main
+from andon.app.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 andon/__init__.py runs this before anything else of andon is imported, and it needs only what
 Python has loaded by then (os, signal, sys): the heavy imports that follow (numpy, llama.cpp, a
 second or more on a slow machine) already find the handler. The command line keeps it until a
-command that must clean up takes over (app/cli.py, app/stdio.py).
+command that must clean up takes over (app/cli/main.py, app/cli/stdio.py).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from andon.app.engine import ContextFullError, ModelLoadError
-from andon.app.grammar import GrammarError
-from andon.app.history import HistoryError
-from andon.app.model_files import ModelPathError
+from andon.app.chat.history import HistoryError
+from andon.app.engine.engine import ContextFullError, ModelLoadError
+from andon.app.engine.grammar import GrammarError
+from andon.app.models.files import ModelPathError
 from andon.presets.modelfile import ModelfileError
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError

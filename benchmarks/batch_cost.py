@@ -1,8 +1,8 @@
 """The cost of one forward pass (llama_decode) of n tokens, n = 1..17, each position's logits
 asked for, as speculative decoding verifies [last token, d1..dk]: the curve that bounds what
-drafting can gain on this machine (app/speculative.py, CostModel).
+drafting can gain on this machine (app/engine/speculative.py, CostModel).
 
-The model is loaded as the app loads it (app/loading.py); the cache holds the code rewrite prompt
+The model is loaded as the app loads it (app/engine/loading.py); the cache holds the code rewrite prompt
 of benchmarks/speculative_speed.py, and every batch is evaluated after it and then removed, so all
 batch sizes see the same context. The sizes are measured in turn within each round (a busy machine
 slows them alike); the summary gives medians, in milliseconds and in single-token passes, and the
@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sample_code
 
 import llama_cpp
-from andon.app.context import KVContext
-from andon.app.engine import Engine, ModelOptions
-from andon.app.model_files import embedded_model_path
+from andon.app.engine.context import KVContext
+from andon.app.engine.engine import Engine, ModelOptions
+from andon.app.models.files import embedded_model_path
 
 from tests.sample_code import CODE, rewrite
 

@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # for engine_vs_native
 
-from andon.app.engine import Delta, Done, Engine, ModelOptions, Usage
-from andon.app.engine_client import EngineConnection, EngineProcess
-from andon.app.engine_server import EngineHTTPServer, EngineService
-from andon.app.model_files import embedded_model_path
+from andon.app.engine.client import EngineConnection, EngineProcess
+from andon.app.engine.engine import Delta, Done, Engine, ModelOptions, Usage
+from andon.app.engine.server import EngineHTTPServer, EngineService
+from andon.app.models.files import embedded_model_path
 from andon.presets.parameters import Parameters
 from andon.presets.store import PresetStore
 from engine_vs_native import PROMPT, exactly_n_tokens, native_rate

@@ -21,9 +21,9 @@ import statistics
 import time
 from collections.abc import Iterator
 
-from andon.app.engine import Done, Engine, ModelOptions
-from andon.app.model_files import embedded_model_path
-from andon.app.prompt import PromptFitter
+from andon.app.engine.engine import Done, Engine, ModelOptions
+from andon.app.engine.prompt import PromptFitter
+from andon.app.models.files import embedded_model_path
 from andon.presets.parameters import Parameters
 from andon.presets.store import PresetStore
 

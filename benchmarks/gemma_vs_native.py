@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from andon.app.engine import Engine, ModelOptions
-from andon.app.model_files import assemble_gemma
+from andon.app.engine.engine import Engine, ModelOptions
+from andon.app.models.files import assemble_gemma
 from andon.presets.store import PresetStore
 from engine_vs_native import compare_rates, exactly_n_tokens
 

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from andon.app import gguf_header, llama_log
-from andon.app.model_files import embedded_model_path, packaged_gemma
-from andon.app.models import list_models
+from andon.app.engine import llama_log
+from andon.app.models import gguf_header
+from andon.app.models.catalog import list_models
+from andon.app.models.files import embedded_model_path, packaged_gemma
 
 
 def ms(fn: Callable[[], object], repeat: int) -> float:

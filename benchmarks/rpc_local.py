@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.rpc_server
 
-from andon.app import rpc
-from andon.app.engine import Done, Engine, ModelOptions
-from andon.app.model_files import embedded_model_path
+from andon.app.engine import rpc
+from andon.app.engine.engine import Done, Engine, ModelOptions
+from andon.app.models.files import embedded_model_path
 from andon.presets.parameters import Parameters
 
 from tests.rpc_server import serving

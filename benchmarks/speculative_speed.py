@@ -23,7 +23,7 @@ Other work on the machine moves the figures a lot: the load average is printed b
 The user's path (--user-path, on by default; --no-user-path skips it): the same replies as fresh
 `andon ask --json` processes, one per reply, alternating with and without `--set draft=ngram`, in a
 cache folder of their own. The first process with a draft measures the batch costs and keeps them
-(app/draft_cache.py: printed apart); every later process starts from what it kept. Printed: the
+(app/engine/draft_cache.py: printed apart); every later process starts from what it kept. Printed: the
 medians of the replies' tokens per second (as `--json` reports them) and of each process's whole time.
 """
 
@@ -42,8 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sample_code
 sys.path.insert(0, str(Path(__file__).parent))  # for engine_vs_native
 
-from andon.app.engine import Delta, Done, Engine, ModelOptions
-from andon.app.model_files import embedded_model_path
+from andon.app.engine.engine import Delta, Done, Engine, ModelOptions
+from andon.app.models.files import embedded_model_path
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
 from engine_vs_native import native_rate

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from andon.app.engine import Done, Engine, ModelOptions
-from andon.app.model_files import embedded_model_path
+from andon.app.engine.engine import Done, Engine, ModelOptions
+from andon.app.models.files import embedded_model_path
 from andon.presets.parameters import Parameters
 from andon.presets.store import PresetStore
 

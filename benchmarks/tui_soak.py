@@ -25,11 +25,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from andon.app.engine import Delta, Done, Engine, ModelOptions, Usage
-from andon.app.history import History
-from andon.app.model_files import embedded_model_path
+from andon.app.chat.history import History
+from andon.app.engine.engine import Delta, Done, Engine, ModelOptions, Usage
+from andon.app.models.files import embedded_model_path
 from andon.app.tui.app import AndonApp
-from andon.app.tui.widgets import ChatInput, MessageBox
+from andon.app.tui.widgets.message_box import ChatInput, MessageBox
 from andon.presets.commands import apply
 from andon.presets.store import PresetStore
 
@@ -139,7 +139,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, help="messages the app keeps mounted (default: the app's)")
     args = ap.parse_args()
     if args.window:
-        from andon.app.tui import conversation
+        from andon.app.tui.widgets import conversation
 
         conversation.WINDOW = args.window
     report = {1, max(1, args.turns // 2), args.turns}

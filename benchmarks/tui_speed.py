@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from andon.app.engine import Done, Engine, ModelOptions
-from andon.app.history import History
-from andon.app.model_files import embedded_model_path
+from andon.app.chat.history import History
+from andon.app.engine.engine import Done, Engine, ModelOptions
+from andon.app.models.files import embedded_model_path
 from andon.app.tui.app import AndonApp
-from andon.app.tui.widgets import ChatInput
+from andon.app.tui.widgets.message_box import ChatInput
 from andon.presets.commands import apply
 from andon.presets.store import PresetStore
 from textual import events

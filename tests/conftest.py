@@ -23,14 +23,14 @@ def _isolated_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def model_path():
-    from andon.app.model_files import embedded_model_path
+    from andon.app.models.files import embedded_model_path
 
     return embedded_model_path()
 
 
 @pytest.fixture(scope="session")
 def engine(model_path):
-    from andon.app.engine import Engine, ModelOptions
+    from andon.app.engine.engine import Engine, ModelOptions
 
     eng = Engine(ModelOptions(model_path, num_ctx=2048))
     yield eng

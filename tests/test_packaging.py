@@ -27,7 +27,14 @@ def test_the_only_top_level_name_is_andon(wheel: zipfile.ZipFile):
     tops = {name.split("/", 1)[0] for name in wheel.namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"andon"}
     names = set(wheel.namelist())
-    for module in ("andon/__main__.py", "andon/app/cli.py", "andon/presets/store.py", "andon/samplers/chain.py"):
+    for module in (
+        "andon/__main__.py",
+        "andon/app/main.py",
+        "andon/app/engine/server.py",
+        "andon/app/tui/widgets/panels.py",
+        "andon/presets/store.py",
+        "andon/samplers/chain.py",
+    ):
         assert module in names
 
 
@@ -42,4 +49,4 @@ def test_every_data_file_is_in_the_wheel(wheel: zipfile.ZipFile):
 
 def test_the_console_script_runs_the_cli(wheel: zipfile.ZipFile):
     (entry,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
-    assert "andon = andon.app.cli:main" in wheel.read(entry).decode()
+    assert "andon = andon.app.main:main" in wheel.read(entry).decode()

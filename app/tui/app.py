@@ -16,12 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from andon.app.chat import ChatSession
-from andon.app.history import History
-from andon.app.tui.chat_screen import ChatScreen
+from andon.app.chat.history import History
+from andon.app.chat.session import ChatSession
 from andon.app.tui.commands import ModelCommands, PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
+from andon.app.tui.screens.chat import ChatScreen
 from andon.app.tui.terminal import AndonDriver, TerminalGone
 from andon.app.tui.ui_settings import UiSettings, log_line
 from andon.presets.store import PresetStore

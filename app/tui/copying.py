@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from andon.app.history import StoredMessage
+from andon.app.chat.history import StoredMessage
 from markdown_it import MarkdownIt
 
 WHO = {"user": "You", "assistant": "Assistant", "system": "System"}

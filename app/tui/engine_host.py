@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from andon.app.engine import ModelLoadError, ModelOptions
-from andon.app.engine_client import EngineLike
-from andon.app.model_files import ModelPathError, model_stem
+from andon.app.engine.client import EngineLike
+from andon.app.engine.engine import ModelLoadError, ModelOptions
+from andon.app.models.files import ModelPathError, model_stem
 from andon.presets.modelfile import ImportedModelfile
 from andon.presets.parameters import Parameters
 
@@ -39,7 +39,7 @@ def choice_of(text: str) -> ModelChoice:
 
     It reads the model folders (and may join a packaged model from its chunks): call it off the UI thread.
     """
-    from andon.app.models import display_name, find_model
+    from andon.app.models.catalog import display_name, find_model
 
     entry = find_model(text)
     path = entry.load_path()
@@ -110,7 +110,7 @@ class EngineHost:
     @staticmethod
     def _unnamed(path: Path) -> ModelChoice:
         """The start model without --model: the embedded model, known by its name in `andon models`."""
-        from andon.app.models import embedded_entry
+        from andon.app.models.catalog import embedded_entry
 
         try:
             entry = embedded_entry()  # the embedded model's entry, without scanning every model folder

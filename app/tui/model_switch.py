@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from andon.app.chat import ChatSession
-from andon.app.history import Chat, HistoryError
-from andon.app.model_files import ModelPathError
-from andon.app.settings import context_warning, trained_context
+from andon.app.chat.history import Chat, HistoryError
+from andon.app.chat.session import ChatSession
+from andon.app.chat.settings import context_warning, trained_context
+from andon.app.models.files import ModelPathError
 from andon.app.tui.engine_host import EngineHost, ModelChoice, choice_of
 from andon.app.tui.failures import guarded
-from andon.app.tui.model_picker import ModelPicker, ModelWanted, model_summary
+from andon.app.tui.screens.model_picker import ModelPicker, ModelWanted, model_summary
 from andon.presets.store import PresetError
 from textual import work
 from textual.message import Message
@@ -31,7 +31,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 if TYPE_CHECKING:
-    from andon.app.tui.chat_view import ChatView
+    from andon.app.tui.widgets.chat_view import ChatView
 
 PROGRESS_STEP = 0.02  # the progress line moves by at least 2% (llama.cpp reports every tensor)
 BAR_CELLS = 12
@@ -156,7 +156,7 @@ class ModelScreen(Screen[None]):
 
     async def model_entries(self) -> list[tuple[str, str]]:
         """The command palette's models: (name, one line about it), listed on a thread."""
-        from andon.app.models import list_models
+        from andon.app.models.catalog import list_models
 
         listed, _ = await asyncio.to_thread(list_models)
         return [(m.entry.name, model_summary(m)) for m in listed]

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
-from andon.app.chat import ChatSession
-from andon.app.engine import ContextFullError, Delta, Done, ModelLoadError, Usage
-from andon.app.engine_client import EngineDied
-from andon.app.grammar import GrammarError
-from andon.app.history import History, HistoryError, Status, StoredMessage
+from andon.app.chat.history import History, HistoryError, Status, StoredMessage
+from andon.app.chat.session import ChatSession
+from andon.app.engine.client import EngineDied
+from andon.app.engine.engine import ContextFullError, Delta, Done, ModelLoadError, Usage
+from andon.app.engine.grammar import GrammarError
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import log_lines
 

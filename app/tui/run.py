@@ -7,17 +7,17 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from andon.app.engine_client import EngineProcess
-from andon.app.loading import ModelOptions
-from andon.app.model_files import embedded_model_path
-from andon.app.models import find_model
+from andon.app.engine.client import EngineProcess
+from andon.app.engine.loading import ModelOptions
+from andon.app.models.catalog import find_model
+from andon.app.models.files import embedded_model_path
 
 if TYPE_CHECKING:
     from andon.app.tui.app import AndonApp
 
 
 def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False, rpc: str | None = None) -> int:
-    from andon.app.rpc import use
+    from andon.app.engine.rpc import use
     from andon.app.tui.app import AndonApp
     from andon.presets.parameters import ALL_SPECS
     from andon.presets.store import PresetStore

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from andon.app.engine import Delta, Done, ModelOptions, StopFilter, Usage
-from andon.app.history import History
-from andon.app.reasoning import ThinkingSplitter
+from andon.app.chat.history import History
+from andon.app.engine.engine import Delta, Done, ModelOptions, StopFilter, Usage
+from andon.app.engine.reasoning import ThinkingSplitter
 from andon.presets.parameters import Parameters
 
 HELLO = ["Hello", " from", " the", " fake", " model", "."]
@@ -77,7 +77,7 @@ class FakeEngine:
         return [self.token_text(t) for t in tokens]
 
     def inspect(self, tokens, params, top=10, temperatures=(), reply=()):
-        from andon.app.inspector import inspect_next  # over this fake's logits, as the engine runs it
+        from andon.app.engine.inspection import inspect_next  # over this fake's logits, as the engine runs it
 
         return inspect_next(self, tokens, params, top, temperatures, reply)
 

@@ -7,9 +7,9 @@ import json
 
 import pyperclip
 from andon.app.tui.app import PALETTE
-from andon.app.tui.chat_list import ChatItem, ChatSearch, ChatsPane
 from andon.app.tui.failures import log_file
 from andon.app.tui.ui_settings import settings_path
+from andon.app.tui.widgets.chat_list import ChatItem, ChatSearch, ChatsPane
 from textual import constants
 from textual.widgets import OptionList
 
@@ -62,7 +62,7 @@ async def test_running_actions_from_the_palette(tmp_path):
 
 async def test_chain_order_from_the_palette_is_one_step_to_reordering_the_samplers(tmp_path):
     """`samplers` sits far down the parameter panel: the palette's "Chain order" goes straight to it."""
-    from andon.app.tui.parameter_editors import StageOrder
+    from andon.app.tui.widgets.parameter_editors import StageOrder
 
     app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

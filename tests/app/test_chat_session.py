@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from andon.app.chat import ChatSession
-from andon.app.history import History
+from andon.app.chat.history import History
+from andon.app.chat.session import ChatSession
 from andon.presets.store import PresetError, PresetStore
 
 
@@ -58,8 +58,8 @@ def test_first_message_titles_the_chat(session):
 
 def test_the_inspector_reads_the_message_box_as_enter_would_send_it():
     """F6 inspects the message Enter sends: a closed multi-line input without its quotes and edge newlines."""
-    from andon.app.chat import typed_message
-    from andon.app.inspector import as_message
+    from andon.app.chat.session import typed_message
+    from andon.app.study.inspector import as_message
 
     closed = '"""\nline one\n  line two\n"""'
     assert typed_message(closed) == ("line one\n  line two", True)

@@ -170,7 +170,7 @@ def test_ctrl_c_stops_the_reply_and_keeps_what_was_written():
 
 
 def _history_file(tmp_path) -> Path:
-    from andon.app.history import History
+    from andon.app.chat.history import History
 
     path = tmp_path / "data" / "andon" / "history.sqlite3"
     with History(path) as h:

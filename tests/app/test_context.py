@@ -61,7 +61,7 @@ def test_truncate_removes_rejected_positions_from_the_kv_cache(engine):
 def test_a_prompt_evaluation_stopped_keeps_its_blocks_and_goes_on_from_there(engine):
     """Stop asked during a long prompt: it ends between blocks, the cache holds the blocks
     evaluated, and the same prompt asked again evaluates only the rest, to the same logits."""
-    from andon.app.context import PREFILL_BLOCK, PrefillCancelled
+    from andon.app.engine.context import PREFILL_BLOCK, PrefillCancelled
 
     tokens = engine.tokenize("The quick brown fox jumps over the lazy dog. " * 40)
     engine.context.truncate(0)

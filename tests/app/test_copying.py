@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from andon.app.history import StoredMessage
+from andon.app.chat.history import StoredMessage
 from andon.app.tui.copying import copy_choices
 
 REPLY = "```python\nprint(1)\n```\nor with tildes:\n~~~\nx = 2\n~~~\n\n    indented()\n\n```js\nunclosed("

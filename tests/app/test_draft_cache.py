@@ -1,4 +1,4 @@
-"""What speculative decoding measured is kept for the next process (app/draft_cache.py): a fresh
+"""What speculative decoding measured is kept for the next process (app/engine/draft_cache.py): a fresh
 `andon ask --set draft=ngram` does not calibrate again on the same model and machine, and measures
 anew when the model file or the settings that change a batch's cost change."""
 
@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-from andon.app.draft_cache import FILE, DraftCache
-from andon.app.draft_costs import Acceptance, CostModel
-from andon.app.loading import ModelOptions
+from andon.app.engine.draft_cache import FILE, DraftCache
+from andon.app.engine.draft_costs import Acceptance, CostModel
+from andon.app.engine.loading import ModelOptions
 from andon.presets.paths import cache_dir
 
 from tests.sample_code import EXCERPT, rewrite

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from andon.app.engine import ContextFullError, Delta, Done, ReplyNotice
+from andon.app.engine.engine import ContextFullError, Delta, Done, ReplyNotice
 from andon.presets import Parameters
 from andon.samplers import build_chain
 
@@ -94,7 +94,7 @@ def test_multi_turn_reuses_the_kv_cache(engine):
 
 
 def test_outgrown_history_drops_oldest_turns_but_never_the_system_prompt(model_path):
-    from andon.app.engine import Engine, ModelOptions
+    from andon.app.engine.engine import Engine, ModelOptions
 
     small = Engine(ModelOptions(model_path, num_ctx=256))
     try:
@@ -188,8 +188,8 @@ def test_deltas_carry_a_live_token_count(engine):
 
 
 def test_a_model_without_a_chat_template_says_so_once_and_continues_plainly(model_path):
-    from andon.app.engine import Engine, ModelOptions
-    from andon.app.prompt import ChatPrompt, PromptFitter
+    from andon.app.engine.engine import Engine, ModelOptions
+    from andon.app.engine.prompt import ChatPrompt, PromptFitter
 
     base = Engine(ModelOptions(model_path, num_ctx=512))
     try:
@@ -214,7 +214,7 @@ def test_a_long_chat_keeps_the_kv_cache_useful_after_dropping_old_turns(model_pa
     """Once the chat outgrows num_ctx, a drop frees half of the context at once and the turns after
     it start their prompt where the cached one starts: they evaluate only what they add (the reply
     before them and the new message), not the whole prompt again."""
-    from andon.app.engine import Engine, ModelOptions
+    from andon.app.engine.engine import Engine, ModelOptions
 
     small = Engine(ModelOptions(model_path, num_ctx=512))
     try:

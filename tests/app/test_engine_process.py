@@ -1,4 +1,4 @@
-"""The engine in a process of its own (app/engine_server.py, app/engine_client.py): the same replies,
+"""The engine in a process of its own (app/engine/server.py, app/engine/client.py): the same replies,
 inspections and tokens as the engine in this process; stop means stop, also while a prompt is
 evaluated; the engine dying (killed, crashed, aborted) is one line, never this process dying."""
 
@@ -11,11 +11,11 @@ import sys
 import time
 
 import pytest
-from andon.app.engine import Delta, Done, ReplyNotice
-from andon.app.engine_client import EngineDied, EngineProcess
-from andon.app.grammar import GrammarError
-from andon.app.inspector import inspect_next
-from andon.app.loading import ModelLoadError, ModelOptions
+from andon.app.engine.client import EngineDied, EngineProcess
+from andon.app.engine.engine import Delta, Done, ReplyNotice
+from andon.app.engine.grammar import GrammarError
+from andon.app.engine.inspection import inspect_next
+from andon.app.engine.loading import ModelLoadError, ModelOptions
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
 from andon.samplers.errors import ParameterError
@@ -148,8 +148,8 @@ def test_the_engine_ends_with_the_process_that_started_it(model_path, tmp_path):
     """The app killed (SIGKILL: no clean-up runs) leaves no engine behind holding the model."""
     script = (
         "import os, sys\n"
-        "from andon.app.engine_client import EngineProcess\n"
-        "from andon.app.loading import ModelOptions\n"
+        "from andon.app.engine.client import EngineProcess\n"
+        "from andon.app.engine.loading import ModelOptions\n"
         f"e = EngineProcess(ModelOptions({str(model_path)!r}, num_ctx=512))\n"
         "print(e.pid, e._folder, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"

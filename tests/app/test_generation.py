@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from andon.app.generation import Done, PromptStats, Reply, StopFilter, sample
-from andon.app.tokens import TextDecoder
+from andon.app.engine.generation import Done, PromptStats, Reply, StopFilter, sample
+from andon.app.engine.tokens import TextDecoder
 from andon.presets import Parameters
 from andon.samplers import build_chain
 

@@ -16,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from andon.app.chat import ChatSession
-from andon.app.history import MIGRATIONS, ChatOwnedError, History, HistoryBusyError, HistoryError
-from andon.app.history_db import _m1
+from andon.app.chat.history import MIGRATIONS, ChatOwnedError, History, HistoryBusyError, HistoryError
+from andon.app.chat.history_db import _m1
+from andon.app.chat.session import ChatSession
 from andon.presets.store import PresetStore
 
 FAST = 0.1  # busy timeout for tests: a busy history fails in about a second instead of five
@@ -227,7 +227,7 @@ def test_closing_keeps_a_reply_it_was_writing_as_stopped(tmp_path):
 WRITER = """
 import sys, time
 from pathlib import Path
-from andon.app.history import History
+from andon.app.chat.history import History
 h = History(Path(sys.argv[1]))
 chat = h.create_chat("killed", "balanced")
 h.add_message(chat.id, "user", "tell me")
@@ -371,7 +371,7 @@ def test_a_regenerate_from_the_second_andon_takes_the_reply_as_stored(tmp_path):
 
 
 def test_clear_copies_and_counts_the_chat_as_stored(tmp_path):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     first, _, theirs = two_andons(tmp_path)
     result = run_slash(theirs, "/clear")
@@ -384,7 +384,7 @@ def test_clear_copies_and_counts_the_chat_as_stored(tmp_path):
 
 
 def test_clear_of_a_chat_another_andon_writes_copies_nothing(tmp_path):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     _, mine, _ = two_andons(tmp_path)
     mine.history.claim_chat(mine.chat.id)

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from andon.app.cli import main
-from andon.app.history import MIGRATIONS, History, HistoryBusyError, HistoryError
+from andon.app.chat.history import MIGRATIONS, History, HistoryBusyError, HistoryError
+from andon.app.main import main
 
 Shape = Callable[[Path], None]  # makes the file at the path into one damaged shape
 Snapshot = dict[str, tuple[str, int]]
@@ -282,7 +282,7 @@ def test_the_way_out_works_and_a_sound_history_opens(tmp_path):
     crashed = tmp_path / "crashed.sqlite3"
     good(crashed)
     script = (
-        "import os, sys\nfrom pathlib import Path\nfrom andon.app.history import History\n"
+        "import os, sys\nfrom pathlib import Path\nfrom andon.app.chat.history import History\n"
         "h = History(Path(sys.argv[1]))\nh.create_chat('after the crash', 'balanced')\nos._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(crashed)], check=True)

@@ -8,9 +8,9 @@ import re
 import sqlite3
 
 import pytest
-from andon.app.history import History
-from andon.app.tui.chat_list import ChatItem, ChatList
-from andon.app.tui.widgets import ChatInput, MessageBox
+from andon.app.chat.history import History
+from andon.app.tui.widgets.chat_list import ChatItem, ChatList
+from andon.app.tui.widgets.message_box import ChatInput, MessageBox
 
 from tests.app.test_tui import SIZE, make_app, notices, send
 

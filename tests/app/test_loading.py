@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from andon.app import loading
-from andon.app.loading import ModelLoadError, check_memory, check_threads, kv_bytes_per_token, read_metadata
+from andon.app.engine import loading
+from andon.app.engine.loading import ModelLoadError, check_memory, check_threads, kv_bytes_per_token, read_metadata
 from andon.presets import Parameters
 from andon.presets.parameters import ParameterError
 
@@ -44,7 +44,7 @@ def test_more_threads_than_four_per_core_are_refused_as_the_model_loads(monkeypa
 @pytest.mark.model
 def test_the_kv_cache_estimate_is_what_llama_cpp_allocates(model_path, capsys):
     """The oracle: llama.cpp's own log line `llama_kv_cache: size = 45.00 MiB (2048 cells, ...)`."""
-    from andon.app.engine import Engine, ModelOptions
+    from andon.app.engine.engine import Engine, ModelOptions
 
     per_token = kv_bytes_per_token(read_metadata(model_path, loading._META_KEYS))
     engine = Engine(ModelOptions(model_path, num_ctx=2048, verbose=True))
@@ -85,7 +85,7 @@ def test_the_command_line_refuses_a_huge_context_in_one_line_without_blaming_the
 
 def test_the_estimate_follows_llama_cpps_layout_per_layer():
     """llama.cpp: K and V of n_embd_head * n_head_kv(layer) values per layer, f16."""
-    from andon.app.gguf_header import GGUFArray
+    from andon.app.models.gguf_header import GGUFArray
 
     uniform = {"block_count": 4, "embedding_length": 1024, "attention.head_count": 16, "attention.head_count_kv": 4}
     assert kv_bytes_per_token(uniform) == 4 * 4 * (64 + 64) * 2  # head size n_embd / n_head
@@ -99,7 +99,7 @@ def test_the_estimate_follows_llama_cpps_layout_per_layer():
 def test_the_advice_on_a_context_past_training_is_one_that_can_be_followed(tmp_path):
     """A header's trained context of 0 says nothing (no line); one below the least num_ctx cannot be stayed
     within by lowering num_ctx (it was advised: 'set num_ctx 0 or less')."""
-    from andon.app.settings import resolve_settings
+    from andon.app.chat.settings import resolve_settings
 
     from tests.app.model_stores import fake_gguf
 

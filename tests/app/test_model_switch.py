@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from andon.app import model_sources
-from andon.app.engine import ModelLoadError
-from andon.app.history import History
+from andon.app.chat.history import History
+from andon.app.engine.engine import ModelLoadError
+from andon.app.models import sources as model_sources
 from andon.app.tui.app import AndonApp
-from andon.app.tui.model_picker import ModelPicker
-from andon.app.tui.widgets import ChatInput, MessageBox, NoticeLine, StatusBar
+from andon.app.tui.screens.model_picker import ModelPicker
+from andon.app.tui.widgets.message_box import ChatInput, MessageBox, NoticeLine, StatusBar
 from andon.presets.paths import data_dir
 from andon.presets.store import PresetStore
 from textual.widgets import OptionList

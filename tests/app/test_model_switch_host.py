@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from andon.app.engine import ModelLoadError
+from andon.app.engine.engine import ModelLoadError
 from andon.app.tui.engine_host import EngineHost, ModelChoice
 from andon.presets import Parameters
 

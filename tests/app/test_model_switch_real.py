@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from andon.app import model_sources
-from andon.app.engine import Engine, ModelOptions
-from andon.app.history import History
+from andon.app.chat.history import History
+from andon.app.engine.engine import Engine, ModelOptions
+from andon.app.models import sources as model_sources
 from andon.app.tui.app import AndonApp
-from andon.app.tui.widgets import ChatInput, NoticeLine, StatusBar
+from andon.app.tui.widgets.message_box import ChatInput, NoticeLine, StatusBar
 from andon.presets.store import PresetStore
 
 from tests.app.model_stores import add_ollama_model, sha256_of

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import gguf
 import pytest
-from andon.app import model_sources
-from andon.app.cli import main
-from andon.app.gguf_header import read_with_gguf_package
-from andon.app.model_files import ModelPathError, read_gguf_info
-from andon.app.models import display_name, find_model, list_models, model_for
-from andon.app.settings import resolve_settings
+from andon.app.chat.settings import resolve_settings
+from andon.app.main import main
+from andon.app.models import sources as model_sources
+from andon.app.models.catalog import display_name, find_model, list_models, model_for
+from andon.app.models.files import ModelPathError, read_gguf_info
+from andon.app.models.gguf_header import read_with_gguf_package
 from andon.presets.modelfile import ImportedModelfile, ollama_defaults, with_model_defaults
 from andon.presets.paths import config_dir, data_dir
 from andon.presets.store import PresetStore
@@ -175,7 +175,7 @@ def test_split_files_are_one_model(world, tmp_path):
 
 
 def test_llama_cpp_and_the_gguf_package_read_the_same_header(model_path, tmp_path):
-    from andon.app import gguf_header
+    from andon.app.models import gguf_header
 
     assert gguf_header._library() is not None  # llama-cpp-python's ggml-base is found
     for path in (model_path, _fake(tmp_path)):
@@ -184,7 +184,7 @@ def test_llama_cpp_and_the_gguf_package_read_the_same_header(model_path, tmp_pat
 
 
 def test_a_broken_header_is_one_line_with_llama_cpps_reason(tmp_path, model_path, capfd):
-    from andon.app import llama_log
+    from andon.app.engine import llama_log
 
     llama_log.install(False)
     truncated = tmp_path / "truncated.gguf"

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from andon.app.history import History
+from andon.app.chat.history import History
 from andon.app.tui.app import AndonApp
-from andon.app.tui.panels import InspectorPanel
-from andon.app.tui.parameter_editors import BlockEditor, StageOrder, escape_item, text_items, unescape_item
-from andon.app.tui.widgets import ChatInput
+from andon.app.tui.widgets.message_box import ChatInput
+from andon.app.tui.widgets.panels import InspectorPanel
+from andon.app.tui.widgets.parameter_editors import BlockEditor, StageOrder, escape_item, text_items, unescape_item
 from andon.presets.store import PresetStore
 from andon.samplers import build_chain
 from textual.widgets import Static

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from andon.app.prompt import ChatPrompt, ChatTemplateError, fold_system, messages_for
+from andon.app.engine.prompt import ChatPrompt, ChatTemplateError, fold_system, messages_for
 
 # Gemma 2's template as its GGUF files carry it: no system role, strictly alternating turns.
 GEMMA2 = (

@@ -1,4 +1,4 @@
-"""A reasoning model's thinking told apart from its answer while the reply streams (app/reasoning.py),
+"""A reasoning model's thinking told apart from its answer while the reply streams (app/engine/reasoning.py),
 and in one reply (generation.Reply): stop strings look at the answer only."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from andon.app.generation import Delta, Done, PromptStats, Reply
-from andon.app.reasoning import (
+from andon.app.engine.generation import Delta, Done, PromptStats, Reply
+from andon.app.engine.reasoning import (
     THINK,
     Markers,
     Split,

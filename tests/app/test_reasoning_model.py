@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from andon.app.chat import ChatSession
-from andon.app.engine import Done, Engine, ReplyNotice
-from andon.app.history import History
-from andon.app.prompt import ChatPrompt, PromptFitter
+from andon.app.chat.history import History
+from andon.app.chat.session import ChatSession
+from andon.app.engine.engine import Done, Engine, ReplyNotice
+from andon.app.engine.prompt import ChatPrompt, PromptFitter
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
 

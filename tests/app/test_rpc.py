@@ -44,7 +44,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 
 @pytest.fixture
 def rpc_build() -> None:
-    from andon.app import rpc
+    from andon.app.engine import rpc
 
     if not rpc.supported():
         pytest.skip('llama-cpp-python was built without RPC (CMAKE_ARGS="-DGGML_RPC=on" builds it with)')
@@ -86,7 +86,7 @@ def test_unknown_host_is_named():
 
 def test_build_without_rpc_says_how_to_rebuild(monkeypatch, capsys):
     import llama_cpp
-    from andon.app.cli import main
+    from andon.app.main import main
 
     monkeypatch.setattr(llama_cpp, "llama_supports_rpc", lambda: False)
     assert main(["ask", "hi", "--set", "rpc=127.0.0.1:50052"]) == 2
@@ -118,7 +118,7 @@ def test_a_server_registered_again_adds_no_device_and_none_removes_them(server):
     """ggml's device registry as llama.cpp's model loader sees it, in this process."""
     import ctypes
 
-    from andon.app import rpc
+    from andon.app.engine import rpc
     from llama_cpp import llama_cpp as bindings
 
     count = bindings._lib.ggml_backend_dev_count
@@ -236,11 +236,11 @@ def test_ctrl_c_while_a_server_is_silent_ends_the_reply_within_seconds(server):
 APP_DRIVER = """
 import asyncio, json, os, signal, sys, time
 from pathlib import Path
-from andon.app.engine import Engine
-from andon.app.history import History
-from andon.app.model_files import embedded_model_path
+from andon.app.engine.engine import Engine
+from andon.app.chat.history import History
+from andon.app.models.files import embedded_model_path
 from andon.app.tui.app import AndonApp
-from andon.app.tui.widgets import ChatInput, NoticeLine
+from andon.app.tui.widgets.message_box import ChatInput, NoticeLine
 from andon.presets.store import PresetStore
 
 endpoint, pid, tmp = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from andon.app.history import History
-from andon.app.tui import chat_list
+from andon.app.chat.history import History
 from andon.app.tui.app import AndonApp
+from andon.app.tui.widgets import chat_list
 from andon.presets.store import PresetStore
 
 from tests.app.fakes import FakeEngine

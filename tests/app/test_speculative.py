@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from andon.app.draft_costs import RECALIBRATE_STEPS, CostModel
-from andon.app.engine import PREFILL_BLOCK, Delta, Done
-from andon.app.speculative import DraftModelError, Speculator, lookup
+from andon.app.engine.draft_costs import RECALIBRATE_STEPS, CostModel
+from andon.app.engine.engine import PREFILL_BLOCK, Delta, Done
+from andon.app.engine.speculative import DraftModelError, Speculator, lookup
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
 from andon.samplers import build_chain
@@ -551,8 +551,8 @@ def test_cancellation_stops_between_tokens_as_without_a_draft(drafts_verified):
 
 
 def gemma_path():
-    from andon.app.model_files import ModelPathError
-    from andon.app.models import find_model
+    from andon.app.models.catalog import find_model
+    from andon.app.models.files import ModelPathError
 
     try:
         return find_model("gemma-3-270m-q4_k_m").load_path()
@@ -603,7 +603,7 @@ def test_ask_json_reports_the_acceptance():
 
 async def test_the_status_bar_and_timings_show_the_drafts_accepted(tmp_path):
     """The fake engine drafts every token of a 6-token reply and keeps 5 when `draft` is set."""
-    from andon.app.tui.widgets import StatusBar
+    from andon.app.tui.widgets.message_box import StatusBar
 
     from tests.app.test_tui import SIZE, make_app, notices, send
 
@@ -624,7 +624,7 @@ async def test_the_status_bar_and_timings_show_the_drafts_accepted(tmp_path):
 async def test_a_draft_model_that_cannot_be_used_is_refused_when_it_is_set(tmp_path):
     """/set parameter and the parameter panel check `draft` at once, not at the next reply: an
     unknown name (with the closest ones) or a file that is not a GGUF is one line, nothing changes."""
-    from andon.app.tui.chat_view import ChatView
+    from andon.app.tui.widgets.chat_view import ChatView
 
     from tests.app.test_tui import SIZE, make_app, notices, send
 

@@ -196,9 +196,9 @@ def terminal_output(app) -> str:
 
 
 async def test_the_app_shows_a_replys_control_characters_and_never_sends_them(tmp_path):
-    from andon.app.history import History
+    from andon.app.chat.history import History
     from andon.app.tui.app import AndonApp
-    from andon.app.tui.widgets import ChatInput, MessageBox
+    from andon.app.tui.widgets.message_box import ChatInput, MessageBox
     from andon.presets.store import PresetStore
 
     script = ["<think>", "plan\x1b]2;thought\x07 ", "</think>", *CONTROL_REPLY.split(" ")]

@@ -19,9 +19,9 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from andon.app.engine import Done
-from andon.app.grammar import GrammarConstraint, GrammarError, check_grammar
-from andon.app.structured import grammar_for, resolve_assignment, resolve_value, schema_to_gbnf
+from andon.app.engine.engine import Done
+from andon.app.engine.grammar import GrammarConstraint, GrammarError, check_grammar
+from andon.app.engine.structured import grammar_for, resolve_assignment, resolve_value, schema_to_gbnf
 from andon.presets import Parameters
 from andon.samplers import Chain, build_chain, softmax
 from hypothesis import assume, given
@@ -279,8 +279,8 @@ def test_bad_structured_output_options_are_one_line_and_exit_2(args, needle):
 
 @pytest.fixture
 def session(tmp_path):
-    from andon.app.chat import ChatSession
-    from andon.app.history import History
+    from andon.app.chat.history import History
+    from andon.app.chat.session import ChatSession
     from andon.presets.store import PresetStore
 
     history = History(tmp_path / "h.db")
@@ -289,7 +289,7 @@ def session(tmp_path):
 
 
 def test_set_format_json_schema_and_noformat(session, tmp_path):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     assert run_slash(session, "/set format json").text == "Set format to 'json' mode."
     assert session.params.format == "json"
@@ -305,7 +305,7 @@ def test_set_format_json_schema_and_noformat(session, tmp_path):
 
 
 def test_set_parameter_keeps_the_quotes_of_json_and_gbnf(session, tmp_path):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     assert run_slash(session, f"/set parameter grammar {YES_NO}").ok
     assert session.params.grammar == YES_NO
@@ -329,7 +329,7 @@ def test_set_parameter_keeps_the_quotes_of_json_and_gbnf(session, tmp_path):
     ],
 )
 def test_a_refused_format_or_grammar_changes_nothing(session, line, needle):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     before = session.params
     r = run_slash(session, line)
@@ -338,7 +338,7 @@ def test_a_refused_format_or_grammar_changes_nothing(session, line, needle):
 
 
 def test_format_while_a_grammar_is_set_is_refused_and_changes_nothing(session):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     assert run_slash(session, f"/set parameter grammar {YES_NO}").ok
     r = run_slash(session, "/set format json")
@@ -483,7 +483,7 @@ def test_the_chains_generator_draws_once_per_token_when_the_grammar_falls_back(e
 
 @pytest.mark.model
 def test_inspector_shows_what_the_grammar_removes(engine):
-    from andon.app.inspector import inspect_next
+    from andon.app.engine.inspection import inspect_next
 
     params = Parameters.of({"grammar": YES_NO})
     tokens = engine.chat_tokens([{"role": "user", "content": "Is the sky blue? Answer yes or no."}])
@@ -501,14 +501,14 @@ def test_inspector_shows_what_the_grammar_removes(engine):
 
 @pytest.mark.model
 def test_inspector_without_a_grammar_has_no_grammar_stage(engine):
-    from andon.app.inspector import inspect_next
+    from andon.app.engine.inspection import inspect_next
 
     tokens = engine.chat_tokens([{"role": "user", "content": "Hello"}])
     assert "grammar" not in [s.name for s in inspect_next(engine, tokens, Parameters.of({})).stages]
 
 
 def test_set_parameter_grammar_is_confirmed_as_typed(session):
-    from andon.app.slash import run_slash
+    from andon.app.chat.slash import run_slash
 
     assert run_slash(session, f"/set parameter grammar {YES_NO}").text == f"Set parameter 'grammar' to '{YES_NO}'"
 
@@ -554,7 +554,7 @@ def test_a_grammar_past_the_limits_is_refused_at_once_naming_the_limit(grammar, 
 
 
 def test_a_grammar_llama_cpp_reads_too_slowly_is_refused_when_the_time_is_up(monkeypatch):
-    import andon.app.grammar as grammar_module
+    import andon.app.engine.grammar as grammar_module
 
     # each rule may be empty and holds two of the next: llama.cpp's start states double per rule
     slow = 'root ::= r0 "end"\n' + "\n".join(f'r{i} ::= r{i + 1} r{i + 1} | ""' for i in range(40)) + '\nr40 ::= "a"'
@@ -624,7 +624,7 @@ class NothingAfter:
 
 @pytest.mark.model
 def test_a_reply_the_grammar_lets_no_token_continue_says_so(engine):
-    from andon.app.engine import ReplyNotice
+    from andon.app.engine.engine import ReplyNotice
 
     params = preset_params("balanced", 1, format="json", num_predict=50)
     for n in (0, 3):
@@ -816,7 +816,7 @@ def gbnf_expression_as_regex(expression: str) -> re.Pattern[str]:
     values=st.lists(st.integers(-(10**7), 10**7), min_size=1, max_size=30),
 )
 def test_integer_bounds_allow_exactly_the_integers_within(low, high, values):
-    from andon.app.number_ranges import integer_range
+    from andon.app.engine.number_ranges import integer_range
 
     assume(low is not None or high is not None)
     assume(low is None or high is None or low <= high)
@@ -836,7 +836,7 @@ DECIMALS = st.decimals(min_value=-1000, max_value=1000, places=3, allow_nan=Fals
     values=st.lists(DECIMALS, min_size=1, max_size=30),
 )
 def test_number_bounds_allow_exactly_the_numbers_within(low, high, strict, values):
-    from andon.app.number_ranges import Bound, number_range
+    from andon.app.engine.number_ranges import Bound, number_range
 
     assume(low is not None or high is not None)
     assume(low is None or high is None or low < high or (low == high and not any(strict)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from andon.app.evaluation import Question, distinct_n, questions, self_bleu
-from andon.app.inspector import bar, inspect_next, tempered
+from andon.app.engine.inspection import inspect_next, tempered
+from andon.app.study.evaluation import Question, distinct_n, questions, self_bleu
+from andon.app.study.inspector import bar
 from andon.presets import Parameters
 
 from tests.app.test_cli import andon, assert_user_error
@@ -142,7 +143,7 @@ def test_compare_without_presets_uses_the_builtins_and_reports_progress_off_a_te
 def test_progress_on_a_terminal_is_a_bar_with_count_and_time_left():
     import io
 
-    from andon.app.progress import ProgressReport
+    from andon.app.cli.progress import ProgressReport
 
     out = io.StringIO()
     with ProgressReport("eval", 4, "answers", stream=out, terminal=True) as progress:
@@ -155,7 +156,7 @@ def test_progress_on_a_terminal_is_a_bar_with_count_and_time_left():
 def test_progress_off_a_terminal_is_a_plain_line_every_few_seconds():
     import io
 
-    from andon.app.progress import ProgressReport
+    from andon.app.cli.progress import ProgressReport
 
     out = io.StringIO()
     with ProgressReport("eval", 3, "answers", stream=out, terminal=False, every_s=0) as progress:

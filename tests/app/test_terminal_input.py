@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from andon.app.tui.terminal import SHIELD, TerminalInput
-from andon.app.tui.widgets import ChatInput, MessageBox, NoticeLine
+from andon.app.tui.widgets.message_box import ChatInput, MessageBox, NoticeLine
 from hypothesis import given
 from hypothesis import strategies as st
 from textual import events
@@ -157,7 +157,7 @@ async def test_a_panel_or_dialog_opened_closed_and_opened_at_once_is_open_once_a
 APP = """
 import sys
 from pathlib import Path
-from andon.app.history import History
+from andon.app.chat.history import History
 from andon.app.tui.app import AndonApp
 from andon.app.tui.run import run_to_end
 from andon.presets.store import PresetStore

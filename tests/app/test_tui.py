@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from andon.app.history import History
+from andon.app.chat.history import History
 from andon.app.tui.app import AndonApp
-from andon.app.tui.chat_list import ChatList
-from andon.app.tui.widgets import ChatInput, MessageBox, StatusBar
+from andon.app.tui.widgets.chat_list import ChatList
+from andon.app.tui.widgets.message_box import ChatInput, MessageBox, StatusBar
 from andon.presets.store import PresetStore
 
 from tests.app.fakes import FakeEngine
@@ -271,7 +271,7 @@ async def test_copy_reply_and_code_block(tmp_path, monkeypatch):
 
 
 async def test_model_that_fails_to_load_is_a_message_not_a_traceback(tmp_path):
-    from andon.app.engine import ModelLoadError
+    from andon.app.engine.engine import ModelLoadError
 
     def failing(options):
         raise ModelLoadError("could not load model /m.gguf: bad magic")
@@ -286,7 +286,7 @@ async def test_model_that_fails_to_load_is_a_message_not_a_traceback(tmp_path):
 
 @pytest.mark.parametrize("n_ctx", [64])
 async def test_context_full_is_a_message(tmp_path, n_ctx):
-    from andon.app.engine import ContextFullError
+    from andon.app.engine.engine import ContextFullError
 
     class Full(FakeEngine):
         def stream(self, messages, params, cancelled=None, chain=None):
@@ -311,7 +311,7 @@ def test_app_keys_work_while_typing():
 
 @pytest.mark.model
 async def test_real_model_in_the_app(tmp_path, model_path):
-    from andon.app.engine import Engine
+    from andon.app.engine.engine import Engine
 
     app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
                    store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip
@@ -344,8 +344,8 @@ async def test_a_burst_of_typing_then_enter_sends_all_of_it(tmp_path):
 def test_write_reply_batches_text_and_stores_the_reply(tmp_path):
     """The reply thread hands the UI a few batches, not one message per token, and the
     history holds the reply; every outcome ends with exactly one Done."""
-    from andon.app.chat import ChatSession
-    from andon.app.engine import Done, ModelOptions
+    from andon.app.chat.session import ChatSession
+    from andon.app.engine.engine import Done, ModelOptions
     from andon.app.tui.engine_host import EngineHost
     from andon.app.tui.reply import TextBatch, write_reply
 
@@ -375,8 +375,8 @@ def test_write_reply_batches_text_and_stores_the_reply(tmp_path):
 
 @pytest.mark.model
 async def test_inspector_panel_for_next_token_and_a_reply_token(tmp_path, model_path):
-    from andon.app.engine import Engine
-    from andon.app.tui.panels import InspectorPanel
+    from andon.app.engine.engine import Engine
+    from andon.app.tui.widgets.panels import InspectorPanel
 
     app = AndonApp(lambda o: Engine(o), model_path, history=History(tmp_path / "h.db"),
                    store=PresetStore(tmp_path / "p"), preset="factual")  # fmt: skip
@@ -668,7 +668,7 @@ async def test_clear_while_the_model_still_evaluates_the_prompt_then_send_again(
     for it forever, and the next message is taken (its reply waits for the model)."""
     import time
 
-    from andon.app.tui import chat_view
+    from andon.app.tui.widgets import chat_view
 
     class SlowPrompt(FakeEngine):
         def stream(self, messages, params, cancelled=None, chain=None):
@@ -786,7 +786,7 @@ async def test_a_new_chat_says_what_to_do_and_presets_say_what_they_are_for(tmp_
 
 
 async def test_parameter_panel_follows_the_chain_keeps_focus_and_says_what_changed(tmp_path):
-    from andon.app.tui.panels import ParamRow
+    from andon.app.tui.widgets.panels import ParamRow
     from andon.presets.parameters import describe
     from textual.widgets import Label, Static
 
@@ -869,7 +869,7 @@ async def test_status_bar_context_moves_while_streaming_and_no_rate_is_carried_t
 
 def test_f10_finds_the_code_block_a_stopped_reply_left_open():
     """F10 and F7 find the same blocks: a reply stopped mid-code still has its code to copy."""
-    from andon.app.tui.widgets import last_code_block
+    from andon.app.tui.widgets.message_box import last_code_block
 
     stopped = "Here:\n```python\ndef add(a, b):\n    return a + b\n"
     assert last_code_block(stopped) == "def add(a, b):\n    return a + b\n"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 
-from andon.app.engine import Delta
-from andon.app.history import History
+from andon.app.chat.history import History
+from andon.app.engine.engine import Delta
 from andon.app.tui.app import AndonApp
-from andon.app.tui.thoughts import Thoughts
-from andon.app.tui.widgets import MessageBox, NoticeLine
+from andon.app.tui.widgets.message_box import MessageBox, NoticeLine
+from andon.app.tui.widgets.thoughts import Thoughts
 from andon.presets.store import PresetStore
 from textual.widgets import Markdown
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from andon.app import model_sources
-from andon.app.model_files import ModelPathError
-from andon.app.models import model_for
+from andon.app.models import sources as model_sources
+from andon.app.models.catalog import model_for
+from andon.app.models.files import ModelPathError
 from andon.presets.modelfile import ModelfileError, parse_modelfile
 from andon.presets.paths import presets_dir
 from andon.presets.store import PresetStore

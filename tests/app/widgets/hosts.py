@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from andon.app.history import StoredMessage
-from andon.app.tui.widgets import MessageBox
+from andon.app.chat.history import StoredMessage
+from andon.app.tui.widgets.message_box import MessageBox
 from textual.app import App, ComposeResult
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from andon.app.tui.widgets import ChatInput
+from andon.app.tui.widgets.message_box import ChatInput
 from textual import on
 from textual.app import App, ComposeResult
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from andon.app.history import History
-from andon.app.tui.chat_list import ChatItem, ChatList
+from andon.app.chat.history import History
+from andon.app.tui.widgets.chat_list import ChatItem, ChatList
 from textual import work
 from textual.app import App, ComposeResult
 

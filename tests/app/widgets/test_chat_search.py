@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from andon.app.history import History
-from andon.app.tui.chat_list import ChatItem, ChatList, ChatsPane, when
+from andon.app.chat.history import History
+from andon.app.tui.widgets.chat_list import ChatItem, ChatList, ChatsPane, when
 from textual import on
 from textual.app import App, ComposeResult
 from textual.widgets import Label

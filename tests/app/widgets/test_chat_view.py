@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from andon.app.chat import ChatSession
-from andon.app.history import History
-from andon.app.tui.chat_view import ChatView
+from andon.app.chat.history import History
+from andon.app.chat.session import ChatSession
 from andon.app.tui.engine_host import EngineHost
-from andon.app.tui.widgets import EarlierMessages, MessageBox, NoticeLine
+from andon.app.tui.widgets.chat_view import ChatView
+from andon.app.tui.widgets.message_box import EarlierMessages, MessageBox, NoticeLine
 from andon.presets.store import PresetStore
 from textual.app import App, ComposeResult
 

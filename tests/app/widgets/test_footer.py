@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from andon.app.tui.footer import KeysFooter
+from andon.app.tui.widgets.footer import KeysFooter
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, TextArea

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from andon.app.tui.widgets import StatusBar
+from andon.app.tui.widgets.message_box import StatusBar
 from textual.app import App, ComposeResult
 from textual.reactive import reactive
 

@@ -3,9 +3,9 @@ folded once the answer begins, left open when the reply ended with no answer."""
 
 from __future__ import annotations
 
-from andon.app.history import StoredMessage
-from andon.app.tui.thoughts import Thoughts
-from andon.app.tui.widgets import MessageBox
+from andon.app.chat.history import StoredMessage
+from andon.app.tui.widgets.message_box import MessageBox
+from andon.app.tui.widgets.thoughts import Thoughts
 
 from tests.app.widgets.hosts import MessageBoxHost
 

@@ -1,0 +1,1 @@
+"""Chats: the session, the history and its migrations, settings, slash commands."""

@@ -1,0 +1,1 @@
+"""The `andon` command line: one module per group of subcommands."""

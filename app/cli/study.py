@@ -1,0 +1,147 @@
+"""`andon inspect`, `andon compare` and `andon eval`: see what the samplers and presets do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from contextlib import closing
+
+from andon.app.chat.settings import model_path_for, read_prompt, resolve_settings
+from andon.app.cli.progress import ProgressReport
+from andon.app.engine.client import EngineProcess
+from andon.app.engine.engine import ModelOptions, messages_for
+from andon.app.errors import UsageError
+from andon.app.models.files import embedded_model_path
+from andon.app.study.evaluation import compare, evaluate, questions
+from andon.app.study.inspector import prompt_tokens, render
+from andon.presets.commands import apply
+from andon.presets.parameters import DEFAULTS
+from andon.presets.store import PresetStore
+
+
+def add_parsers(sub, common) -> None:
+    ins = sub.add_parser("inspect", help="next-token candidates before the chain and after each sampler")
+    ins.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads standard input")
+    common(ins)
+    ins.add_argument("--system", metavar="TEXT", help="system prompt (default: the preset's)")
+    ins.add_argument("--raw", action="store_true", help="use the prompt as it is, without the chat template")
+    ins.add_argument("--top", type=int, default=10, metavar="N", help="candidates to show (default 10)")
+    ins.add_argument("--temperatures", metavar="T,T,...", help="also show the candidates under these temperatures")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.set_defaults(func=cmd_inspect)
+
+    cmp = sub.add_parser("compare", help="generate N replies per preset and measure their diversity")
+    cmp.add_argument("prompt", metavar="PROMPT")
+    cmp.add_argument("--presets", metavar="A,B,...", help="presets to compare (default: every built-in preset)")
+    cmp.add_argument("-n", type=int, default=5, metavar="N", help="replies per preset (default 5)")
+    cmp.add_argument("--seed", type=int, help="seed of the first reply (each next reply adds 1); random if absent")
+    cmp.add_argument("--model", metavar="PATH")
+    cmp.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="applied to every preset")
+    cmp.add_argument("--json", action="store_true")
+    cmp.add_argument("--verbose", action="store_true")
+    cmp.set_defaults(func=cmd_compare)
+
+    ev = sub.add_parser("eval", help="accuracy of presets on the shipped knowledge questions")
+    ev.add_argument("--presets", default="factual,balanced,creative", metavar="A,B,...")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    ev.add_argument("--seed", type=int, default=1, help="seed for sampling presets (default 1)")
+    ev.add_argument("--model", metavar="PATH")
+    ev.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="applied to every preset")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--verbose", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+
+def _temperatures(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"--temperatures {text!r}: expected numbers separated by commas, e.g. 0.4,1.0,1.6") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UsageError(f"--temperatures {text!r}: temperatures must be finite numbers >= 0, e.g. 0.4,1.0,1.6")
+    return values
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise UsageError("--top must be at least 1")
+    temps = _temperatures(args.temperatures)
+    prompt = read_prompt(args.prompt)
+    s = resolve_settings(args.preset, args.set, args.system, args.model)
+    messages = messages_for(s.system, (), prompt)
+    with closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))) as engine:
+        tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
+        result = engine.inspect(tokens, s.params, args.top, temps)
+    if args.json:
+        print(json.dumps({"preset": s.preset.name, **result.to_json()}, ensure_ascii=False))
+    else:
+        print(render(result))
+    return 0
+
+
+def _runs(names: str, sets: list[str]):
+    store = PresetStore()
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise UsageError("--presets needs at least one preset name")
+    return [(s.preset.name, s.params, s.system) for s in (resolve_settings(n, sets, store=store) for n in wanted)]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    if args.n < 2:
+        raise UsageError("-n must be at least 2 (Self-BLEU compares replies with each other)")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be >= 0 (reply i uses seed + i, so a run can be repeated)")
+    prompt = read_prompt(args.prompt)
+    runs = _runs(args.presets or ",".join(PresetStore().builtin_names()), args.set)
+    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose)
+    with (
+        closing(EngineProcess(options)) as engine,
+        ProgressReport("compare", args.n * len(runs), "replies") as bar,
+    ):
+        results = compare(engine, prompt, runs, args.n, args.seed, bar.advance)
+    if args.json:
+        print(
+            json.dumps({"prompt": prompt, "n": args.n, "presets": [r.to_json() for r in results]}, ensure_ascii=False)
+        )
+        return 0
+    print(f"{'preset':<12} {'self_bleu':>9} {'distinct_1':>10} {'distinct_2':>10} {'mean_tokens':>11}")
+    for r in results:
+        f = r.figures
+        print(f"{r.preset:<12} {f['self_bleu']:>9.2f} {f['distinct_1']:>10.3f} {f['distinct_2']:>10.3f} "
+              f"{f['mean_tokens']:>11.1f}")  # fmt: skip
+    print(f"seeds: {results[0].seeds[0]}..{results[0].seeds[-1]} (rerun with --seed {results[0].seeds[0]})")
+    for r in results:
+        print(f"\n== {r.preset}")
+        for i, text in enumerate(r.replies, 1):
+            print(f"--- reply {i} (seed {r.seeds[i - 1]})\n{text.strip()}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: must be at least 1 (the number of questions to ask)")
+    apply(DEFAULTS, {"seed": args.seed})  # a seed the parameter refuses is refused before the model loads
+    qs = questions()[: args.limit]
+    runs = _runs(args.presets, args.set)
+    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose)
+    with closing(EngineProcess(options)) as engine, ProgressReport("eval", len(qs) * len(runs), "answers") as bar:
+        results = evaluate(engine, runs, qs, seed=args.seed, progress=bar.advance)
+    if args.json:
+        print(json.dumps({
+            "questions": len(qs), "seed": args.seed,
+            "model": str(args.model or embedded_model_path().name),
+            "presets": [{"preset": r.preset, "accuracy": round(r.accuracy, 4), "correct": sum(r.correct),
+                         "answers": [{"question": q.question, "reply": t, "correct": c}
+                                     for q, t, c in zip(qs, r.replies, r.correct, strict=True)]}
+                        for r in results],
+        }, ensure_ascii=False))  # fmt: skip
+        return 0
+    print(f"{len(qs)} questions, seed {args.seed}")
+    print(f"{'preset':<12} {'accuracy':>8} {'correct':>8}")
+    for r in results:
+        print(f"{r.preset:<12} {r.accuracy * 100:>7.1f}% {sum(r.correct):>5}/{len(qs)}")
+    return 0

@@ -1,0 +1,246 @@
+"""The llama.cpp engine: one loaded GGUF, its context, and replies sampled by andon's chain.
+
+llama.cpp evaluates tokens and hands over logits; every sampling decision is taken by the Python
+chain from `samplers/` (llama.cpp's own samplers are not in the loop at all, so they change
+nothing). The KV cache is reused across turns: a turn evaluates only the tokens it adds.
+
+`Engine` puts the parts together, each in its own module:
+- loading.py: the options, refusing what cannot fit in memory, one line when llama.cpp fails;
+- tokens.py: tokenizing, token bytes and texts, the vocabulary the samplers may need;
+- prompt.py: messages to prompt tokens by the chat template, and which messages fit num_ctx;
+- context.py: the KV-cached context (prefill, logits, verifying several tokens, truncating);
+- generation.py: one `Reply`, whose events are what `Engine.stream` yields;
+- speculative.py: speculative decoding (`draft`), several tokens per forward pass.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from andon.app.engine import rpc
+from andon.app.engine.context import PREFILL_BLOCK, KVContext, PrefillCancelled
+from andon.app.engine.generation import (
+    CancelCheck,
+    Delta,
+    Done,
+    Event,
+    FinishReason,
+    PromptStats,
+    Reply,
+    ReplyNotice,
+    StopFilter,
+    TokenConstraint,
+    Usage,
+    sample,
+)
+from andon.app.engine.grammar import GrammarConstraint
+from andon.app.engine.loading import ModelLoadError, ModelOptions, load_llama
+from andon.app.engine.prompt import ChatPrompt, ChatTemplateError, ContextFullError, Message, PromptFitter, messages_for
+from andon.app.engine.speculative import Speculator
+from andon.app.engine.structured import grammar_for
+from andon.app.engine.tokens import TextDecoder, TokenTexts
+from andon.presets.parameters import Parameters
+from andon.samplers import Chain, Vocab, build_chain
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from andon.app.engine.inspection import Inspection
+
+__all__ = [
+    "PREFILL_BLOCK",
+    "CancelCheck",
+    "ChatTemplateError",
+    "ContextFullError",
+    "Delta",
+    "Done",
+    "Engine",
+    "Event",
+    "FinishReason",
+    "Message",
+    "ModelLoadError",
+    "ModelOptions",
+    "ReplyNotice",
+    "StopFilter",
+    "TextDecoder",
+    "TokenConstraint",
+    "Usage",
+    "messages_for",
+    "sample",
+]
+
+
+class Engine:
+    """One loaded model and its context. Not thread-safe: one reply at a time."""
+
+    def __init__(self, options: ModelOptions) -> None:
+        self.options = options
+        self.llm = load_llama(options)
+        self.texts = TokenTexts(self.llm)
+        self.context = rpc.GuardedContext(self.llm) if options.rpc else KVContext(self.llm)
+        self.n_vocab = self.texts.n_vocab
+        self.n_ctx = self.context.n_ctx
+        self.prompt = ChatPrompt(self.llm.metadata.get("tokenizer.chat_template"), self.texts, self.model_name)
+        self.fitter = PromptFitter(self.prompt, self.n_ctx)
+        self.speculator = Speculator(options, self.texts, self.model_name, self.n_ctx)  # `draft`
+        self._told_plain = False
+        self._told_no_switch = False  # `think` false where the template cannot switch it off
+        self._told_dropped = 0  # the drop told last: a chat past num_ctx hears of each new drop once
+
+    @property
+    def model_name(self) -> str:
+        return self.llm.metadata.get("general.name") or Path(self.options.path).stem
+
+    # --- replies -------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: Parameters,
+        cancelled: CancelCheck | None = None,
+        chain: Chain | None = None,
+        constraint: TokenConstraint | None = None,
+    ) -> Iterator[Event]:
+        """Stream a reply: Delta events of whole characters, maybe ReplyNotices, then one Done.
+
+        `constraint` (a grammar) limits what the reply may be; None asks `constraint_for(params)`.
+        """
+        started = time.perf_counter()
+        if extra := [s for s in self.prompt.stops() if s not in params.stop]:
+            params = params.model_copy(update={"stop": (*params.stop, *extra)})
+        reserve = params.num_predict if params.num_predict > 0 else min(256, self.n_ctx // 4)
+        variables = self.prompt.variables(params.think)  # Qwen3's enable_thinking
+        fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids(), variables)
+        yield from self._notices(fitted.dropped)
+        yield from self._think_notice(params)
+        seed = params.seed if params.seed >= 0 else secrets.randbits(31)
+        if chain is None:
+            chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
+        if constraint is None:
+            constraint = self.constraint_for(params)
+        speculation = self.speculator.for_reply(params)  # None unless `draft` is set
+        if isinstance(self.context, rpc.GuardedContext):
+            self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
+        try:
+            evaluated = self.context.prefill(fitted.tokens, cancelled)
+        except PrefillCancelled as stop:  # stopped while the prompt was evaluated: what was, stays cached
+            usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
+                          total_s=time.perf_counter() - started)  # fmt: skip
+            yield Done("", "cancelled", usage, seed, fitted.dropped)
+            return
+        prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
+        reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
+        reply = Reply(self.context, self.texts, chain, params, seed, prompt,
+                      cancelled=cancelled, constraint=constraint, started=started,
+                      speculation=speculation, reasoning=reasoning)  # fmt: skip
+        try:
+            yield from reply.events()
+        finally:
+            if speculation is not None:
+                self.speculator.remember()
+
+    def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
+        """llama.cpp's grammar for `format` / `grammar`, over this model's vocabulary; None for
+        free text. GrammarError (one line) for a grammar or schema that cannot be used."""
+        spec = grammar_for(params)
+        if spec is None:
+            return None
+        import llama_cpp
+
+        return GrammarConstraint(llama_cpp.llama_model_get_vocab(self.llm.model), spec.text, spec.root)
+
+    def _think_notice(self, params: Parameters) -> Iterator[ReplyNotice]:
+        """`think` false where the template has no switch for it: said once, never dropped silently."""
+        if params.think or not self.prompt.has_template or self.prompt.switches_thinking or self._told_no_switch:
+            return
+        self._told_no_switch = True
+        yield ReplyNotice(
+            f"think is false, but the chat template of {self.model_name} has no switch for reasoning "
+            "(enable_thinking): it cannot be asked not to think; any thinking is still shown apart"
+        )
+
+    def _notices(self, dropped: int) -> Iterator[ReplyNotice]:
+        if not self.prompt.has_template and not self._told_plain:
+            self._told_plain = True
+            yield ReplyNotice(
+                f"{self.model_name} has no chat template: the conversation is given to it as a plain "
+                "transcript to continue"
+            )
+        told, self._told_dropped = self._told_dropped, dropped
+        if dropped and dropped != told:
+            yield ReplyNotice(
+                f"dropped the {dropped} oldest message{'s' if dropped > 1 else ''} "
+                f"to fit the context of {self.n_ctx} tokens (num_ctx)"
+            )
+
+    # --- the parts, for the inspector, the CLI tools and the tests ----------------------------
+
+    def format_chat(self, messages: Sequence[Message]) -> str:
+        """The prompt text for these messages, by the chat template stored in the GGUF."""
+        return self.prompt.format(messages)
+
+    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]:
+        """The prompt tokens of these messages, as `stream` makes them (`think` reaches the template)."""
+        return self.prompt.tokens(messages, self.prompt.variables(think))
+
+    def fit(self, messages: Sequence[Message], reserve: int) -> tuple[list[Message], list[int], int]:
+        """(messages kept, their prompt tokens, how many were dropped) to leave `reserve` tokens."""
+        fitted = self.fitter.fit(messages, reserve, self.context.ids())
+        return fitted.messages, fitted.tokens, fitted.dropped
+
+    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:
+        return self.texts.tokenize(text, special=special, add_bos=add_bos)
+
+    def piece(self, token: int, *, special: bool = False) -> bytes:
+        return self.texts.piece(token, special=special)
+
+    def token_text(self, token: int) -> str:
+        """A token's text for display, special tokens (BOS, <|im_start|>) spelled out."""
+        return self.texts.token_text(token)
+
+    def token_texts(self, tokens: Sequence[int]) -> list[str]:
+        return [self.texts.token_text(t) for t in tokens]
+
+    def inspect(self, tokens: Sequence[int], params: Parameters, top: int = 10,
+                temperatures: Sequence[float] = (), reply: Sequence[int] = ()) -> Inspection:  # fmt: skip
+        """The next-token candidates after `tokens`, before the chain and after each stage."""
+        from andon.app.engine.inspection import inspect_next
+
+        return inspect_next(self, tokens, params, top, temperatures, reply)
+
+    def is_end_of_turn(self, token: int) -> bool:
+        return self.texts.is_end_of_turn(token)
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.texts.vocab
+
+    def vocab_for(self, params: Parameters) -> Vocab | None:
+        """The token texts, only when these parameters need them (DRY breakers, logit_bias by text)."""
+        return self.texts.vocab_for(params)
+
+    def prefill(self, tokens: Sequence[int]) -> int:
+        """Evaluate `tokens`, reusing the cached prefix; returns how many were evaluated."""
+        return self.context.prefill(tokens)
+
+    def logits(self) -> NDArray[np.float32]:
+        """The next-token logits after the last evaluated token (a view; do not keep it)."""
+        return self.context.logits()
+
+    def context_ids(self) -> NDArray[np.intc]:
+        return self.context.ids()
+
+    def alive(self) -> bool:
+        return True  # in this process: it ends only with it
+
+    def close(self) -> None:
+        self.speculator.close()
+        self.context.close()
+        if self.options.rpc:
+            rpc.release(self.llm)  # kept, not freed, if its server was lost
+        else:
+            self.llm.close()

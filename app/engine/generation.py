@@ -1,0 +1,316 @@
+"""One reply being written: tokens chosen by andon's chain from llama.cpp's logits, streamed as
+events (Delta of whole characters, maybe a ReplyNotice, then one Done).
+
+A reasoning model's thinking (app/engine/reasoning.py) travels apart from the answer: Delta.thinking and
+Done.thinking; `text` is the answer only, and stop strings are looked for in the answer only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from andon.app.engine.context import KVContext
+from andon.app.engine.reasoning import ThinkingSplitter
+from andon.app.engine.tokens import TextDecoder, TokenTexts
+from andon.presets.parameters import Parameters
+from andon.samplers import Candidates, Chain
+from numpy.typing import NDArray
+
+FinishReason = Literal["stop", "length", "cancelled", "grammar"]  # grammar: it allowed no token
+NO_TOKEN = -1  # what `Reply.choose` returns where the constraint allows no token at all
+CancelCheck = Callable[[], bool]
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    prompt_eval_tokens: int = 0  # of the prompt, those not already in the KV cache
+    completion_tokens: int = 0
+    ttft_s: float = 0.0
+    tokens_per_second: float = 0.0
+    total_s: float = 0.0
+    drafted_tokens: int = 0  # speculative decoding (`draft`): drafted tokens the model verified
+    accepted_tokens: int = 0  # of them, those the chain chose too (kept in the reply)
+
+
+@dataclass
+class Delta:
+    text: str
+    completion_tokens: int = 0  # tokens generated so far, for a live rate
+    seconds: float = 0.0  # since the first token
+    thinking: str = ""  # reasoning written before the answer (text is then often empty)
+
+
+@dataclass
+class ReplyNotice:
+    """Something the user should be told about this reply (e.g. old turns dropped)."""
+
+    text: str
+
+
+@dataclass
+class Done:
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    seed: int
+    dropped_turns: int = 0
+    tokens: list[int] = field(default_factory=list)
+    thinking: str = ""  # the reasoning before the answer, apart from `text` (the answer)
+
+
+Event = Delta | ReplyNotice | Done
+
+
+@dataclass(frozen=True)
+class PromptStats:
+    tokens: int  # in the prompt
+    evaluated: int  # of them, not already in the KV cache
+    dropped: int = 0  # oldest messages left out to fit num_ctx
+
+
+class TokenConstraint(Protocol):
+    """What the reply must be a sentence of (a grammar, a JSON schema), consulted per token.
+
+    After the chain picks a token, `allows(token)` checks it. When it is refused, the logits are
+    masked with `mask` and the chain runs again from the state it had before this token, so each
+    stateful stage (XTC's draw, mirostat's mu, the sampling draw) advances once per token
+    (llama.cpp's common_sampler_sample checks and resamples the same way). End-of-turn tokens go
+    through `allows` like any other: a grammar allows them only where it may end, so the reply
+    ends (finish "stop") where the chain picks one there, or where nothing else is allowed. Every
+    other token the reply keeps is `accept`ed. A reply cut by num_predict is "length", complete
+    or not.
+    """
+
+    def allows(self, token: int) -> bool: ...
+
+    def mask(self, logits: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Full-vocabulary logits (a copy the constraint may change) with every token it does
+        not allow next set to -inf."""
+        ...
+
+    def accept(self, token: int) -> None: ...
+
+
+class Speculation(Protocol):
+    """Speculative decoding for one reply (app/engine/speculative.py): replaces `Reply.decode_step`."""
+
+    drafted: int
+    accepted: int
+
+    def step(self, reply: Reply, pending: int | None) -> Iterator[int]: ...
+
+
+class StopFilter:
+    """Holds back text that may be the start of a stop string, so none is ever shown."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.held = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """(text safe to show, whether a stop string was reached)."""
+        full = self.held + text
+        hits = [i for i in (full.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.held = ""
+            return full[: min(hits)], True
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(full)), hold, -1):
+                if full.endswith(s[:k]):
+                    hold = k
+                    break
+        self.held = full[len(full) - hold :]
+        return full[: len(full) - hold], False
+
+    def flush(self) -> str:
+        out, self.held = self.held, ""
+        return out
+
+
+class Reply:
+    """One reply: the chain and the sampling generator, what was generated, the stop filter, the
+    text decoder and the timing. `events()` writes it; create one per reply.
+
+    Decoding is one method, `decode_step`, that a speculative step can replace (see there).
+    """
+
+    def __init__(
+        self,
+        context: KVContext,
+        texts: TokenTexts,
+        chain: Chain,
+        params: Parameters,
+        seed: int,
+        prompt: PromptStats,
+        *,
+        cancelled: CancelCheck | None = None,
+        constraint: TokenConstraint | None = None,
+        started: float | None = None,
+        speculation: Speculation | None = None,
+        reasoning: ThinkingSplitter | None = None,
+    ) -> None:
+        self.context, self.texts, self.chain, self.params = context, texts, chain, params
+        self.seed, self.prompt, self.cancelled, self.constraint = seed, prompt, cancelled, constraint
+        self.speculation, self.reasoning = speculation, reasoning
+        self.rng = np.random.default_rng([seed, 1])
+        self.started = time.perf_counter() if started is None else started
+        self.tokens: list[int] = []
+        self.finish: FinishReason | None = None
+        self._decoder = TextDecoder()
+        self._stops = StopFilter(params.stop)
+        self._text: list[str] = []
+        self._thinking: list[str] = []
+        self._pending: int | None = None  # the last token taken, not yet evaluated
+        self._first_at = 0.0
+        self._hit_stop = False
+
+    def events(self) -> Iterator[Event]:
+        """Delta events of whole characters as tokens are chosen, then one Done."""
+        while self.finish is None:
+            if self.cancelled is not None and self.cancelled():
+                self.finish = "cancelled"
+                break
+            for token in self.decode_step():
+                delta = self.take(token)
+                if delta is not None:
+                    yield delta
+                if self.finish is not None:
+                    break
+        yield from self._end()
+
+    def decode_step(self) -> Iterable[int]:
+        """One forward pass: evaluate the token taken last, and choose the next one.
+
+        With `speculation` (app/engine/speculative.py) the step evaluates the last token and several
+        drafted ones at once (`context.append_all_logits`), chooses at each position with `choose`
+        (whose input ids are the cache's up to that position), keeps the drafts up to the first
+        that differs from the choice and `context.truncate`s the positions after them. Its tokens
+        are yielded one at a time: `take` (and a grammar's accept) runs on each before the next is
+        chosen, and a reply that ends inside the step stops it there. When a step ends, the cache
+        holds the reply up to, not including, the last token taken.
+        """
+        pending, self._pending = self._pending, None
+        if self.speculation is not None:
+            return self.speculation.step(self, pending)
+        if pending is not None:
+            self.context.append([pending])
+        return [self.choose(self.context.ids(), self.context.logits())]
+
+    def choose(self, input_ids: NDArray[np.intc], logits: NDArray[np.float32]) -> int:
+        """The next token: the chain's distribution, sampled; with a constraint, one it allows."""
+        if self.constraint is None:
+            return sample(self.chain.candidates_after(input_ids, logits), self.rng)
+        before = _SamplingState(self.chain, self.rng)
+        token = sample(self.chain.candidates_after(input_ids, logits), self.rng)
+        if self.constraint.allows(token):
+            return token
+        before.restore(self.chain, self.rng)
+        masked = self.constraint.mask(np.array(logits, dtype=np.float32))
+        if not np.isfinite(masked).any():
+            return NO_TOKEN  # not even end of turn: the reply cannot go on, nor end complete
+        token = sample(self.chain.candidates_after(input_ids, masked), self.rng)
+        # the chain never leaves only -inf, but should it, the best token allowed is the answer
+        return token if np.isfinite(masked[token]) else int(np.argmax(masked))
+
+    def take(self, token: int) -> Delta | None:
+        """Add a chosen token to the reply: the text it shows, if any; `finish` set if it ends."""
+        if not self._first_at:
+            self._first_at = time.perf_counter()
+        if token == NO_TOKEN:
+            self.finish = "grammar"
+            return None
+        if self.texts.is_end_of_turn(token):
+            self.finish = "stop"
+            return None
+        self.tokens.append(token)
+        if self.constraint is not None:
+            self.constraint.accept(token)
+        thinking, shown = self._split(token)
+        if self._hit_stop:
+            self.finish = "stop"
+        elif 0 < self.params.num_predict <= len(self.tokens) or self.context.n_tokens >= self.context.n_ctx:
+            self.finish = "length"
+        self._pending = token
+        if not shown and not thinking:
+            return None
+        self._text.append(shown)
+        self._thinking.append(thinking)
+        return Delta(shown, len(self.tokens), time.perf_counter() - self._first_at, thinking)
+
+    def _split(self, token: int) -> tuple[str, str]:
+        """(thinking, answer shown) of one token's text; a stop string in the answer sets _hit_stop."""
+        r = self.reasoning
+        if r is None:
+            shown, self._hit_stop = self._stops.feed(self._decoder.feed(self.texts.piece(token)))
+            return "", shown
+        thinking, answer = r.feed(self._decoder.feed(self.texts.piece(token, special=token in r.marker_tokens)))
+        shown, self._hit_stop = self._stops.feed(answer)
+        return thinking, shown
+
+    def _end(self) -> Iterator[Event]:
+        if not self._hit_stop:
+            # what was held back as a possible marker or stop string was not one after all
+            thinking, answer = "", self._decoder.finish()
+            if self.reasoning is not None:
+                thinking, answer = self.reasoning.feed(answer)
+                last = self.reasoning.finish()
+                thinking, answer = thinking + last.thinking, answer + last.answer
+            shown, self._hit_stop = self._stops.feed(answer)
+            tail = shown if self._hit_stop else shown + self._stops.flush()
+            if tail or thinking:
+                self._text.append(tail)
+                self._thinking.append(thinking)
+                yield Delta(tail, thinking=thinking)
+        end = time.perf_counter()
+        n, first = len(self.tokens), self._first_at
+        usage = Usage(
+            prompt_tokens=self.prompt.tokens,
+            prompt_eval_tokens=self.prompt.evaluated,
+            completion_tokens=n,
+            ttft_s=(first or end) - self.started,
+            tokens_per_second=(n / (end - first)) if n and end > first else 0.0,
+            total_s=end - self.started,
+            drafted_tokens=self.speculation.drafted if self.speculation else 0,
+            accepted_tokens=self.speculation.accepted if self.speculation else 0,
+        )
+        if self.finish == "grammar":
+            yield ReplyNotice(
+                "the format or grammar allows none of the model's tokens here: "
+                'the reply ends incomplete (finish reason "grammar")'
+            )
+        thinking = "".join(self._thinking).strip()
+        yield Done("".join(self._text), self.finish or "stop", usage, self.seed, self.prompt.dropped, self.tokens,
+                   thinking)  # fmt: skip
+
+
+class _SamplingState:
+    """What choosing a token changes: the chain's state (XTC's generator, mirostat's mu) and the
+    sampling draw. Saved before a choice that a constraint may refuse, restored before choosing again."""
+
+    def __init__(self, chain: Chain, rng: np.random.Generator) -> None:
+        self.chain = chain.save_state()
+        self.rng: Mapping[str, Any] = rng.bit_generator.state
+
+    def restore(self, chain: Chain, rng: np.random.Generator) -> None:
+        chain.restore_state(self.chain)
+        rng.bit_generator.state = self.rng
+
+
+def sample(c: Candidates, rng: np.random.Generator) -> int:
+    """Draw one token from softmax of the candidates' logits."""
+    finite = np.isfinite(c.logits)
+    if finite.sum() == 1:
+        return int(c.ids[np.argmax(finite)])
+    logits = c.logits[finite]
+    ids = c.ids[finite]
+    if ids.size == 0:
+        return int(c.ids[0])
+    weights = np.exp(logits - logits.max(), dtype=np.float64)
+    cum = np.cumsum(weights)
+    return int(ids[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), ids.size - 1)])

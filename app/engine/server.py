@@ -1,0 +1,422 @@
+"""The engine process: one loaded model, its KV-cached context and the whole chain, served over HTTP.
+
+The app and the CLI commands that generate start this process (`EngineProcess` in
+engine_client.py) and talk to it through one protocol: HTTP/1.1 on a Unix socket only they can
+reach, in the shape of Ollama's API (`POST /api/chat` streams NDJSON: `message.content` and
+`message.thinking` deltas, then a line with `done: true`, `done_reason` and the counts), each line
+carrying what andon adds under `andon` (notices, usage, seed, the reply's tokens). What Ollama has
+no route for is named as llama-server names it or under `/andon/`: `/tokenize`, `/props`,
+`/andon/chat_tokens`, `/andon/token_texts`, `/andon/inspect`, `/andon/cancel`. A reply ends
+"cancelled" when its client asks (`/andon/cancel` with the id it gave) or goes away; both are
+checked between prompt blocks and between tokens.
+
+Start-up talks on standard output, one JSON object a line: `{"progress": f}` while the weights load,
+then `{"ready": PROPS}` once the socket listens, or `{"error": LINE, "kind": NAME}` where the model
+cannot be loaded. Anything llama.cpp prints goes to standard error, which the parent keeps in its
+log. The process ends when its standard input closes (the parent is gone), on SIGTERM, or when the
+parent kills it; an abort inside llama.cpp ends only this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import IO, Any
+
+from andon.app.engine.engine import Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
+from andon.presets.parameters import Parameters
+
+SOCKET_FOLDER_PREFIX = "andon-engine-"  # the private folder EngineProcess makes for the socket
+MAX_BODY = 64 * 1024 * 1024  # a request's body: a long chat fits many times over
+
+
+class RequestError(Exception):
+    """A request that cannot be served as it is: HTTP 400 with one line."""
+
+
+def event_line(event: Event, model: str) -> dict[str, Any]:
+    """One NDJSON line of a streamed reply, in Ollama's /api/chat shape with andon's additions."""
+    line: dict[str, Any] = {"model": model, "created_at": _now()}
+    if isinstance(event, Delta):
+        line["message"] = {"role": "assistant", "content": event.text, "thinking": event.thinking}
+        line["done"] = False
+        line["andon"] = {"completion_tokens": event.completion_tokens, "seconds": event.seconds}
+    elif isinstance(event, ReplyNotice):
+        line["message"] = {"role": "assistant", "content": ""}
+        line["done"] = False
+        line["andon"] = {"notice": event.text}
+    else:
+        u = event.usage
+        line["message"] = {"role": "assistant", "content": ""}
+        line |= {
+            "done": True,
+            "done_reason": event.finish_reason,
+            "total_duration": int(u.total_s * 1e9),
+            "prompt_eval_count": u.prompt_eval_tokens,
+            "prompt_eval_duration": int(u.ttft_s * 1e9),
+            "eval_count": u.completion_tokens,
+            "eval_duration": int(u.completion_tokens / u.tokens_per_second * 1e9) if u.tokens_per_second else 0,
+            "andon": {
+                "text": event.text,
+                "thinking": event.thinking,
+                "usage": asdict(u),
+                "seed": event.seed,
+                "dropped_turns": event.dropped_turns,
+                "tokens": event.tokens,
+            },
+        }
+    return line
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class EngineService:
+    """The routes over one Engine: one request at a time uses it (llama.cpp's context is not shared)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.cancels: dict[str, threading.Event] = {}
+        self._cancels_lock = threading.Lock()
+
+    def props(self) -> dict[str, Any]:
+        e = self.engine
+        return {"model_name": e.model_name, "n_ctx": e.n_ctx, "n_vocab": e.n_vocab, "pid": os.getpid()}
+
+    # --- routes answered with one JSON object -------------------------------------------------------
+
+    # Tokenizing reads only the vocabulary and the chat template, never the context: these answer
+    # while a reply streams (the app counts a chat's tokens and names a reply's tokens meanwhile).
+
+    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        text = _field(body, "content", str)
+        special, bos = bool(body.get("parse_special", True)), bool(body.get("add_special", False))
+        return {"tokens": self.engine.tokenize(text, special=special, add_bos=bos)}
+
+    def chat_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"tokens": self.engine.chat_tokens(_messages(body), bool(body.get("think", True)))}
+
+    def token_texts(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"texts": self.engine.token_texts(_tokens(body, "tokens"))}
+
+    def inspect(self, body: dict[str, Any]) -> dict[str, Any]:
+        from andon.app.engine.inspection import inspect_next
+
+        tokens, reply = _tokens(body, "tokens"), _tokens(body, "reply")
+        params = _parameters(body)
+        top = int(body.get("top", 10))
+        temperatures = [float(t) for t in body.get("temperatures", [])]
+        with self.lock:
+            return inspect_next(self.engine, tokens, params, top, temperatures, reply).to_wire()
+
+    def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._cancels_lock:
+            event = self.cancels.get(str(body.get("id", "")))
+        if event is not None:
+            event.set()
+        return {"cancelled": event is not None}
+
+    # --- the streamed reply -------------------------------------------------------------------------
+
+    def chat(self, body: dict[str, Any], gone: Callable[[], bool]) -> Generator[dict[str, Any]]:
+        """The reply's lines; the first is pulled before the response starts, so a refusal (a bad
+        grammar, a chat template that fails) is still an HTTP error."""
+        messages, params = _messages(body), _parameters(body)
+        rid = str(body.get("andon", {}).get("id", "")) if isinstance(body.get("andon"), dict) else ""
+        stop = threading.Event()
+        if rid:
+            with self._cancels_lock:
+                self.cancels[rid] = stop
+
+        def cancelled() -> bool:
+            return stop.is_set() or gone()
+
+        try:
+            with self.lock:
+                model = self.engine.model_name
+                for event in self.engine.stream(messages, params, cancelled=cancelled):
+                    yield event_line(event, model)
+        finally:
+            if rid:
+                with self._cancels_lock:
+                    self.cancels.pop(rid, None)
+
+
+def _field(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind):
+        raise RequestError(f"{name}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _tokens(body: dict[str, Any], name: str) -> list[int]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        raise RequestError(f"{name}: expected a list of token ids")
+    return value
+
+
+def _messages(body: dict[str, Any]) -> list[Any]:
+    messages = body.get("messages", [])
+    ok = isinstance(messages, list) and all(
+        isinstance(m, dict)
+        and m.get("role") in ("system", "user", "assistant")
+        and isinstance(m.get("content", ""), str)
+        for m in messages
+    )
+    if not ok:
+        raise RequestError("messages: expected a list of {role: system|user|assistant, content: text}")
+    return [{"role": m["role"], "content": m.get("content", "")} for m in messages]
+
+
+def _parameters(body: dict[str, Any]) -> Parameters:
+    options = body.get("options", {})
+    if not isinstance(options, dict):
+        raise RequestError("options: expected an object of parameters")
+    return Parameters.of(options)  # ParameterError (a ValueError): one line, HTTP 400
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: EngineHTTPServer
+
+    def do_GET(self) -> None:
+        service = self.server.service
+        routes: dict[str, Callable[[], dict[str, Any]]] = {
+            "/props": service.props,
+            "/api/version": lambda: {"version": _version()},
+        }
+        route = routes.get(self.path)
+        if route is None:
+            self._send(404, {"error": f"no route {self.path}"})
+        else:
+            self._send(200, route())
+
+    def do_POST(self) -> None:
+        service = self.server.service
+        try:
+            body = self._body()
+            if self.path == "/api/chat":
+                return self._stream(service.chat(body, self._gone))
+            routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+                "/tokenize": service.tokenize,
+                "/andon/chat_tokens": service.chat_tokens,
+                "/andon/token_texts": service.token_texts,
+                "/andon/inspect": service.inspect,
+                "/andon/cancel": service.cancel,
+            }
+            route = routes.get(self.path)
+            if route is None:
+                return self._send(404, {"error": f"no route {self.path}"})
+            self._send(200, route(body))
+        except Exception as exc:
+            self._fail(exc)
+
+    def _stream(self, lines: Generator[dict[str, Any]]) -> None:
+        try:
+            first = next(lines)
+        except StopIteration:
+            first = None
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            if first is not None:
+                self._chunk(first)
+                for line in lines:
+                    self._chunk(line)
+        except (BrokenPipeError, ConnectionResetError):
+            lines.close()  # the client went away: the reply ends (its `gone` check says so too)
+            self.close_connection = True
+            return
+        except Exception as exc:
+            self._chunk({"error": _message(exc), "kind": _kind(exc)})
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, line: dict[str, Any]) -> None:
+        data = json.dumps(line, ensure_ascii=False).encode() + b"\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _gone(self) -> bool:
+        """Whether the client closed its connection (its request was read whole: anything readable
+        now is the end of the stream)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (OSError, ValueError):
+            return True
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise RequestError(f"the request is {length} bytes; at most {MAX_BODY}")
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise RequestError(f"the request is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise RequestError("the request must be a JSON object")
+        return body
+
+    def _fail(self, exc: Exception) -> None:
+        user = isinstance(exc, RequestError | ValueError | ModelLoadError) or _kind(exc) in USER_ERRORS
+        self._send(400 if user else 500, {"error": _message(exc), "kind": _kind(exc)})
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def address_string(self) -> str:
+        return "engine-client"  # a Unix socket's peer has no address
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a request log would fill the log file with one line per request
+
+
+# Errors that say what is wrong with the request, not with andon: their names cross the boundary so
+# the client raises the same class (engine_client.py).
+USER_ERRORS = ("ContextFullError", "ChatTemplateError", "GrammarError", "DraftModelError", "ParameterError")
+
+
+def _kind(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, RequestError | ValueError) or _kind(exc) in USER_ERRORS or isinstance(exc, ModelLoadError):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def _version() -> str:
+    from andon import __version__
+
+    return __version__
+
+
+class EngineHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: str, service: EngineService) -> None:
+        self.service = service
+        super().__init__(path, Handler)
+
+
+# --- the process --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="andon-engine")
+    ap.add_argument("--socket", required=True)
+    ap.add_argument("--options", required=True, help="the model options as JSON")
+    args = ap.parse_args(argv)
+    out = _protocol_stream()
+    signal.signal(signal.SIGTERM, lambda *_: _exit(args.socket))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in the terminal is the client's to handle
+    threading.Thread(target=_exit_with_parent, args=(args.socket,), daemon=True).start()
+
+    def say(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    try:
+        options = _options(json.loads(args.options), lambda f: say({"progress": round(f, 4)}))
+        engine = Engine(options)
+    except ModelLoadError as exc:
+        say({"error": str(exc), "kind": _kind(exc)})
+        return 0
+    except Exception as exc:
+        say({"error": f"could not load the model: {_kind(exc)}: {exc}", "kind": "ModelLoadError"})
+        return 0
+    service = EngineService(engine)
+    server = EngineHTTPServer(args.socket, service)
+    say({"ready": service.props()})
+    server.serve_forever(poll_interval=0.5)
+    return 0
+
+
+def _options(data: dict[str, Any], progress: Callable[[float], None]) -> ModelOptions:
+    return ModelOptions(
+        path=Path(data["path"]),
+        num_ctx=int(data["num_ctx"]),
+        num_gpu=int(data["num_gpu"]),
+        num_thread=int(data["num_thread"]),
+        num_batch=int(data["num_batch"]),
+        verbose=bool(data["verbose"]),
+        rpc=tuple(data["rpc"]),
+        flash_attn=bool(data["flash_attn"]),
+        progress=progress,
+    )
+
+
+def options_json(options: ModelOptions) -> str:
+    """`options` as `--options` takes them (the progress callback stays with the client)."""
+    return json.dumps(
+        {
+            "path": str(options.path),
+            "num_ctx": options.num_ctx,
+            "num_gpu": options.num_gpu,
+            "num_thread": options.num_thread,
+            "num_batch": options.num_batch,
+            "verbose": options.verbose,
+            "rpc": list(options.rpc),
+            "flash_attn": options.flash_attn,
+        }
+    )
+
+
+def _protocol_stream() -> IO[str]:
+    """Standard output kept for the protocol's lines; file descriptor 1 then points at standard
+    error, so whatever else writes there (llama.cpp, a library) cannot break a line."""
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def _exit_with_parent(path: str) -> None:
+    """Standard input is a pipe the parent holds open: its end means the parent is gone."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    _exit(path)
+
+
+def _exit(path: str) -> None:
+    """End at once (a reply may be running: nothing of it needs saving here), leaving no socket
+    behind, nor the private folder the client made for it."""
+    folder = os.path.dirname(path)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    if os.path.basename(folder).startswith(SOCKET_FOLDER_PREFIX):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Study commands' logic: the inspector's rendering and the evaluation."""

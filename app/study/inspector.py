@@ -1,0 +1,123 @@
+"""The inspector as the user sees it: a table of the next-token candidates through the chain
+(`render`), and what the app's panel inspects (`inspect_chat`); the engine computes them
+(andon.app.engine.inspection)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from andon.app.chat.session import typed_message
+from andon.app.engine.inspection import Inspection
+from andon.app.engine.prompt import Message
+from andon.presets.parameters import Parameters
+
+if TYPE_CHECKING:
+    from andon.app.engine.client import EngineLike
+
+
+def prompt_tokens(engine: EngineLike, messages: Sequence[Message] | None, raw: str | None) -> list[int]:
+    if raw is not None:
+        return engine.tokenize(raw, special=True, add_bos=True)
+    assert messages is not None
+    return engine.chat_tokens(messages)
+
+
+BAR_WIDTH = 20
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(p: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar of `width` cells for a probability, to 1/8 of a cell."""
+    eighths = round(max(0.0, min(1.0, p)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (_BLOCKS[part] if part else "")).ljust(width)
+
+
+def show_token(text: str) -> str:
+    return repr(text)[1:-1] if text.strip() != text or not text.isprintable() else text
+
+
+def render(result: Inspection, *, with_prompt: bool = True) -> str:
+    lines: list[str] = []
+    if with_prompt:
+        lines.append(f"Prompt: {len(result.prompt)} tokens")
+        lines.append("  " + " ".join(f"[{i}]{show_token(t)}" for i, t, _ in result.prompt))
+        lines.append("")
+    names = [s.name for s in result.stages]
+    lines.append(f"Next token: {len(result.shown)} candidates of {result.n_vocab}; probability before the chain "
+                 "(input) and after each stage (✗ removed)")  # fmt: skip
+    width = max(8, *(len(show_token(result.texts[t])) for t in result.shown)) + 2
+    cols = [max(7, len(n)) for n in names]
+    header = f"{'token':<{width}}{'id':>7}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, cols, strict=True))
+    lines.append(header + "  final")
+    for t in result.shown:
+        cells = []
+        for s, w in zip(result.stages, cols, strict=True):
+            cells.append(f"{s.probs[t] * 100:>{w - 1}.2f}%" if t in s.probs else f"{'✗':>{w}}")
+        final = result.final.probs.get(t, 0.0)
+        lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells) + f"  {bar(final)}")
+    lines.append("")
+    lines.append("kept after each stage: " + ", ".join(f"{s.name} {s.kept}" for s in result.stages))
+    if result.temperatures:
+        lines.append("")
+        lines.append("The same candidates under several temperatures (temperature alone, no other sampler):")
+        temps = list(result.temperatures)
+        lines.append(
+            f"{'token':<{width}}{'id':>7}  " + "  ".join(f"{'T=' + format(tt, 'g'):<{BAR_WIDTH + 8}}" for tt in temps)
+        )
+        for t in result.shown:
+            cells = [
+                f"{result.temperatures[tt].get(t, 0.0) * 100:6.2f}% {bar(result.temperatures[tt].get(t, 0.0))}"
+                for tt in temps
+            ]
+            lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def first_words(text: str, limit: int = 40) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def as_message(draft: str) -> str | None:
+    """The input box's text as the message it would send (None: empty, or a slash command)."""
+    text, _ = typed_message(draft)  # as the input box sends it (a multi-line input still open: so far)
+    return text if text.strip() and not text.strip().startswith("/") else None
+
+
+def next_token_prompt(messages: Sequence[Message], draft: str) -> tuple[list[Message], str]:
+    """The messages the next token follows, and a title that says what is inspected.
+
+    With text in the input box: the chat, then that text as the user's next message; else the
+    chat as it is (its reply is another assistant turn when it ends with one).
+    """
+    message = as_message(draft)
+    if message is not None:
+        title = f'Next token after: "{first_words(message)}" (the input box as your next message)'
+        return [*messages, {"role": "user", "content": message}], title
+    why = "the input box holds a command" if draft.strip() else "the input box is empty"
+    if any(m["role"] != "system" for m in messages):
+        return list(messages), f"Next token of a reply to the chat as it is ({why})"
+    what = "only the system prompt" if messages else "no system prompt either"
+    return list(messages), f"Next token of a reply to an empty chat ({what}; {why}: type a message, then F6)"
+
+
+def inspect_chat(engine: EngineLike, messages: Sequence[Message], reply_tokens: Sequence[int],
+                 params: Parameters, position: int | None, draft: str = "") -> str:  # fmt: skip
+    """The inspector panel's text: the reply to `draft` (the input box), or token `position` of
+    the last reply (`messages` then ends with that reply)."""
+    chosen = None
+    reply: list[int] = []
+    if position is not None and messages and messages[-1]["role"] == "assistant":
+        reply = list(reply_tokens[:position])
+        context = engine.chat_tokens(messages[:-1], params.think) + reply
+        chosen = reply_tokens[position] if position < len(reply_tokens) else None
+        title = f"Reply token {position}: the candidates when it was chosen"
+    else:
+        prompt, title = next_token_prompt(messages, draft)
+        context = engine.chat_tokens(prompt, params.think)
+    text = render(engine.inspect(context, params, top=10, reply=reply), with_prompt=False)
+    if chosen is not None:
+        text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"
+    return f"{title}\n\n{text}"

@@ -1,0 +1,1 @@
+"""The app's widgets: each a piece of the chat screen."""

@@ -1,0 +1,242 @@
+"""The app's small widgets: the message box, one message, a line from andon, the status bar.
+
+Each owns its state: a MessageBox opens, feeds and closes its own Markdown stream; the StatusBar
+shows reactive fields that the app binds to its own (`data_bind`), so nothing tells it to update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from andon.app.chat.history import StoredMessage
+from andon.app.chat.session import typed_message
+from andon.app.control_text import visible
+from andon.app.tui.copying import code_blocks
+from andon.app.tui.failures import guarded
+from andon.app.tui.widgets.feed import MarkdownFeed, ModelMarkdown
+from andon.app.tui.widgets.thoughts import Thoughts
+from andon.app.tui.widgets.typed_document import TypedDocument
+from rich.cells import cell_len
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Button, Label, Markdown, Static, TextArea
+from textual.widgets.text_area import DocumentNavigator, WrappedDocument
+
+WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
+ENDING = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}
+
+
+def preset_summary(description: str) -> str:
+    """What a preset is for: the first sentence of its description, on one line."""
+    text = " ".join(description.split())
+    end = text.find(". ")
+    return text[: end + 1] if end >= 0 else text
+
+
+def last_code_block(text: str) -> str | None:
+    """The last code block of a Markdown text (also one a stopped reply left unclosed), as F7 finds them."""
+    blocks = code_blocks(text)
+    return blocks[-1][1] if blocks else None
+
+
+class ChatInput(TextArea):
+    """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line.
+
+    Its text is kept exactly as typed or pasted, control characters drawn visibly (TypedDocument).
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+j,shift+enter", "newline", "New line", show=False, id="input.newline"),
+    ]
+
+    @dataclass
+    class Submitted(Message):
+        text: str
+
+    @guarded
+    def on_key(self, event: events.Key) -> None:
+        # Enter is handled here, in the box's own queue, so it always comes after the keys typed
+        # before it (an app-level priority binding would run ahead of them and split the text).
+        if event.key == "enter":
+            event.prevent_default()
+            event.stop()
+            self.action_submit()
+
+    @guarded
+    def action_submit(self) -> None:
+        text, complete = typed_message(self.text)
+        if not complete:  # Ollama's multi-line input: Enter adds lines until the closing """
+            self.insert("\n")
+            return
+        if text.strip():
+            self.post_message(self.Submitted(text))
+            self.clear()
+
+    @guarded
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def _set_document(self, text: str, language: str | None) -> None:
+        """The text area's document is a TypedDocument (Textual builds a Document here; there is no
+        other hook for it), measured, wrapped and navigated as Textual does for its own."""
+        super()._set_document("", None)
+        self.document = TypedDocument(text)
+        self.wrapped_document = WrappedDocument(self.document, tab_width=self.indent_width)
+        self.navigator = DocumentNavigator(self.wrapped_document)
+        self._rewrap_and_refresh_virtual_size()
+
+    def restore(self, text: str) -> None:
+        """Put back a message that was not sent, before anything typed since."""
+        self.text = text + self.text
+        self.move_cursor(self.document.end)
+
+
+class MessageBox(Vertical):
+    """One message: a header (who, and how a reply ended) and its Markdown, streamed while written.
+
+    A reasoning model's thinking is shown apart, folded above the answer (Thoughts).
+    """
+
+    def __init__(self, message: StoredMessage) -> None:
+        super().__init__(classes=f"message {message.role}")
+        self.message = message
+        self.header = Label(self.header_text(), classes="message-header", markup=False)
+        # what the user typed is shown as written (Markdown would join its lines), its control
+        # characters visible (a pasted escape sequence is shown, not obeyed); replies are Markdown
+        self.body: Markdown | Static = (
+            Static(visible(message.content), classes="user-text", markup=False)
+            if message.role == "user"
+            else ModelMarkdown(message.content or "")  # a reply: its control characters shown
+        )
+        self._feed = MarkdownFeed(self.body) if isinstance(self.body, Markdown) else None  # the reply's answer
+        self.thoughts: Thoughts | None = Thoughts(message.thinking) if message.thinking else None
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        if self.thoughts is not None:
+            yield self.thoughts
+        yield self.body
+
+    def header_text(self) -> str:
+        note = ENDING.get(self.message.status, "")
+        stats = self.message.stats
+        if stats.get("tokens_per_second"):
+            note += f" · {stats['completion_tokens']} tokens, {stats['tokens_per_second']:.1f} tok/s"
+        if stats.get("finish_reason") == "length":
+            note += f" · cut at num_predict {stats.get('completion_tokens', '?')} (finish reason: length)"
+        return WHO.get(self.message.role, self.message.role) + note
+
+    async def append(self, text: str, thinking: str = "") -> None:
+        """Add streamed text (and thinking); Textual's stream batches it to the frame rate."""
+        if not self.is_attached or self._feed is None:  # no feed: a user's message, shown as typed
+            return
+        if thinking:
+            if self.thoughts is None:
+                self.thoughts = Thoughts(streaming=True)
+                await self.mount(self.thoughts, before=self.body)
+            await self.thoughts.write(thinking)
+        if not text:
+            return
+        if not self._feed.started and self.thoughts is not None:
+            self.thoughts.fold()  # the answer begins
+        await self._feed.write(text)
+
+    async def finish(self) -> None:
+        """The reply ended: close the stream, render the stored text once, say how it ended."""
+        await self._close_feed()
+        if self.is_attached:
+            if isinstance(self.body, Markdown):
+                if self.message.thinking and self.thoughts is None:
+                    self.thoughts = Thoughts()
+                    await self.mount(self.thoughts, before=self.body)
+                if self.thoughts is not None:
+                    await self.thoughts.done(self.message.thinking, answered=bool(self.message.content))
+                await self.body.update(self.message.content)
+            else:
+                self.body.update(visible(self.message.content))
+            self.header.update(self.header_text())
+
+    async def _close_feed(self) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+
+    @guarded
+    async def on_unmount(self) -> None:
+        await self._close_feed()
+
+
+class NoticeLine(Static):
+    """A line from andon itself in the conversation (command output, errors)."""
+
+    def __init__(self, text: str, error: bool = False) -> None:
+        super().__init__(text, classes="notice error" if error else "notice", markup=False)
+
+
+class EarlierMessages(Button):
+    """Stands for the messages not mounted above the conversation; pressing it shows more."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__(self.label_for(hidden), id="earlier", compact=True)
+
+    @staticmethod
+    def label_for(hidden: int) -> str:
+        return f"↑ {hidden} earlier message{'s' if hidden != 1 else ''}: show more"
+
+
+class StatusBar(Widget):
+    """model │ preset │ tokens per second │ drafts accepted │ context used of num_ctx │ a note while
+    something waits. The drafts (accepted, drafted) are the last reply's, shown where it verified any."""
+
+    model_name = reactive("")
+    preset_label = reactive("")
+    tokens_per_second: reactive[float | None] = reactive(None)
+    context_used = reactive(0)
+    num_ctx = reactive(0)
+    drafts: reactive[tuple[int, int]] = reactive((0, 0))  # speculative decoding: (accepted, drafted)
+    model_note = reactive("")  # the model: loading, or not loaded
+    chat_note = reactive("")  # the chat: a reply waiting for the model
+
+    def render(self) -> Content:
+        """The whole line where it fits; else shorter words, then a shorter model name (at 80 columns
+        the context count, the drafts and a loading model's progress must still show)."""
+        width = self.content_size.width or 10**6
+        line = " │ ".join(self._parts(short=False))
+        if cell_len(line) > width:
+            parts = self._parts(short=True)
+            over = cell_len(" │ ".join(parts)) - width
+            if over > 0:
+                name = parts[0]
+                parts[0] = name[: max(4, len(name) - over - 1)] + "…"
+            line = " │ ".join(parts)
+        return Content(line)
+
+    def _parts(self, short: bool) -> list[str]:
+        rate = f"{self.tokens_per_second:.1f} tok/s" if self.tokens_per_second else "– tok/s"
+        preset = self.preset_label if short else f"preset: {self.preset_label}"
+        context = f"{'ctx' if short else 'context'} {self.context_used}/{self.num_ctx}"
+        parts = [self.model_name, preset, rate, context]
+        accepted, drafted = self.drafts
+        if drafted:
+            parts.insert(3, f"draft {accepted}/{drafted}" + ("" if short else " accepted"))
+        note = self.chat_note or self.model_note
+        if note:
+            parts.append(note)
+        return parts
+
+
+__all__ = [
+    "ChatInput",
+    "EarlierMessages",
+    "MessageBox",
+    "NoticeLine",
+    "StatusBar",
+    "last_code_block",
+    "preset_summary",
+]
