@@ -16,6 +16,7 @@ from andon.presets.store import PresetError
 Action = Literal["quit", "cleared", "settings", "verbose", "quiet", "model"] | None
 USAGE_FORMAT = "usage: /set format json | /set format SCHEMA (JSON text or a .json file) | /set noformat"
 
+# /help: these commands, then the keys of the UI that runs them (run_slash's `keys`)
 HELP = """Available commands:
   /set parameter NAME VALUE   Set a parameter (e.g. /set parameter temperature 0.7)
   /set system TEXT            Set the system prompt for this chat
@@ -35,17 +36,7 @@ HELP = """Available commands:
   /save NAME                  Save the current settings as a user preset
   /clear                      Clear this chat's messages (a copy is kept in the chat list)
   /help, /?                   Show this help
-  /bye                        Quit
-
-Keys:
-  Enter send          Ctrl+J new line       Esc stop the reply
-  Ctrl+R regenerate   Ctrl+L edit last      Ctrl+N new chat
-  Ctrl+T next preset  F3 pick a preset      F4 parameters
-  Ctrl+O pick a model F5 inspector          F6 inspect the input
-  F9 copy reply       F10 copy code block   F7 copy any message or code block
-  F2 rename           F8 delete             Ctrl+S export
-  Ctrl+F search chats Ctrl+B hide/show the chat list   F1 this help
-  Ctrl+P command palette (every action)     Ctrl+Q quit"""
+  /bye                        Quit"""
 
 
 @dataclass
@@ -57,12 +48,13 @@ class SlashResult:
     presets: tuple[str, ...] = ()  # action "model" from /load: the presets, named if no model is found
 
 
-def run_slash(session: ChatSession, line: str) -> SlashResult:
+def run_slash(session: ChatSession, line: str, keys: str = "") -> SlashResult:
+    """Run a slash command on the session; `keys` is the UI's key section, /help shows it after HELP."""
     words = line.strip().split(maxsplit=2)
     command = words[0].lower()
     try:
         if command in ("/help", "/?"):
-            return SlashResult(HELP)
+            return SlashResult(f"{HELP}\n\n{keys}" if keys else HELP)
         if command in ("/bye", "/exit"):
             return SlashResult("", "quit")
         if command == "/clear":

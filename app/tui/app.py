@@ -21,13 +21,14 @@ from andon.app.chat.session import ChatSession
 from andon.app.tui.commands import ModelCommands, PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
+from andon.app.tui.keys import bindings, palette
 from andon.app.tui.screens.chat import ChatScreen
 from andon.app.tui.terminal import AndonDriver, TerminalGone
 from andon.app.tui.ui_settings import UiSettings, log_line
 from andon.presets.store import PresetStore
 from textual import events
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
@@ -38,73 +39,13 @@ __all__ = ["AndonApp", "EngineFactory", "EngineLike"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
-# the command palette's entries for the chat screen's actions: (title, what it does, action)
-PALETTE = (
-    ("New chat", "Start a new chat", "new_chat"),
-    ("Rename chat", "Give the open chat another title", "rename_chat"),
-    ("Delete chat", "Delete the open chat (asks first)", "delete_chat"),
-    ("Export chat", "Write the open chat as Markdown in andon's data folder", "export_chat"),
-    ("Search chats", "Search the chats' titles and messages", "search_chats"),
-    ("Hide or show the chat list", "The list of saved chats on the left", "toggle_chat_list"),
-    ("Parameters", "The parameter panel: every sampling and model setting of this chat", "toggle_parameters"),
-    ("Chain order", "The sampler stages in the order they run (Shift+Up/Down, Space)", "edit_chain_order"),
-    ("Inspector", "Next-token candidates through the sampler chain", "toggle_inspector"),
-    ("Inspect the message being typed", "The inspector on the reply to the input box's text", "inspect_input"),
-    ("Pick a model", "Choose this chat's model (loads it; also 'Model: NAME')", "pick_model"),
-    ("Pick a preset", "Choose this chat's preset", "pick_preset"),
-    ("Next preset", "Switch this chat to the next preset", "next_preset"),
-    ("Regenerate", "Write the last reply again", "regenerate"),
-    ("Edit last message", "Edit the last message and send it again", "edit_last"),
-    ("Copy reply", "Copy the last reply", "copy_reply"),
-    ("Copy code block", "Copy the last code block of the last reply", "copy_code"),
-    ("Copy…", "Pick any message or code block of this chat to copy", "copy_any"),
-    ("Stop", "Stop the reply being written (what was written stays)", "stop"),
-    ("Help", "The keys and the slash commands, as /help", "help"),
-)
-
-
-def key_name(keys: str) -> str:
-    """A binding's keys as /help writes them: "ctrl+n" is "Ctrl+N", "f9" is "F9", "escape" is "Esc"."""
-    names = {"escape": "Esc", "enter": "Enter", "tab": "Tab"}
-
-    def one(key: str) -> str:
-        *mods, last = key.split("+")
-        return "+".join([*(m.capitalize() for m in mods), names.get(last, last.upper())])
-
-    return " / ".join(one(k.strip()) for k in keys.split(","))
-
 
 class AndonApp(App[None]):
     CSS_PATH = "andon.tcss"
     TITLE = "andon"
     COMMANDS = App.COMMANDS | {PresetCommands, ModelCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual declares it)
-    BINDINGS: ClassVar[list[BindingType]] = [  # their actions are the chat screen's
-        Binding("escape", "screen.stop", "Stop", id="reply.stop"),
-        # Ctrl+C stops a reply being written; otherwise it does what it does (copy, the quit hint)
-        Binding("ctrl+c", "screen.stop_reply", "Stop", show=False, priority=True, id="reply.stop_ctrl_c"),
-        Binding("ctrl+t", "screen.next_preset", "Next preset", show=False, id="preset.next"),
-        Binding("f3", "screen.pick_preset", "Presets", id="preset.pick"),
-        Binding("f4", "screen.toggle_parameters", "Parameters", id="parameters.toggle"),
-        Binding("f5", "screen.toggle_inspector", "Inspector", show=False, id="inspector.toggle"),
-        Binding("ctrl+o", "screen.pick_model", "Model", id="model.pick"),
-        # F6 is priority: the message box (a TextArea) would take it as "select the line"
-        Binding("f6", "screen.inspect_input", "Inspect input", show=False, priority=True, id="inspector.input"),
-        Binding("ctrl+n", "screen.new_chat", "New chat", id="chat.new"),
-        Binding("ctrl+r", "screen.regenerate", "Regenerate", show=False, id="reply.regenerate"),
-        Binding("ctrl+l", "screen.edit_last", "Edit last", show=False, id="message.edit"),
-        Binding("f9", "screen.copy_reply", "Copy reply", id="reply.copy"),
-        Binding("f10", "screen.copy_code", "Copy code", show=False, id="reply.copy_code"),
-        Binding("f2", "screen.rename_chat", "Rename", show=False, id="chat.rename"),
-        Binding("f8", "screen.delete_chat", "Delete chat", show=False, id="chat.delete"),
-        Binding("ctrl+s", "screen.export_chat", "Export", show=False, id="chat.export"),
-        # priority: the message box (a TextArea) would take F7 as "select all"
-        Binding("f7", "screen.copy_any", "Copy…", show=False, priority=True, id="copy.pick"),
-        Binding("ctrl+b", "screen.toggle_chat_list", "Chat list", show=False, id="chats.toggle"),
-        Binding("ctrl+f", "screen.search_chats", "Search chats", show=False, id="chats.search"),
-        Binding("f1", "screen.help", "Help", show=False, id="help"),
-        # the footer shows the keys above that matter first; the rest are in /help and Ctrl+P (Keys)
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings()  # the chat screen's keys (keys.py)
 
     @dataclass
     class Terminate(Message):
@@ -156,10 +97,7 @@ class AndonApp(App[None]):
         yield from super().get_system_commands(screen)
         if not isinstance(screen, ChatScreen):
             return
-        keys = {b.action: b.key for b in self.BINDINGS if isinstance(b, Binding)}
-        for title, does, action in PALETTE:
-            key = keys.get(f"screen.{action}")
-            text = f"{does} ({key_name(key)})" if key else does
+        for title, text, action in palette():
             yield SystemCommand(title, text, partial(screen.run_action, action))
 
     def get_driver_class(self) -> type[Driver]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pyperclip
-from andon.app.tui.app import PALETTE
+from andon.app.tui.keys import palette
 from andon.app.tui.failures import log_file
 from andon.app.tui.ui_settings import settings_path
 from andon.app.tui.widgets.chat_list import ChatItem, ChatSearch, ChatsPane
@@ -41,7 +41,7 @@ async def test_the_palette_lists_every_action_with_its_key(tmp_path):
         assert commands["Copy…"].endswith("(F7)") and commands["Hide or show the chat list"].endswith("(Ctrl+B)")
         assert commands["Stop"].endswith("(Esc)") and commands["Parameters"].endswith("(F4)")
         # every entry names an action the chat screen has
-        assert all(hasattr(app.chat_screen, f"action_{action}") for _, _, action in PALETTE)
+        assert all(hasattr(app.chat_screen, f"action_{action}") for _, _, action in palette())
 
 
 async def test_running_actions_from_the_palette(tmp_path):

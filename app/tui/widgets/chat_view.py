@@ -21,6 +21,7 @@ from andon.app.engine.engine import Done
 from andon.app.engine.structured import check_change
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
+from andon.app.tui.keys import help_keys, keys_of, welcome_hints
 from andon.app.tui.reply import ReplyError, ReplyNote, TextBatch, Update, write_reply
 from andon.app.tui.widgets.conversation import Conversation
 from andon.app.tui.widgets.message_box import MessageBox, last_code_block, preset_summary
@@ -124,9 +125,8 @@ class ChatView(Conversation):
         summary = preset_summary(preset.description)
         return (
             f"New chat · model {model} · preset {preset.name}{' — ' + summary if summary else ''}\n"
-            "Type a message and press Enter (Ctrl+J adds a line). Esc or Ctrl+C stops a reply.\n"
-            "F3 or Ctrl+T: presets · F4: parameters · Ctrl+N: new chat · F9: copy the reply · "
-            "Ctrl+P: every action · /? or /help: commands and keys · Ctrl+Q: quit"
+            f"Type a message and press Enter (Ctrl+J adds a line). {keys_of('reply.stop', 'reply.stop_ctrl_c')} "
+            f"stops a reply.\n{welcome_hints()}"
         )
 
     def _claim(self) -> None:
@@ -282,7 +282,7 @@ class ChatView(Conversation):
         self.say(line)
         if line.split()[0].lower() == "/clear":
             await self.stop_reply()
-        result = run_slash(self.session, line)
+        result = run_slash(self.session, line, keys=help_keys())
         if result.action == "quit":
             self.app.exit()
             return
