@@ -49,6 +49,7 @@ class EngineLike(Protocol):
     n_ctx: int
     n_vocab: int
     options: ModelOptions
+    pid: int  # the process the model is loaded in
 
     @property
     def model_name(self) -> str: ...

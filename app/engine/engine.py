@@ -15,6 +15,7 @@ nothing). The KV cache is reused across turns: a turn evaluates only the tokens 
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -79,6 +80,7 @@ class Engine:
 
     def __init__(self, options: ModelOptions) -> None:
         self.options = options
+        self.pid = os.getpid()  # in this process
         self.llm = load_llama(options)
         self.texts = TokenTexts(self.llm)
         self.context = rpc.GuardedContext(self.llm) if options.rpc else KVContext(self.llm)

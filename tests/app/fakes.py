@@ -3,6 +3,7 @@ app's EngineLike protocol; its vocabulary is the script's pieces (token i is pie
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class FakeEngine:
     model_name: str = "fake-model"
     n_ctx: int = 4096
     calls: list = field(default_factory=list)
+    pid: int = field(default_factory=os.getpid)
 
     @property
     def n_vocab(self) -> int:

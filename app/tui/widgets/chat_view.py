@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from andon.app.chat.history import HistoryError, StoredMessage
 from andon.app.chat.session import ChatSession
@@ -290,6 +290,8 @@ class ChatView(Conversation):
             await self.recompose()
             self.context_used = 0
             self.post_message(self.ChatChanged(self.session))  # the chat list shows the copy kept
+        if result.ok and [w.lower() for w in line.split()[:2]] == ["/show", "info"]:
+            result = replace(result, text=result.text + self._engine_line())
         if result.text:
             self.say(result.text, error=not result.ok)
         if result.action == "settings":
@@ -300,6 +302,13 @@ class ChatView(Conversation):
             from andon.app.tui.screens.model_picker import ModelWanted
 
             self.post_message(ModelWanted(result.model, result.presets))
+
+    def _engine_line(self) -> str:
+        """The engine process, for /show info (its pid: a process to watch, or to stop by hand)."""
+        engine = self.host.engine
+        if engine is None:
+            return "\n    engine            not running (it starts with the next message)"
+        return f"\n    engine            process {engine.pid}" + ("" if engine.alive() else " (stopped)")
 
     async def regenerate(self) -> None:
         """Write the chat's last reply, as stored now (another andon may have written since), again."""
