@@ -198,9 +198,9 @@ def use(endpoints: Sequence[str], timeout: float = CONNECT_TIMEOUT_S) -> tuple[s
     Each new server is probed first. A server named twice (or by two names) is one device.
     Returns the resolved endpoints. Raises RpcError with one line for the user.
     """
-    if endpoints and not supported():
+    wanted = tuple(dict.fromkeys(resolve(e) for e in endpoints))  # a bad address is said first, whatever the build
+    if wanted and not supported():
         raise RpcError(NO_RPC)
-    wanted = tuple(dict.fromkeys(resolve(e) for e in endpoints))
     if wanted and _process.lost:
         raise RpcError(_process.lost)
     if wanted == _process.registered:
