@@ -58,7 +58,9 @@ PROTOCOL = (7, 0)  # RPC_PROTO_MAJOR_VERSION, RPC_PROTO_MINOR_VERSION
 _HELLO = 14
 _CAPS = 24
 _SIZE = struct.Struct("=Q")
-_RESTART = "restart andon to use RPC again"  # ggml-rpc cannot reconnect within the process
+# ggml-rpc cannot reconnect within a process: the engine process ends (engine/server.py), and the
+# next message starts a new one, which connects again
+_RESTART = "the next message starts a new engine, which connects again"
 
 
 class RpcError(ModelLoadError):
@@ -330,6 +332,11 @@ def _keep_forever(owner: object) -> None:
     """Never free `owner` (nor what it holds), not even at exit: freeing a model whose server was
     lost sends requests that nothing answers, and waits for the answers for good."""
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(owner))
+
+
+def lost() -> bool:
+    """Whether an RPC server was lost in this process (RPC is unusable here from then on)."""
+    return bool(_process.lost)
 
 
 def load(endpoints: Sequence[str], make: Callable[[], T]) -> T:

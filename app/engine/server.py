@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
+from andon.app.engine import rpc
 from andon.app.engine.engine import Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
 from andon.presets.parameters import Parameters
 
@@ -208,6 +209,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, route())
 
     def do_POST(self) -> None:
+        try:
+            self._post()
+        finally:
+            if rpc.lost():  # the faulted model cannot be freed here: the process ends, its memory returns
+                self.wfile.flush()
+                _exit(self.server.server_address if isinstance(self.server.server_address, str) else "")
+
+    def _post(self) -> None:
         service = self.server.service
         try:
             body = self._body()
