@@ -54,7 +54,7 @@ class PresetCommands(ListedCommands):
 
 @runtime_checkable
 class ModelSwitcher(Protocol):
-    """What the palette needs of the screen it was opened from to switch models."""
+    """What the palette needs to switch models: the `models` (a ModelController) of the screen it was opened from."""
 
     async def model_entries(self) -> list[tuple[str, str]]: ...
 
@@ -65,8 +65,8 @@ class ModelCommands(ListedCommands):
     """Command palette: "Model: NAME" switches the open chat to that model."""
 
     async def startup(self) -> None:
-        screen = self.screen
+        switcher = getattr(self.screen, "models", None)
         self._entries = []
-        if isinstance(screen, ModelSwitcher):
-            models = await screen.model_entries()
-            self._entries = [(f"Model: {name}", partial(screen.choose_model, name), about) for name, about in models]
+        if isinstance(switcher, ModelSwitcher):
+            models = await switcher.model_entries()
+            self._entries = [(f"Model: {name}", partial(switcher.choose_model, name), about) for name, about in models]

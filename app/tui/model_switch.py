@@ -1,4 +1,5 @@
-"""The chat screen's model: each chat's own, loaded in a worker with llama.cpp's progress shown.
+"""The chat screen's model controller: each chat's own model, loaded in a worker with llama.cpp's
+progress shown.
 
 A chat remembers its model (`Chat.model`: a name from `andon models` or a path; "" for a chat made
 before andon remembered models, which takes the model in use). Opening a chat loads its model; a
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from andon.app.chat.history import Chat, HistoryError
 from andon.app.chat.session import ChatSession
@@ -22,16 +25,14 @@ from andon.app.chat.settings import context_warning, trained_context
 from andon.app.models.files import ModelPathError
 from andon.app.tui.engine_host import EngineHost, ModelChoice, choice_of
 from andon.app.tui.failures import guarded
-from andon.app.tui.screens.model_picker import ModelPicker, ModelWanted, model_summary
+from andon.app.tui.screens.model_picker import ModelPicker, model_summary
 from andon.presets.store import PresetError
-from textual import work
-from textual.message import Message
-from textual.reactive import reactive
-from textual.screen import Screen
 from textual.worker import get_current_worker
 
 if TYPE_CHECKING:
     from andon.app.tui.widgets.chat_view import ChatView
+    from textual.app import App
+    from textual.screen import Screen
 
 PROGRESS_STEP = 0.02  # the progress line moves by at least 2% (llama.cpp reports every tensor)
 BAR_CELLS = 12
@@ -53,30 +54,37 @@ class LoadRequest:
     presets: tuple[str, ...] = ()  # /load NAME: said as well when NAME is no model
 
 
-class ModelScreen(Screen[None]):
-    """The part of the chat screen that owns the model (its status bar fields, loads, switching)."""
+@dataclass
+class LoadEnded:
+    """A load has ended: `choice` None if the name was not found, `error` if it did not load."""
 
-    model_name = reactive("")
-    model_note = reactive("")
+    request: LoadRequest
+    choice: ModelChoice | None
+    error: str | None
+    seconds: float = 0.0
+    warning: str | None = None
+    context: int | None = None  # the open chat's prompt tokens under the model now loaded
 
-    @dataclass
-    class Progress(Message):
-        fraction: float
 
-    @dataclass
-    class Loaded(Message):
-        """A load has ended: `choice` None if the name was not found, `error` if it did not load."""
+class ModelController:
+    """The open chat's model, owned by the chat screen: which model a chat uses, loads and switches.
 
-        request: LoadRequest
-        choice: ModelChoice | None
-        error: str | None
-        seconds: float = 0.0
-        warning: str | None = None
-        context: int | None = None  # the open chat's prompt tokens under the model now loaded
+    What it needs of the screen is given to it: `screen` runs its workers and callbacks (and its app
+    shows the picker), `view` is the open conversation, `note` sets the status bar's model note and
+    `ended` says that a load ended (the name of the model now in use; None when this one did not load).
+    """
 
-    def __init__(self, host: EngineHost) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        host: EngineHost,
+        screen: Screen[Any],
+        view: Callable[[], ChatView],
+        note: Callable[[str], None],
+        ended: Callable[[str | None], None],
+    ) -> None:
         self.host = host
+        self.screen = screen
+        self._view, self._note, self._ended = view, note, ended
         host.progress = self._report_progress  # called on the loading thread
         self.chat_model: ModelChoice | None = None  # the open chat's model, once resolved
         self._loads = 0
@@ -86,8 +94,12 @@ class ModelScreen(Screen[None]):
         self._trained: dict[Path, int | None] = {}  # the trained context of the models loaded
 
     @property
+    def app(self) -> App[Any]:  # `guarded` reports an unexpected error to it
+        return self.screen.app
+
+    @property
     def view(self) -> ChatView:
-        raise NotImplementedError  # the chat screen's open conversation
+        return self._view()
 
     # --- which model a chat uses ----------------------------------------------------------------
 
@@ -136,23 +148,14 @@ class ModelScreen(Screen[None]):
     @guarded
     def choose_model(self, name: str) -> None:
         """The command palette's "Model: NAME"."""
-        self.run_worker(self.switch_model(name), group="dialog", exit_on_error=False)
+        self.screen.run_worker(self.switch_model(name), group="dialog", exit_on_error=False)
 
-    @work(group="dialog", exit_on_error=False)
-    @guarded
-    async def action_pick_model(self) -> None:
-        """Ctrl+O (and `/model` alone): the picker, then the switch."""
+    async def pick_model(self) -> None:
+        """Ctrl+O (and `/model` alone): the picker, then the switch (in the screen's dialog worker)."""
         current = self.host.current or self.chat_model
         name = await self.app.push_screen_wait(ModelPicker(current.ref if current else ""))
         if name:
             await self.switch_model(name)
-
-    @guarded
-    async def on_model_wanted(self, message: ModelWanted) -> None:
-        if message.name:
-            await self.switch_model(message.name, message.presets)
-        else:
-            self.action_pick_model()
 
     async def model_entries(self) -> list[tuple[str, str]]:
         """The command palette's models: (name, one line about it), listed on a thread."""
@@ -170,18 +173,21 @@ class ModelScreen(Screen[None]):
         self.host.loaded.clear()  # a message sent now waits for this model
         self._loading = wanted if isinstance(wanted, str) else (wanted.name or wanted.path.name)
         self._shown = -1.0
-        self.model_note = f"loading {self._loading}…"
-        self._load(LoadRequest(self._loads, wanted, session, explicit, presets))
+        self._note(f"loading {self._loading}…")
+        request = LoadRequest(self._loads, wanted, session, explicit, presets)
+        self.screen.run_worker(
+            partial(self._load, request), name="_load", group="load", exclusive=True, thread=True, exit_on_error=False
+        )
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     @guarded
     def _load(self, request: LoadRequest) -> None:
+        """On the worker's thread: resolve and load; the outcome goes back to the screen's thread."""
         started = time.monotonic()
         try:
             choice = request.wanted if isinstance(request.wanted, ModelChoice) else choice_of(request.wanted)
         except ModelPathError as exc:
             self.host.loaded.set()
-            self.post_message(self.Loaded(request, None, _unknown(request, str(exc))))
+            self.screen.call_later(self._loaded, LoadEnded(request, None, _unknown(request, str(exc))))
             return
         warning, context = None, None
         try:
@@ -198,7 +204,8 @@ class ModelScreen(Screen[None]):
             error = str(exc)
         finally:
             self.host.loaded.set()
-        self.post_message(self.Loaded(request, choice, error, time.monotonic() - started, warning, context))
+        ended = LoadEnded(request, choice, error, time.monotonic() - started, warning, context)
+        self.screen.call_later(self._loaded, ended)
 
     def _context_of(self, session: ChatSession) -> int | None:
         """The chat's prompt tokens under the engine loaded now (another model counts them otherwise)."""
@@ -214,25 +221,25 @@ class ModelScreen(Screen[None]):
     def _report_progress(self, fraction: float) -> None:
         if fraction - self._shown >= PROGRESS_STEP or (fraction >= 1.0 > self._shown):
             self._shown = fraction
-            self.post_message(self.Progress(fraction))
+            self.screen.call_later(self._progressed, fraction)
 
     @guarded
-    def on_model_screen_progress(self, message: Progress) -> None:
+    def _progressed(self, fraction: float) -> None:
         if self._loading:
-            self.model_note = f"loading {self._loading} {progress_bar(message.fraction)}"
+            self._note(f"loading {self._loading} {progress_bar(fraction)}")
 
     @guarded
-    def on_model_screen_loaded(self, message: Loaded) -> None:
+    def _loaded(self, message: LoadEnded) -> None:
         request = message.request
         if request.number != self._loads:
             return  # another load came after it
         self._loading = ""
-        self.query_one("#loading").display = False
         engine, choice = self.host.engine, message.choice
         if choice is None or message.error:
             self._failed(message, engine is not None)
             return
-        self.model_name, self.model_note = choice.name or (engine.model_name if engine else ""), ""
+        self._ended(choice.name or (engine.model_name if engine else ""))
+        self._note("")
         if request.session is self.view.session:
             self._remember(request, choice)
             if request.explicit:  # the figures of the model before are not this model's
@@ -245,10 +252,11 @@ class ModelScreen(Screen[None]):
         if message.warning:
             self.say_once(message.warning, key=(str(choice.path), str(request.session.params.num_ctx)))
 
-    def _failed(self, message: Loaded, still_loaded: bool) -> None:
+    def _failed(self, message: LoadEnded, still_loaded: bool) -> None:
         current = self.host.current if message.choice is not None else None
         using = f" {current.name or current.path.name} stays in use." if still_loaded and current else ""
-        self.model_note = "" if still_loaded else "model not loaded"
+        self._ended(None)
+        self._note("" if still_loaded else "model not loaded")
         self.view.say(f"error: {message.error}.{using}" if using else f"error: {message.error}", error=True)
 
     def _remember(self, request: LoadRequest, choice: ModelChoice) -> None:

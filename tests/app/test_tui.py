@@ -446,22 +446,18 @@ async def test_an_unexpected_error_is_one_line_and_a_log_entry_and_the_app_goes_
 
 
 def test_no_handler_or_worker_can_close_the_app():
-    """Every Textual handler and worker of andon's widgets is guarded; no worker exits on an error."""
+    """Every Textual handler and worker of andon's widgets (and of the screen's model controller,
+    whose workers and callbacks run on the screen) is guarded; no worker exits on an error."""
+    import importlib
     import inspect
+    import pkgutil
 
-    from andon.app.tui import (
-        app,
-        chat_list,
-        chat_screen,
-        chat_view,
-        conversation,
-        panels,
-        parameter_editors,
-        screens,
-        widgets,
-    )
+    from andon.app import tui
     from andon.app.tui.failures import GUARD_MARK, is_handler
+    from andon.app.tui.model_switch import ModelController
     from textual.message_pump import MessagePump
+
+    names = [m.name for m in pkgutil.walk_packages(tui.__path__, "andon.app.tui.") if not m.ispkg]
 
     def exits_on_error(fn) -> bool | None:  # a @work method keeps exit_on_error in its closure
         code = getattr(fn, "__code__", None)
@@ -470,7 +466,7 @@ def test_no_handler_or_worker_can_close_the_app():
         return fn.__closure__[code.co_freevars.index("exit_on_error")].cell_contents
 
     unguarded, exiting, seen = [], [], 0
-    for module in (app, chat_list, chat_screen, chat_view, conversation, panels, parameter_editors, screens, widgets):
+    for module in map(importlib.import_module, names):
         for cls in vars(module).values():
             if not (inspect.isclass(cls) and issubclass(cls, MessagePump) and cls.__module__ == module.__name__):
                 continue
@@ -482,6 +478,8 @@ def test_no_handler_or_worker_can_close_the_app():
                     seen += 1
                     if not getattr(member, GUARD_MARK, False):  # @work keeps the mark of what it wraps
                         unguarded.append(f"{cls.__name__}.{name}")
+    run_by_the_screen = ("choose_model", "switch_model", "_load", "_progressed", "_loaded")  # workers, callbacks
+    unguarded += [n for n in run_by_the_screen if not getattr(getattr(ModelController, n), GUARD_MARK, False)]
     assert seen > 30 and not unguarded and not exiting, (unguarded, exiting)
 
 

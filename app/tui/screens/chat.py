@@ -15,8 +15,9 @@ from andon.app.chat.session import ChatSession
 from andon.app.tui.copying import copy_choices
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
-from andon.app.tui.model_switch import ModelScreen
+from andon.app.tui.model_switch import ModelController
 from andon.app.tui.screens.dialogs import CopyPicker, PresetPicker
+from andon.app.tui.screens.model_picker import ModelWanted
 from andon.app.tui.widgets.chat_list import ChatList, ChatSearch, ChatsPane
 from andon.app.tui.widgets.chat_view import ChatView
 from andon.app.tui.widgets.footer import KeysFooter
@@ -27,6 +28,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import LoadingIndicator
 
 # the actions that open a dialog (each in a "dialog" worker, awaiting its answer)
@@ -35,9 +37,11 @@ DIALOGS = frozenset({"rename_chat", "delete_chat", "pick_preset", "pick_model", 
 PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
 
-class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, switching) is ModelScreen's
+class ChatScreen(Screen[None]):
     AUTO_FOCUS = "#input"  # typing goes to the message box from the first frame
 
+    model_name = reactive("")  # these two follow the model controller
+    model_note = reactive("")
     preset_label = reactive("")  # this and the rest follow the open ChatView
     tokens_per_second: reactive[float | None] = reactive(None)
     context_used = reactive(0)
@@ -46,7 +50,9 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     drafts: reactive[tuple[int, int]] = reactive((0, 0))
 
     def __init__(self, host: EngineHost, history: History, store: PresetStore, preset: str | None) -> None:
-        super().__init__(host)
+        super().__init__()
+        self.host = host
+        self.models = ModelController(host, self, lambda: self.view, self._model_note, self._model_ended)
         self.history = history
         self.store = store
         self.start_preset = preset  # new chats use it; with it, andon starts in a new chat
@@ -88,7 +94,32 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
         input_ready = getattr(self.app, "input_ready", None)
         if input_ready is not None:
             input_ready()
-        self.start_loading(self.view.session)  # the open chat's model (ModelScreen)
+        self.models.start_loading(self.view.session)  # the open chat's model
+
+    # --- the model (the controller's) ----------------------------------------------------------
+
+    def _model_note(self, note: str) -> None:
+        self.model_note = note
+
+    def _model_ended(self, name: str | None) -> None:
+        """A load ended: the indicator goes; the status bar names the model if this one loaded."""
+        self.query_one("#loading").display = False
+        if name is not None:
+            self.model_name = name
+
+    @work(group="dialog", exit_on_error=False)
+    @guarded
+    async def action_pick_model(self) -> None:
+        """Ctrl+O (and `/model` alone): the picker, then the switch."""
+        await self.models.pick_model()
+
+    @guarded
+    async def on_model_wanted(self, message: ModelWanted) -> None:
+        """`/model NAME` and `/load MODEL` switch the chat's model; `/model` alone opens the picker."""
+        if message.name:
+            await self.models.switch_model(message.name, message.presets)
+        else:
+            self.action_pick_model()
 
     # --- chats --------------------------------------------------------------------------------
 
@@ -111,7 +142,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
     async def open_chat(self, chat: Chat) -> None:
         """Show the chat in a new view; a reply being written in the old one is stopped and saved."""
         async with self._opening:
-            model, gone = await self.model_of(chat)  # its model, or the one in use if it is gone
+            model, gone = await self.models.model_of(chat)  # its model, or the one in use if it is gone
             session = ChatSession(self.history, chat, self.store, model.defaults)
             for old in self.query(ChatView):
                 await old.stop_reply()
@@ -121,7 +152,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
             for name in ChatView.STATUS_FIELDS:
                 self.watch(view, name, self._follow(name))
         self._chat_changed(session)
-        self.follow_model(session, model, gone)
+        self.models.follow_model(session, model, gone)
         self.query_one(InspectorPanel).show_for(session, draft=self._draft())
         self.query_one(ChatInput).focus()
 
@@ -135,7 +166,7 @@ class ChatScreen(ModelScreen):  # the model's part (status bar fields, loading, 
 
     def _chat_changed(self, session: ChatSession) -> None:
         self.chats.reload(session.chat.id)
-        self.check_context(session)  # num_ctx past the model's trained context: said once
+        self.models.check_context(session)  # num_ctx past the model's trained context: said once
         self.query_one(ParameterPanel).show(session)
 
     @on(ChatList.Chosen)
