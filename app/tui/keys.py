@@ -33,10 +33,14 @@ class Key:
         return self.binding.action.removeprefix("screen.")
 
 
-def _key(key: str, action: str, footer: str, does: str, title: str, help: str, id: str, **more: bool) -> Key:
+def _key(
+    key: str, action: str, footer: str, does: str, title: str, help: str, id: str, *, show: bool = True,
+    priority: bool = False,
+) -> Key:  # fmt: skip
     """A key of the chat screen's `action`: `footer` is the footer's (and Textual's keys panel's)
     word for it, `does` the palette's (and the footer's tooltip)."""
-    return Key(Binding(key, f"screen.{action}", footer, tooltip=does, id=id, **more), title, help)
+    binding = Binding(key, f"screen.{action}", footer, show=show, priority=priority, tooltip=does, id=id)
+    return Key(binding, title, help)
 
 
 # the footer shows the keys marked shown, in this order; the rest are in /help and Ctrl+P (Keys)

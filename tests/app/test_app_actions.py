@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pyperclip
-from andon.app.tui.keys import palette
 from andon.app.tui.failures import log_file
+from andon.app.tui.keys import palette
 from andon.app.tui.ui_settings import settings_path
 from andon.app.tui.widgets.chat_list import ChatItem, ChatSearch, ChatsPane
 from textual import constants
