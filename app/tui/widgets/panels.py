@@ -16,7 +16,8 @@ from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
 from andon.app.tui.widgets.parameter_editors import BlockEditor, StageOrder, items_text, items_value
 from andon.presets.commands import format_value
-from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters, describe
+from andon.presets.parameters import ALL_SPECS, MODEL_NAMES, SAMPLING_NAMES, ParameterError, Parameters, describe
+from andon.samplers.registry import BY_NAME, CHAIN_PARAMETERS, FIRST, REPLACING, SAMPLER_NAMES
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -40,19 +41,16 @@ def field_text(value: Any) -> str:
     return format_value(value)
 
 
-PENALTIES = ("repeat_last_n", "repeat_penalty", "presence_penalty", "frequency_penalty")
-LATER_GROUPS = (  # after the chain's stages: what is not a stage of it
-    ("chain: other settings", ("samplers", "logit_bias", "min_keep", "seed")),
-    ("mirostat (replaces the chain's end when on)", ("mirostat", "mirostat_tau", "mirostat_eta")),
-    ("generation", ("num_predict", "stop")),
-    ("model (reloads it)", ("num_ctx", "num_gpu", "num_thread", "num_batch")),
-    ("output", ("format", "grammar")),
-    ("speculative decoding", ("draft", "draft_max", "draft_min", "draft_p_min")),
-    ("thinking", ("think",)),
-    ("remote (rpc)", ("rpc",)),
-)
 LEFT_OUT = "not in the chain now"
-SYSTEM_BEFORE = "generation"  # the system prompt's group comes before this one
+CHAIN_OWN = "chain: other settings"  # the chain's own parameters, and those of the stage that runs first
+CHAIN_ORDER = "samplers"  # the chain's order: first among them
+REPLACING_TITLE = f"{REPLACING.name} (replaces the chain's end when on)"
+GENERATION = "generation"  # the system prompt's group comes before this one
+MODEL = "model (reloads it)"  # the parameters that reload the model (presets' MODEL_NAMES)
+# The parameters that are no sampler's, in the presets' tables' order: a group starts at each of
+# these names and holds those after it, up to the next (the model's are one group of their own).
+STARTS = {"num_predict": GENERATION, "format": "output", "draft": "speculative decoding", "think": "thinking",
+          "rpc": "remote (rpc)"}  # fmt: skip
 MULTILINE = ("grammar",)  # text parameters edited over several lines
 
 
@@ -60,29 +58,36 @@ def group_id(key: str) -> str:
     return "group-" + re.sub(r"[^A-Za-z0-9_-]+", "-", key)
 
 
-def stage_parameters(stage: str) -> list[str]:
-    """The parameters of one stage of the sampler chain (e.g. dry: dry_multiplier, dry_base ...)."""
-    if stage == "penalties":
-        return list(PENALTIES)
-    extra = ("dynatemp_range", "dynatemp_exponent") if stage == "temperature" else ()
-    return [n for n in ALL_SPECS if n == stage or n.startswith(stage + "_") or n in extra]
+def other_groups() -> list[tuple[str, list[str]]]:
+    """(title, names) of the parameters no stage of the chain reads, as the presets' tables list them."""
+    groups: dict[str, list[str]] = {}
+    title = GENERATION
+    for name in ALL_SPECS:
+        if name in SAMPLING_NAMES:
+            continue
+        title = STARTS.get(name, title)
+        groups.setdefault(MODEL if name in MODEL_NAMES else title, []).append(name)
+    return list(groups.items())
 
 
 def parameter_groups(samplers: Sequence[str]) -> list[tuple[str, str, list[str]]]:
     """(key, title, names): parameters grouped as the chain runs: its stages in order, then the rest.
 
-    Each name is in one group; a group's key stays the same when the chain's order changes.
+    The stages and what each reads come from the sampler registry, the rest from the presets'
+    tables. Each name is in one group; a group's key stays the same when the chain's order changes.
     """
+    chain = [(stage, f"{i}. {stage}", BY_NAME[stage].parameters) for i, stage in enumerate(samplers, 1)]
+    own = [CHAIN_ORDER, *(n for n in (*FIRST.parameters, *CHAIN_PARAMETERS) if n != CHAIN_ORDER)]
+    left_out = [n for stage in SAMPLER_NAMES if stage not in samplers for n in BY_NAME[stage].parameters]
+    later = [(CHAIN_OWN, own), (REPLACING_TITLE, REPLACING.parameters), *other_groups(), (LEFT_OUT, left_out)]
     groups: list[tuple[str, str, list[str]]] = []
     seen: set[str] = set()
-    chain = [(stage, f"{i}. {stage}", stage_parameters(stage)) for i, stage in enumerate(samplers, 1)]
-    for key, title, names in [*chain, *((title, title, names) for title, names in LATER_GROUPS)]:
-        names = [n for n in names if n in ALL_SPECS and n not in seen]
-        seen.update(names)
-        if names:
-            groups.append((key, title, names))
-    rest = [n for n in ALL_SPECS if n not in seen]  # stages not in the chain
-    return groups + ([(LEFT_OUT, LEFT_OUT, rest)] if rest else [])
+    for key, title, names in [*chain, *((title, title, names) for title, names in later)]:
+        shown = [n for n in names if n in ALL_SPECS and n not in seen]
+        seen.update(shown)
+        if shown:
+            groups.append((key, title, shown))
+    return groups
 
 
 SHOWN_CHANGES = 3  # more are counted: the rows say which (their names in colour)
@@ -238,7 +243,7 @@ class ParameterPanel(Vertical):
         existing = {child.id: child for child in rows.children}
         wanted: list[Widget] = []
         for key, title, names in parameter_groups(samplers):
-            if key == SYSTEM_BEFORE:
+            if key == GENERATION:
                 row = existing.get("row-system")
                 if isinstance(row, SystemRow):
                     row.update(system, system_changed, reset)
