@@ -39,7 +39,7 @@ from andon.app.engine.server import EngineHTTPServer, EngineService
 from andon.app.models.files import embedded_model_path
 from andon.presets.parameters import Parameters
 from andon.presets.store import PresetStore
-from engine_vs_native import PROMPT, exactly_n_tokens, native_rate
+from engine_vs_native import PROMPT, andon_rate, exactly_n_tokens, load_average, native_rate
 
 
 @dataclass
@@ -86,20 +86,11 @@ def boundary_cost(n: int, rounds: int) -> None:
           f"server (medians of {rounds}): {(c - d) / n * 1e6:.1f} µs per token added (target <= 200)")  # fmt: skip
 
 
-def rate(engine, params: Parameters) -> float:
-    done = None
-    for event in engine.stream(PROMPT, params):
-        if isinstance(event, Done):
-            done = event
-    assert done is not None and done.usage.completion_tokens == params.num_predict, done
-    return done.usage.tokens_per_second
-
-
 def speeds(tokens: int, rounds: int) -> None:
     options = ModelOptions(embedded_model_path(), num_ctx=2048)
     here, there = Engine(options), EngineProcess(options)
     params = exactly_n_tokens(here, PresetStore().load("balanced").parameters, tokens)
-    rate(here, params), rate(there, params), native_rate(here, params, 16)  # warm-up of each
+    andon_rate(here, params), andon_rate(there, params), native_rate(here, params, 16)  # warm-up of each
     rates: dict[str, list[float]] = {"engine process": [], "in this process": [], "native": []}
     sides = list(rates)
     for r in range(rounds):
@@ -107,7 +98,7 @@ def speeds(tokens: int, rounds: int) -> None:
             if side == "native":
                 rates[side].append(native_rate(here, params, tokens))
             else:
-                rates[side].append(rate(there if side == "engine process" else here, params))
+                rates[side].append(andon_rate(there if side == "engine process" else here, params))
         print(f"   round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " tok/s")
     p, i, n = (statistics.median(v) for v in rates.values())
     print(f"2. {tokens} tokens, balanced preset (medians): engine process {p:.1f} tok/s, in this process {i:.1f}, "
@@ -189,17 +180,13 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    print(f"load average: {_load()}")
+    print(f"load average: {load_average()}")
     boundary_cost(5000, args.rounds)
     speeds(args.tokens, args.rounds)
     stop_latency()
     restart_time(3)
     memory_after_switch()
-    print(f"load average: {_load()}")
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average: {load_average()}")
 
 
 if __name__ == "__main__":

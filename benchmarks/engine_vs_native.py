@@ -17,10 +17,12 @@ the first token, and the means after the first drop.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Iterator
 
+from andon.app.engine.client import EngineLike
 from andon.app.engine.engine import Done, Engine, ModelOptions
 from andon.app.engine.prompt import PromptFitter
 from andon.app.models.files import embedded_model_path
@@ -30,7 +32,12 @@ from andon.presets.store import PresetStore
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
-def andon_rate(engine: Engine, params) -> float:
+def load_average() -> str:
+    """The machine's load average (1, 5, 15 minutes): the benchmarks print it before and after."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def andon_rate(engine: Engine | EngineLike, params) -> float:
     done = None
     for event in engine.stream(PROMPT, params):
         if isinstance(event, Done):

@@ -46,7 +46,7 @@ from andon.app.engine.engine import Delta, Done, Engine, ModelOptions
 from andon.app.models.files import embedded_model_path
 from andon.presets import Parameters
 from andon.presets.store import PresetStore
-from engine_vs_native import native_rate
+from engine_vs_native import load_average, native_rate
 
 from tests.sample_code import CODE, rewrite
 
@@ -145,7 +145,7 @@ def main() -> None:
     threads = (
         f"{engine.llm.context_params.n_threads} (single tokens) / {engine.llm.context_params.n_threads_batch} (batches)"
     )
-    print(f"model: {engine.model_name}; {args.tokens} tokens per reply; threads {threads}; load {_load()}")
+    print(f"model: {engine.model_name}; {args.tokens} tokens per reply; threads {threads}; load {load_average()}")
     cases = (("code rewrite", REWRITE, "code"), ("code explained", EXPLAIN, "code"), ("story", STORY, "balanced"))
     for name, messages, preset in cases:
         base = store.load(preset).parameters
@@ -157,12 +157,8 @@ def main() -> None:
             settings = {"num_predict": args.tokens, "seed": 1, "logit_bias": eog, "num_thread": args.threads}
             options = ["--preset", preset, *(["--model", args.model] if args.model else [])]
             user_path(name, messages[-1]["content"], options, settings, args.rounds)
-    print(f"load average: {_load()}")
+    print(f"load average: {load_average()}")
     engine.close()
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
