@@ -243,9 +243,7 @@ class ModelController:
         if request.session is self.view.session:
             self._remember(request, choice)
             if request.explicit:  # the figures of the model before are not this model's
-                self.view.tokens_per_second, self.view.drafts = None, (0, 0)
-                if message.context is not None:
-                    self.view.context_used = message.context
+                self.view.model_changed(message.context)
         if request.explicit:
             self.view.say(f"Model {choice.name or choice.path.name} loaded ({message.seconds:.1f} s).")
         self._say_notes(choice)

@@ -2,7 +2,8 @@
 
 The open chat is a ChatView built from its ChatSession; opening another chat stops the reply being
 written (it is saved as stopped, in its own chat) and builds a new view. The status bar is bound
-(data_bind) to this screen's reactive fields; they follow the open view's and the model's state.
+(data_bind) to this screen's StatusFields, each declared once; the open view writes the chat's, the
+model controller's callbacks the model's.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from andon.app.tui.screens.model_picker import ModelWanted
 from andon.app.tui.widgets.chat_list import ChatList, ChatSearch, ChatsPane
 from andon.app.tui.widgets.chat_view import ChatView
 from andon.app.tui.widgets.footer import KeysFooter
-from andon.app.tui.widgets.message_box import ChatInput, StatusBar, preset_summary
+from andon.app.tui.widgets.message_box import ChatInput, StatusBar, StatusFields, preset_summary
 from andon.app.tui.widgets.panels import InspectorPanel, ParameterPanel
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import LoadingIndicator
 
@@ -37,17 +37,8 @@ DIALOGS = frozenset({"rename_chat", "delete_chat", "pick_preset", "pick_model", 
 PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
 
-class ChatScreen(Screen[None]):
+class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar shows
     AUTO_FOCUS = "#input"  # typing goes to the message box from the first frame
-
-    model_name = reactive("")  # these two follow the model controller
-    model_note = reactive("")
-    preset_label = reactive("")  # this and the rest follow the open ChatView
-    tokens_per_second: reactive[float | None] = reactive(None)
-    context_used = reactive(0)
-    num_ctx = reactive(0)
-    chat_note = reactive("")
-    drafts: reactive[tuple[int, int]] = reactive((0, 0))
 
     def __init__(self, host: EngineHost, history: History, store: PresetStore, preset: str | None) -> None:
         super().__init__()
@@ -75,10 +66,7 @@ class ChatScreen(Screen[None]):
                 yield LoadingIndicator(id="loading")
                 yield ChatInput(id="input", placeholder=PLACEHOLDER)
             yield ParameterPanel(id="parameters", classes="hidden")
-        yield StatusBar(id="status").data_bind(
-            ChatScreen.model_name, ChatScreen.model_note, ChatScreen.preset_label, ChatScreen.tokens_per_second,
-            ChatScreen.context_used, ChatScreen.num_ctx, ChatScreen.chat_note, ChatScreen.drafts,
-        )  # fmt: skip
+        yield StatusBar(id="status").data_bind(*StatusFields.bound())  # the model's fields and the open chat's
         yield KeysFooter()
 
     @guarded
@@ -147,17 +135,12 @@ class ChatScreen(Screen[None]):
             for old in self.query(ChatView):
                 await old.stop_reply()
                 await old.remove()  # and it gives up its chat
-            view = ChatView(session, self.host)
+            view = ChatView(session, self.host, self)  # it writes the chat's status fields here
             await self.query_one("#chat").mount(view, before=0)
-            for name in ChatView.STATUS_FIELDS:
-                self.watch(view, name, self._follow(name))
         self._chat_changed(session)
         self.models.follow_model(session, model, gone)
         self.query_one(InspectorPanel).show_for(session, draft=self._draft())
         self.query_one(ChatInput).focus()
-
-    def _follow(self, name: str) -> Callable[[object], None]:
-        return lambda value: setattr(self, name, value)
 
     @on(ChatView.ChatChanged)
     @guarded

@@ -2,8 +2,8 @@
 
 The view owns what belongs to the chat: its messages on screen (a Conversation: the latest ones
 mounted, older ones a press away), the reply being written (a thread worker that streams into its
-own MessageBox), slash commands, and the state the status bar shows (reactive fields the screen
-binds down to the bar).
+own MessageBox), slash commands, and what the status bar shows of the chat: it writes them in the
+StatusFields it is given (the screen's, bound down to the bar).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from andon.app.tui.failures import guarded
 from andon.app.tui.keys import help_keys, keys_of, welcome_hints
 from andon.app.tui.reply import ReplyError, ReplyNote, TextBatch, Update, write_reply
 from andon.app.tui.widgets.conversation import Conversation
-from andon.app.tui.widgets.message_box import MessageBox, last_code_block, preset_summary
+from andon.app.tui.widgets.message_box import MessageBox, StatusFields, last_code_block, preset_summary
 from andon.app.tui.widgets.panels import parse_field
 from andon.presets.parameters import ParameterError
 from textual import work
 from textual.message import Message
-from textual.reactive import reactive
 from textual.worker import Worker, get_current_worker
 
 STOP_WAIT_S = 5.0  # how long a stop waits for the reply thread to save the reply
@@ -69,14 +68,6 @@ class ReplyRun:
 class ChatView(Conversation):
     """One chat's messages, andon's notices in it, and the reply being written."""
 
-    preset_label = reactive("")
-    tokens_per_second: reactive[float | None] = reactive(None)
-    context_used = reactive(0)
-    num_ctx = reactive(0)
-    chat_note = reactive("")
-    drafts: reactive[tuple[int, int]] = reactive((0, 0))  # the last reply's (accepted, drafted) tokens
-    STATUS_FIELDS = ("preset_label", "tokens_per_second", "context_used", "num_ctx", "chat_note", "drafts")
-
     @dataclass
     class ChatChanged(Message):
         """The chat's title, preset or parameters changed: the chat list and the panels follow."""
@@ -92,23 +83,27 @@ class ChatView(Conversation):
         box: MessageBox
         update: Update
 
-    def __init__(self, session: ChatSession, host: EngineHost, *, window: int | None = None) -> None:
+    def __init__(
+        self, session: ChatSession, host: EngineHost, status: StatusFields, *, window: int | None = None
+    ) -> None:
         super().__init__(window=window, id="conversation")
         self.session = session
         self.host = host
+        self.status = status  # the status bar's fields: this view writes the chat's
         self._editing: StoredMessage | None = None
         self._run: ReplyRun | None = None  # the reply being written, or the last one
         self.owned = False  # whether this andon writes the chat (see _claim)
         self.verbose = False  # /set verbose: timings after each reply
         self._context_before = 0  # context used when the reply being written started
-        self.set_reactive(ChatView.preset_label, self._preset_label())
-        self.set_reactive(ChatView.num_ctx, session.params.num_ctx)
-        self.set_reactive(ChatView.context_used, self._last_context())
 
     # --- what is on screen --------------------------------------------------------------------
 
     @guarded
     def on_mount(self) -> None:
+        status = self.status  # this chat's figures: no rate or drafts until it replies
+        status.tokens_per_second, status.drafts, status.chat_note = None, (0, 0), ""
+        status.preset_label, status.num_ctx = self._preset_label(), self.session.params.num_ctx
+        status.context_used = self._last_context()
         self.scroll_end(animate=False)
         if self.session.warning:
             self.say(f"warning: {self.session.warning}", error=True)
@@ -201,9 +196,9 @@ class ChatView(Conversation):
         box = MessageBox(reply)
         await self.add(box)
         self.anchor()
-        self._context_before = self.context_used  # the count moves from here while the reply streams
+        self._context_before = self.status.context_used  # the count moves from here while the reply streams
         if not self.host.loaded.is_set():
-            self.chat_note = "waiting for the model to load…"
+            self.status.chat_note = "waiting for the model to load…"
         ended = threading.Event()
         self._run = ReplyRun(self._write(reply, box, ended), ended)
 
@@ -231,12 +226,12 @@ class ChatView(Conversation):
             return  # a reply stopped by /clear, still ending: nothing of it is on screen
         update = message.update
         if isinstance(update, TextBatch):
-            self.chat_note = ""
+            self.status.chat_note = ""
             await message.box.append(update.text, update.thinking)
             if update.tokens_per_second > 0:
-                self.tokens_per_second = update.tokens_per_second  # live while the reply streams
+                self.status.tokens_per_second = update.tokens_per_second  # live while the reply streams
             if update.completion_tokens:  # until the reply ends and gives the exact count
-                self.context_used = self._context_before + update.completion_tokens
+                self.status.context_used = self._context_before + update.completion_tokens
         elif isinstance(update, ReplyError):
             self.say(update.text, error=True)
         elif isinstance(update, ReplyNote):
@@ -245,12 +240,13 @@ class ChatView(Conversation):
             await self._finish(message.box, update)
 
     async def _finish(self, box: MessageBox, done: Done) -> None:
-        self.chat_note = ""
+        status = self.status
+        status.chat_note = ""
         await box.finish()
         if done.usage.completion_tokens:
-            self.tokens_per_second = done.usage.tokens_per_second
-            self.context_used = done.usage.prompt_tokens + done.usage.completion_tokens
-        self.drafts = (done.usage.accepted_tokens, done.usage.drafted_tokens)
+            status.tokens_per_second = done.usage.tokens_per_second
+            status.context_used = done.usage.prompt_tokens + done.usage.completion_tokens
+        status.drafts = (done.usage.accepted_tokens, done.usage.drafted_tokens)
         if self.verbose:
             self.say(timings(done))
         self.post_message(self.ReplyEnded(self.session))
@@ -258,7 +254,7 @@ class ChatView(Conversation):
     def stop(self) -> None:
         """Stop the reply (what was written stays, marked stopped)."""
         self.workers.cancel_group(self, "reply")
-        self.chat_note = ""
+        self.status.chat_note = ""
 
     async def stop_reply(self) -> None:
         """Stop the reply, if one is being written, and wait (a while) until it is saved.
@@ -288,7 +284,7 @@ class ChatView(Conversation):
             return
         if result.action == "cleared":
             await self.recompose()
-            self.context_used = 0
+            self.status.context_used = 0
             self.post_message(self.ChatChanged(self.session))  # the chat list shows the copy kept
         if result.ok and [w.lower() for w in line.split()[:2]] == ["/show", "info"]:
             result = replace(result, text=result.text + self._engine_line())
@@ -369,12 +365,19 @@ class ChatView(Conversation):
         self.settings_changed()
 
     def settings_changed(self) -> None:
-        self.preset_label = self._preset_label()
-        self.num_ctx = self.session.params.num_ctx
+        self.status.preset_label = self._preset_label()
+        self.status.num_ctx = self.session.params.num_ctx
         self.post_message(self.ChatChanged(self.session))
 
     def _preset_label(self) -> str:
         return self.session.preset.name + (" *" if self.session.changes else "")
+
+    def model_changed(self, context: int | None) -> None:
+        """Another model answers now: the rate and drafts of the one before are not its own; the
+        chat's context (if counted) is its count."""
+        self.status.tokens_per_second, self.status.drafts = None, (0, 0)
+        if context is not None:
+            self.status.context_used = context
 
     def _last_context(self) -> int:
         """Context used after the last reply (0 before any): prompt and reply tokens."""

@@ -1,13 +1,13 @@
 """The app's small widgets: the message box, one message, a line from andon, the status bar.
 
 Each owns its state: a MessageBox opens, feeds and closes its own Markdown stream; the StatusBar
-shows reactive fields that the app binds to its own (`data_bind`), so nothing tells it to update.
+shows the StatusFields that the chat screen holds and binds down (`data_bind`), so nothing tells it to update.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from andon.app.chat.history import StoredMessage
 from andon.app.chat.session import typed_message
@@ -23,6 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -190,18 +191,33 @@ class EarlierMessages(Button):
         return f"↑ {hidden} earlier message{'s' if hidden != 1 else ''}: show more"
 
 
-class StatusBar(Widget):
-    """model │ preset │ tokens per second │ drafts accepted │ context used of num_ctx │ a note while
-    something waits. The drafts (accepted, drafted) are the last reply's, shown where it verified any."""
+class StatusFields(DOMNode):
+    """What the status bar shows, each field declared once, here: the chat screen holds them (the
+    model's part follows its model, the rest the open chat's ChatView) and binds them down to its
+    StatusBar (`data_bind(*StatusFields.bound())`), so nothing tells the bar to update.
+
+    A class to inherit last (`class StatusBar(Widget, StatusFields)`): the node's own class comes
+    first, for its styles.
+    """
 
     model_name = reactive("")
     preset_label = reactive("")
     tokens_per_second: reactive[float | None] = reactive(None)
     context_used = reactive(0)
     num_ctx = reactive(0)
-    drafts: reactive[tuple[int, int]] = reactive((0, 0))  # speculative decoding: (accepted, drafted)
+    drafts: reactive[tuple[int, int]] = reactive((0, 0))  # the last reply's (accepted, drafted) tokens
     model_note = reactive("")  # the model: loading, or not loaded
     chat_note = reactive("")  # the chat: a reply waiting for the model
+
+    @classmethod
+    def bound(cls) -> list[reactive[Any]]:
+        """The fields, for `data_bind`."""
+        return [value for value in vars(StatusFields).values() if isinstance(value, reactive)]
+
+
+class StatusBar(Widget, StatusFields):
+    """model │ preset │ tokens per second │ drafts accepted │ context used of num_ctx │ a note while
+    something waits. The drafts (accepted, drafted) are the last reply's, shown where it verified any."""
 
     def render(self) -> Content:
         """The whole line where it fits; else shorter words, then a shorter model name (at 80 columns
@@ -237,6 +253,7 @@ __all__ = [
     "MessageBox",
     "NoticeLine",
     "StatusBar",
+    "StatusFields",
     "last_code_block",
     "preset_summary",
 ]

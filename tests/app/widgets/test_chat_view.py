@@ -9,7 +9,7 @@ from andon.app.chat.history import History
 from andon.app.chat.session import ChatSession
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.widgets.chat_view import ChatView
-from andon.app.tui.widgets.message_box import EarlierMessages, MessageBox, NoticeLine
+from andon.app.tui.widgets.message_box import EarlierMessages, MessageBox, NoticeLine, StatusFields
 from andon.presets.store import PresetStore
 from textual.app import App, ComposeResult
 
@@ -18,13 +18,13 @@ from tests.app.fakes import FakeEngine, seeded_history
 WINDOW = 6
 
 
-class _Host(App[None]):
+class _Host(App[None], StatusFields):  # the status fields the view writes
     def __init__(self, session: ChatSession, host: EngineHost) -> None:
         super().__init__()
         self.session, self.host = session, host
 
     def compose(self) -> ComposeResult:
-        yield ChatView(self.session, self.host, window=WINDOW)
+        yield ChatView(self.session, self.host, self, window=WINDOW)
 
 
 def hosted(history: History, tmp_path: Path, **fake) -> _Host:

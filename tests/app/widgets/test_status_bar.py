@@ -60,3 +60,18 @@ async def test_at_80_columns_the_context_count_and_a_loading_note_still_show():
         assert len(line) <= 80
         assert line.endswith("│ creative * │ 29.5 tok/s │ ctx 1544/20000 │ loading ▰▰▰▱▱ 60%")
         assert line.startswith("SmolLM2-135M") and "…" in line  # the model name gave way
+
+
+def test_each_status_field_is_declared_once():
+    """The chat screen holds the fields and binds them down; the bar shows them; the open chat's
+    view writes them: only StatusFields declares them."""
+    from andon.app.tui.screens.chat import ChatScreen
+    from andon.app.tui.widgets.chat_view import ChatView
+    from andon.app.tui.widgets.message_box import StatusFields
+
+    names = {field.name for field in StatusFields.bound()}
+    assert names == {"model_name", "model_note", "preset_label", "tokens_per_second", "context_used", "num_ctx",
+                     "drafts", "chat_note"}  # fmt: skip
+    for owner in (StatusBar, ChatScreen, ChatView):
+        declaring = {c for c in owner.__mro__ if names & set(vars(c))}
+        assert declaring <= {StatusFields}, (owner, declaring)
