@@ -174,6 +174,8 @@ class EngineProcess:
 
     def _why(self) -> str:
         """How the process ended, and the last thing it said that looks like a reason."""
+        with contextlib.suppress(subprocess.TimeoutExpired):  # its socket closes a moment before it is reaped
+            self.proc.wait(timeout=2)
         self._stderr_reader.join(timeout=1)
         code = self.proc.poll()
         if code is None:

@@ -113,12 +113,12 @@ class EngineService:
         return {"tokens": self.engine.chat_tokens(_messages(body), bool(body.get("think", True)))}
 
     def token_texts(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"texts": self.engine.token_texts(_tokens(body, "tokens"))}
+        return {"texts": self.engine.token_texts(_tokens(body, "tokens", self.engine.n_vocab))}
 
     def inspect(self, body: dict[str, Any]) -> dict[str, Any]:
         from andon.app.engine.inspection import inspect_next
 
-        tokens, reply = _tokens(body, "tokens"), _tokens(body, "reply")
+        tokens, reply = _tokens(body, "tokens", self.engine.n_vocab), _tokens(body, "reply", self.engine.n_vocab)
         params = _parameters(body)
         top = int(body.get("top", 10))
         temperatures = [float(t) for t in body.get("temperatures", [])]
@@ -165,10 +165,13 @@ def _field(body: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _tokens(body: dict[str, Any], name: str) -> list[int]:
+def _tokens(body: dict[str, Any], name: str, n_vocab: int) -> list[int]:
+    """Token ids of this model (one past the vocabulary would read outside llama.cpp's tables)."""
     value = body.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
-        raise RequestError(f"{name}: expected a list of token ids")
+    if not isinstance(value, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n_vocab for t in value
+    ):
+        raise RequestError(f"{name}: expected a list of token ids from 0 to {n_vocab - 1}")
     return value
 
 
