@@ -139,10 +139,17 @@ class Engine:
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,
                       cancelled=cancelled, constraint=constraint, started=started,
                       speculation=speculation, reasoning=reasoning)  # fmt: skip
+        remembered = False
         try:
-            yield from reply.events()
+            for event in reply.events():
+                if isinstance(event, Done) and speculation is not None:
+                    # kept before the reply's end is told: a client that then ends the engine
+                    # process (andon ask) must not end it before this is written
+                    self.speculator.remember()
+                    remembered = True
+                yield event
         finally:
-            if speculation is not None:
+            if speculation is not None and not remembered:  # a reply given up before its end
                 self.speculator.remember()
 
     def constraint_for(self, params: Parameters) -> GrammarConstraint | None:

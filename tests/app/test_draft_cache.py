@@ -91,22 +91,36 @@ def test_a_cache_folder_that_cannot_be_written_is_ignored(options, tmp_path, mon
 
 
 @pytest.mark.model
-def test_a_second_andon_ask_does_not_measure_the_batch_costs_again(tmp_path):
-    """Passes since the calibration add up across processes: a second process that calibrated
-    again would have started the count anew."""
+def test_a_new_engine_on_the_same_model_starts_from_what_was_measured(engine):
+    """What one engine measured is what the next one (a later process: here a new Speculator on the
+    same model and settings) starts from, calibrated, before any pass of its own."""
+    from andon.app.engine.speculative import Speculator
+    from andon.presets import Parameters
+    from andon.presets.store import PresetStore
+
+    params = Parameters.of({"draft": "ngram", "temperature": 0, "num_predict": 48},
+                           base=PresetStore().load("code").parameters)  # fmt: skip
+    engine.speculator.costs = CostModel()  # measured anew in this test
+    for _ in engine.stream(rewrite(EXCERPT), params):
+        pass
+    measured = engine.speculator.costs
+    assert measured.calibrated and (cache_dir() / FILE).exists()
+    later = Speculator(engine.options, engine.texts, engine.model_name, engine.n_ctx)
+    assert later.for_reply(params) is not None
+    assert later.costs.calibrated and not later.costs.due()
+    assert later.costs.measured == measured.measured and later.costs.threads == measured.threads
+    assert later.acceptance.rates == pytest.approx(engine.speculator.acceptance.rates)
+
+
+@pytest.mark.model
+def test_andon_ask_keeps_what_it_measured_in_the_cache_folder(tmp_path):
     prompt = rewrite(EXCERPT)[-1]["content"]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-
-    def ask() -> int:
-        proc = subprocess.run(
-            [sys.executable, "-m", "andon", "ask", prompt, "--preset", "code", "--json",
-             "--set", "draft=ngram", "--set", "temperature=0", "--set", "num_predict=48"],
-            capture_output=True, text=True, timeout=600, env=env,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        (entry,) = json.loads((tmp_path / "cache" / "andon" / FILE).read_text()).values()
-        return entry["costs"]["steps"]
-
-    first = ask()
-    assert first > 0
-    assert ask() > first
+    proc = subprocess.run(
+        [sys.executable, "-m", "andon", "ask", prompt, "--preset", "code", "--json",
+         "--set", "draft=ngram", "--set", "temperature=0", "--set", "num_predict=48"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads((tmp_path / "cache" / "andon" / FILE).read_text()).values()
+    assert len(entry["costs"]["measured"]) == 2 and entry["costs"]["steps"] > 0
