@@ -1,4 +1,4 @@
-"""The engine in a process of its own, as the app and the CLI use it (engine_server.py serves it).
+"""The engine in a process of its own, as the app and the CLI use it (server.py serves it).
 
 `EngineProcess(options)` starts `python -m andon.app.engine.server` on a Unix socket in a private
 folder, waits for the model to load (its progress reaches `options.progress`), and then offers what
@@ -231,7 +231,7 @@ class EngineProcess:
 
 
 class EngineConnection:
-    """The protocol's client side over one engine's socket (engine_server.py's routes)."""
+    """The protocol's client side over one engine's socket (server.py's routes)."""
 
     def __init__(self, path: str, props: dict[str, Any], died: Callable[[], EngineDied] | None = None) -> None:
         self._socket, self.props = path, props

@@ -1,7 +1,7 @@
 """The engine process: one loaded model, its KV-cached context and the whole chain, served over HTTP.
 
 The app and the CLI commands that generate start this process (`EngineProcess` in
-engine_client.py) and talk to it through one protocol: HTTP/1.1 on a Unix socket only they can
+client.py) and talk to it through one protocol: HTTP/1.1 on a Unix socket only they can
 reach, in the shape of Ollama's API (`POST /api/chat` streams NDJSON: `message.content` and
 `message.thinking` deltas, then a line with `done: true`, `done_reason` and the counts), each line
 carrying what andon adds under `andon` (notices, usage, seed, the reply's tokens). What Ollama has
@@ -307,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 # Errors that say what is wrong with the request, not with andon: their names cross the boundary so
-# the client raises the same class (engine_client.py).
+# the client raises the same class (client.py).
 USER_ERRORS = ("ContextFullError", "ChatTemplateError", "GrammarError", "DraftModelError", "ParameterError")
 
 

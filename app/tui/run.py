@@ -1,4 +1,4 @@
-"""Start the chat app with the real llama.cpp engine, in a process of its own (engine_client.py)."""
+"""Start the chat app with the real llama.cpp engine, in a process of its own (app/engine/client.py)."""
 
 from __future__ import annotations
 
