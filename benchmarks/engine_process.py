@@ -155,22 +155,21 @@ def rss_mb(pid: int) -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
+def rss_after_a_reply(num_ctx: int) -> float:
+    """The engine process's resident memory (MB) with the embedded model at `num_ctx`, after a short
+    reply; the process then ends (as the old one does when the app switches models)."""
+    engine = EngineProcess(ModelOptions(embedded_model_path(), num_ctx=num_ctx))
+    for _ in engine.stream(PROMPT, Parameters.of({"num_predict": 8})):
+        pass
+    mb = rss_mb(engine.pid)
+    engine.close()
+    return mb
+
+
 def memory_after_switch() -> None:
-    big = EngineProcess(ModelOptions(embedded_model_path(), num_ctx=32768))
-    for _ in big.stream(PROMPT, Parameters.of({"num_predict": 8})):
-        pass
-    before = rss_mb(big.pid)
-    big.close()  # a switch: the old engine process ends, the new one starts
-    switched = EngineProcess(ModelOptions(embedded_model_path(), num_ctx=2048))
-    for _ in switched.stream(PROMPT, Parameters.of({"num_predict": 8})):
-        pass
-    after = rss_mb(switched.pid)
-    switched.close()
-    fresh = EngineProcess(ModelOptions(embedded_model_path(), num_ctx=2048))
-    for _ in fresh.stream(PROMPT, Parameters.of({"num_predict": 8})):
-        pass
-    new = rss_mb(fresh.pid)
-    fresh.close()
+    before = rss_after_a_reply(32768)
+    after = rss_after_a_reply(2048)  # the switch: the old engine process has ended, a new one loads
+    new = rss_after_a_reply(2048)  # a fresh start on the same model
     print(f"5. engine memory: {before:.0f} MB with num_ctx 32768; after switching to num_ctx 2048 {after:.0f} MB, "
           f"a fresh start {new:.0f} MB: {after / new:.2f}x (target <= 1.10)")  # fmt: skip
 

@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import pty
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -139,11 +145,6 @@ def main() -> None:
 
 def user_path(tokens: int, rounds: int) -> None:
     """`andon` in a pty against fresh `andon ask` processes, the same saved preset."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, **{f"XDG_{k}_HOME": f"{tmp}/{k.lower()}" for k in ("CONFIG", "DATA", "STATE", "CACHE")}}
         andon = [sys.executable, "-m", "andon"]
@@ -172,12 +173,6 @@ def settings_for_cli(tokens: int) -> dict:
 def app_in_a_terminal(command: list[str], env: dict, data: Path) -> tuple[float, float]:
     """Start the app in a pty, wait for its message box, send PROMPT, wait for the reply in the
     history: (seconds to the message box, the reply's tokens per second)."""
-    import os
-    import pty
-    import sqlite3
-    import subprocess
-    import threading
-
     master, slave = pty.openpty()
     os.set_blocking(master, True)
     started = time.perf_counter()
@@ -214,8 +209,6 @@ def app_in_a_terminal(command: list[str], env: dict, data: Path) -> tuple[float,
         except sqlite3.Error:
             continue
         if row and row[0] == "complete":
-            import json
-
             rate = json.loads(row[1]).get("tokens_per_second", 0.0)
             break
     os.write(master, b"\x11")  # Ctrl+Q

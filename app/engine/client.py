@@ -101,145 +101,16 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class EngineProcess:
-    """One model loaded in an engine process; the methods block until it answers."""
-
-    def __init__(self, options: ModelOptions, show_log: bool | None = None) -> None:
-        """`show_log`: pass the engine's standard error (llama.cpp's log) on to this process's as it
-        comes; by default where `options.verbose` asks for the log."""
-        from andon.app.engine.server import SOCKET_FOLDER_PREFIX, options_json
-
-        self.options = options
-        self._show_log = options.verbose if show_log is None else show_log
-        self._folder = tempfile.mkdtemp(prefix=SOCKET_FOLDER_PREFIX)  # 0700: only this user reaches the socket
-        self._socket = os.path.join(self._folder, "engine.sock")
-        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
-        command = [sys.executable, "-m", "andon.app.engine.server", "--socket", self._socket,
-                   "--options", options_json(options)]  # fmt: skip
-        self.proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl+C in the terminal reaches the app, which stops the reply
-            env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # an abort's own line is the last (no gdb attached)
-        )
-        self.pid = self.proc.pid
-        self._stderr_reader = threading.Thread(target=self._keep_stderr, daemon=True)
-        self._stderr_reader.start()
-        try:
-            props = self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        self.connection = EngineConnection(self._socket, props, self.died)
-        self.model_name: str = props["model_name"]
-        self.n_ctx: int = props["n_ctx"]
-        self.n_vocab: int = props["n_vocab"]
-
-    # --- start and end ------------------------------------------------------------------------------
-
-    def _wait_ready(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                continue
-            if "progress" in message and self.options.progress is not None:
-                self.options.progress(float(message["progress"]))
-            elif "ready" in message:
-                return dict(message["ready"])
-            elif "error" in message:
-                raise ModelLoadError(str(message["error"]))
-        self.proc.wait()
-        raise ModelLoadError(f"the engine stopped while loading the model: {self._why()}")
-
-    def _keep_stderr(self) -> None:
-        """The engine's standard error: its last lines kept (and logged); with `verbose`, passed on
-        to this process's standard error as it comes (llama.cpp's log, as --verbose shows it)."""
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if self._show_log:
-                with contextlib.suppress(OSError, ValueError):
-                    sys.stderr.write(line + "\n")  # a terminal sees its control characters shown (stdio)
-                    sys.stderr.flush()
-            if line.strip():
-                self._stderr.append(line)
-                log.info("engine %d: %s", self.pid, line)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def _why(self) -> str:
-        """How the process ended, and the last thing it said that looks like a reason."""
-        with contextlib.suppress(subprocess.TimeoutExpired):  # its socket closes a moment before it is reaped
-            self.proc.wait(timeout=2)
-        self._stderr_reader.join(timeout=1)
-        code = self.proc.poll()
-        if code is None:
-            how = "it stopped answering"
-        elif code < 0:
-            try:
-                how = f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"killed by signal {-code}"
-        else:
-            how = f"exit status {code}"
-        said = [line for line in self._stderr if any(c.isalpha() for c in line) and not line.startswith(LOG_NOISE)]
-        last = said[-1] if said else ""
-        return f"{how}: {last}" if last else how
-
-    def died(self) -> EngineDied:
-        return EngineDied(f"the engine stopped ({self._why()})", self._stderr)
-
-    def close(self) -> None:
-        """End the engine process (its memory returns to the system) and remove its socket."""
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()  # the engine ends when its standard input does
-                self.proc.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self._folder, ignore_errors=True)
-
-    # --- what an engine does, through the connection ----------------------------------------------
-
-    def stream(
-        self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None
-    ) -> Iterator[Event]:
-        return self.connection.stream(messages, params, cancelled)
-
-    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]:
-        return self.connection.chat_tokens(messages, think)
-
-    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:
-        return self.connection.tokenize(text, special=special, add_bos=add_bos)
-
-    def token_texts(self, tokens: Sequence[int]) -> list[str]:
-        return self.connection.token_texts(tokens)
-
-    def token_text(self, token: int) -> str:
-        return self.connection.token_text(token)
-
-    def inspect(self, tokens: Sequence[int], params: Parameters, top: int = 10,
-                temperatures: Sequence[float] = (), reply: Sequence[int] = ()) -> Inspection:  # fmt: skip
-        return self.connection.inspect(tokens, params, top, temperatures, reply)
-
-
 class EngineConnection:
     """The protocol's client side over one engine's socket (server.py's routes)."""
 
-    def __init__(self, path: str, props: dict[str, Any], died: Callable[[], EngineDied] | None = None) -> None:
+    def __init__(self, path: str, props: dict[str, Any]) -> None:
         self._socket, self.props = path, props
-        self._died = died
         self._texts: dict[int, str] = {}
 
     def died(self) -> EngineDied:
-        return self._died() if self._died is not None else EngineDied("the engine closed the connection")
+        """The error for an engine that no longer answers (EngineProcess says how its process ended)."""
+        return EngineDied("the engine closed the connection")
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> http.client.HTTPResponse:
         connection = _UnixConnection(self._socket)
@@ -347,6 +218,113 @@ class EngineConnection:
             return bool(self._call("/andon/cancel", {"id": rid}).get("cancelled"))
         except (EngineDied, OSError):
             return True  # nothing more to stop
+
+
+class EngineProcess(EngineConnection):
+    """One model loaded in an engine process of its own, and the connection to it; the methods
+    block until it answers."""
+
+    def __init__(self, options: ModelOptions, show_log: bool | None = None) -> None:
+        """`show_log`: pass the engine's standard error (llama.cpp's log) on to this process's as it
+        comes; by default where `options.verbose` asks for the log."""
+        from andon.app.engine.server import SOCKET_FOLDER_PREFIX, options_json
+
+        self.options = options
+        self._show_log = options.verbose if show_log is None else show_log
+        self._folder = tempfile.mkdtemp(prefix=SOCKET_FOLDER_PREFIX)  # 0700: only this user reaches the socket
+        self._socket = os.path.join(self._folder, "engine.sock")
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
+        command = [sys.executable, "-m", "andon.app.engine.server", "--socket", self._socket,
+                   "--options", options_json(options)]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl+C in the terminal reaches the app, which stops the reply
+            env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # an abort's own line is the last (no gdb attached)
+        )
+        self.pid = self.proc.pid
+        self._stderr_reader = threading.Thread(target=self._keep_stderr, daemon=True)
+        self._stderr_reader.start()
+        try:
+            props = self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        super().__init__(self._socket, props)
+        self.model_name: str = props["model_name"]
+        self.n_ctx: int = props["n_ctx"]
+        self.n_vocab: int = props["n_vocab"]
+
+    # --- start and end ------------------------------------------------------------------------------
+
+    def _wait_ready(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if "progress" in message and self.options.progress is not None:
+                self.options.progress(float(message["progress"]))
+            elif "ready" in message:
+                return dict(message["ready"])
+            elif "error" in message:
+                raise ModelLoadError(str(message["error"]))
+        self.proc.wait()
+        raise ModelLoadError(f"the engine stopped while loading the model: {self._why()}")
+
+    def _keep_stderr(self) -> None:
+        """The engine's standard error: its last lines kept (and logged); with `verbose`, passed on
+        to this process's standard error as it comes (llama.cpp's log, as --verbose shows it)."""
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if self._show_log:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(line + "\n")  # a terminal sees its control characters shown (stdio)
+                    sys.stderr.flush()
+            if line.strip():
+                self._stderr.append(line)
+                log.info("engine %d: %s", self.pid, line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _why(self) -> str:
+        """How the process ended, and the last thing it said that looks like a reason."""
+        with contextlib.suppress(subprocess.TimeoutExpired):  # its socket closes a moment before it is reaped
+            self.proc.wait(timeout=2)
+        self._stderr_reader.join(timeout=1)
+        code = self.proc.poll()
+        if code is None:
+            how = "it stopped answering"
+        elif code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exit status {code}"
+        said = [line for line in self._stderr if any(c.isalpha() for c in line) and not line.startswith(LOG_NOISE)]
+        last = said[-1] if said else ""
+        return f"{how}: {last}" if last else how
+
+    def died(self) -> EngineDied:
+        return EngineDied(f"the engine stopped ({self._why()})", self._stderr)
+
+    def close(self) -> None:
+        """End the engine process (its memory returns to the system) and remove its socket."""
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # the engine ends when its standard input does
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _event(line: dict[str, Any]) -> Event:

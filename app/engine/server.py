@@ -37,14 +37,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from andon.app.engine import rpc
-from andon.app.engine.engine import Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
+from andon.app.engine.engine import ContextFullError, Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
 from andon.presets.parameters import Parameters
 
 SOCKET_FOLDER_PREFIX = "andon-engine-"  # the private folder EngineProcess makes for the socket
 MAX_BODY = 64 * 1024 * 1024  # a request's body: a long chat fits many times over
 
 
-class RequestError(Exception):
+class RequestError(ValueError):
     """A request that cannot be served as it is: HTTP 400 with one line."""
 
 
@@ -116,14 +116,12 @@ class EngineService:
         return {"texts": self.engine.token_texts(_tokens(body, "tokens", self.engine.n_vocab))}
 
     def inspect(self, body: dict[str, Any]) -> dict[str, Any]:
-        from andon.app.engine.inspection import inspect_next
-
         tokens, reply = _tokens(body, "tokens", self.engine.n_vocab), _tokens(body, "reply", self.engine.n_vocab)
         params = _parameters(body)
         top = int(body.get("top", 10))
         temperatures = [float(t) for t in body.get("temperatures", [])]
         with self.lock:
-            return inspect_next(self.engine, tokens, params, top, temperatures, reply).to_wire()
+            return self.engine.inspect(tokens, params, top, temperatures, reply).to_wire()
 
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._cancels_lock:
@@ -288,8 +286,7 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _fail(self, exc: Exception) -> None:
-        user = isinstance(exc, RequestError | ValueError | ModelLoadError) or _kind(exc) in USER_ERRORS
-        self._send(400 if user else 500, {"error": _message(exc), "kind": _kind(exc)})
+        self._send(400 if _users(exc) else 500, {"error": _message(exc), "kind": _kind(exc)})
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
@@ -306,9 +303,11 @@ class Handler(BaseHTTPRequestHandler):
         pass  # a request log would fill the log file with one line per request
 
 
-# Errors that say what is wrong with the request, not with andon: their names cross the boundary so
-# the client raises the same class (client.py).
-USER_ERRORS = ("ContextFullError", "ChatTemplateError", "GrammarError", "DraftModelError", "ParameterError")
+def _users(exc: BaseException) -> bool:
+    """Whether the error says what is wrong with the request (its line is written for the user: a
+    ValueError, a model that cannot be loaded, a chat past num_ctx), not with andon. Its class name
+    crosses too, so the client raises the same class (client.py)."""
+    return isinstance(exc, ValueError | ModelLoadError | ContextFullError)
 
 
 def _kind(exc: BaseException) -> str:
@@ -316,10 +315,7 @@ def _kind(exc: BaseException) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, RequestError | ValueError) or _kind(exc) in USER_ERRORS or isinstance(exc, ModelLoadError):
-        return text
-    return f"{type(exc).__name__}: {text}"
+    return str(exc) if _users(exc) else f"{type(exc).__name__}: {exc}"
 
 
 def _version() -> str:

@@ -64,7 +64,7 @@ def test_the_inspector_and_the_tokens_are_the_same_across_the_boundary(engine, p
 
 def test_a_token_id_past_the_vocabulary_is_refused_and_the_engine_goes_on(process):
     with pytest.raises(ValueError, match="token ids from 0 to 49151"):
-        process.connection.token_texts([5, 49152])
+        process.token_texts([5, 49152])
     assert process.alive() and process.token_texts([5]) == [process.token_text(5)]
 
 
@@ -72,7 +72,7 @@ def test_a_request_the_engine_refuses_is_the_same_one_line_error(process):
     with pytest.raises(GrammarError, match="grammar"):
         events(process, DRAGONS, Parameters.of({"grammar": "root ::= undefined_rule"}))
     with pytest.raises(ParameterError, match="temperature"):
-        process.connection._request("POST", "/api/chat", {"messages": DRAGONS, "options": {"temperature": -1}})
+        process._request("POST", "/api/chat", {"messages": DRAGONS, "options": {"temperature": -1}})
     assert done_of(events(process, DRAGONS, Parameters.of({"num_predict": 3}))).usage.completion_tokens == 3
 
 
