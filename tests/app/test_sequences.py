@@ -59,6 +59,5 @@ def test_sequences_stay_apart_and_keep_truncates(engine):
 
 
 def test_a_full_cache_is_an_error_not_a_crash(engine):
-    with Sequences(engine.llm, 2, 32) as seqs:
-        with pytest.raises(SequencesError):
-            seqs.fill(0, list(range(100, 140)))
+    with Sequences(engine.llm, 2, 32) as seqs, pytest.raises(SequencesError):
+        seqs.fill(0, list(range(100, 140)))
