@@ -56,6 +56,8 @@ class StoredMessage:
     status: Status = "complete"
     stats: dict[str, Any] = field(default_factory=dict)
     thinking: str = ""  # a reasoning model's thinking before this reply; never sent back to the model
+    version: int = 1  # which of the reply's versions this is (regenerate keeps the earlier ones)
+    versions: int = 1  # how many versions the reply has
 
 
 @dataclass
@@ -77,6 +79,29 @@ _OWNER = """SELECT w.instance, w.pid, w.started, w.host FROM chats c
 def _escape_like(text: str) -> str:
     """Text that LIKE matches as written (its wildcards % and _ and the escape itself escaped)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_MESSAGE_COLUMNS = """SELECT id, role, content, status, stats, thinking, version,
+    (SELECT count(*) FROM versions v WHERE v.message_id = m.id) + 1 FROM messages m"""
+_VERSION_FIELDS = "content, thinking, status, stats"  # what a version of a reply holds
+
+
+def _message(row: tuple) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
+
+
+def search_words(text: str) -> list[str]:
+    """The words a search looks for, case-folded (each must be found)."""
+    return [str.casefold(w) for w in text.split()]
+
+
+def first_match(messages: list[StoredMessage], text: str) -> int | None:
+    """The index of the first message holding the most of the search's words (None: none holds any),
+    as search_chats compares them."""
+    words = search_words(text)
+    found = [sum(w in m.content.casefold() for w in words) for m in messages]
+    best = max(found, default=0)
+    return found.index(best) if best else None
 
 
 def _chat(row: tuple) -> Chat:
@@ -228,6 +253,15 @@ class History:
         rows = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} ORDER BY updated DESC, id DESC").fetchall())
         return [_chat(r) for r in rows]
 
+    def last_viewed(self) -> list[Chat]:
+        """The chats, the one last opened in the app first (then the newest, as `chats` lists them)."""
+        sql = f"{_CHAT_COLUMNS} ORDER BY viewed IS NULL, viewed DESC, updated DESC, id DESC"
+        return [_chat(r) for r in self._read(lambda db: db.execute(sql).fetchall())]
+
+    def mark_viewed(self, chat_id: int) -> None:
+        """Remember that the chat was opened now (andon reopens it next time); any andon may."""
+        self._write(lambda db: db.execute("UPDATE chats SET viewed=? WHERE id=?", (time.time(), chat_id)))
+
     def copy_chat(self, chat_id: int, title: str) -> Chat:
         """A copy of the chat (its settings and messages; a reply still streaming kept as stopped),
         made in one transaction, owned by nobody: it exists whole or not at all."""
@@ -258,13 +292,20 @@ class History:
             (title, now, now, chat_id),
         )
         new = int(cur.lastrowid or 0)
-        cur = db.execute(
-            "INSERT INTO messages (chat_id, role, content, status, stats, thinking, created) "
-            "SELECT ?, role, content, CASE status WHEN 'streaming' THEN 'stopped' ELSE status END, "
-            "stats, thinking, created FROM messages WHERE chat_id=? ORDER BY id",
-            (new, chat_id),
-        )
-        return _chat(db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (new,)).fetchone()), cur.rowcount
+        ids = [row[0] for row in db.execute("SELECT id FROM messages WHERE chat_id=? ORDER BY id", (chat_id,))]
+        for old in ids:  # each message, then its other versions under the copy's id
+            copied = db.execute(
+                "INSERT INTO messages (chat_id, role, content, status, stats, thinking, version, created) "
+                "SELECT ?, role, content, CASE status WHEN 'streaming' THEN 'stopped' ELSE status END, "
+                "stats, thinking, version, created FROM messages WHERE id=?",
+                (new, old),
+            ).lastrowid
+            db.execute(
+                f"INSERT INTO versions (message_id, number, {_VERSION_FIELDS}, created) "
+                f"SELECT ?, number, {_VERSION_FIELDS}, created FROM versions WHERE message_id=? ORDER BY number",
+                (copied, old),
+            )
+        return _chat(db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (new,)).fetchone()), len(ids)
 
     def chat(self, chat_id: int) -> Chat | None:
         row = self._read(lambda db: db.execute(f"{_CHAT_COLUMNS} WHERE id=?", (chat_id,)).fetchone())
@@ -272,7 +313,7 @@ class History:
 
     def search_chats(self, text: str) -> list[Chat]:
         """Chats, newest first, where each word of `text` is in the title or in a message (any case)."""
-        words = [str.casefold(w) for w in text.split()]
+        words = search_words(text)
         # SQLite's LIKE ignores the case of ASCII letters only, and runs in C (15 ms against 45 ms
         # over 10,000 messages): a word with other letters is compared case-folded by Python
         terms, values = [], []
@@ -315,12 +356,9 @@ class History:
 
     def messages(self, chat_id: int) -> list[StoredMessage]:
         rows = self._read(
-            lambda db: db.execute(
-                "SELECT id, role, content, status, stats, thinking FROM messages WHERE chat_id=? ORDER BY id",
-                (chat_id,),
-            ).fetchall()
+            lambda db: db.execute(f"{_MESSAGE_COLUMNS} WHERE chat_id=? ORDER BY id", (chat_id,)).fetchall()
         )
-        return [StoredMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+        return [_message(r) for r in rows]
 
     def add_message(
         self, chat_id: int, role: str, content: str, status: Status = "complete", title: str | None = None
@@ -373,6 +411,83 @@ class History:
 
         self._write(update)
 
+    # --- a reply's versions (regenerate) and a reply taken up again (continue) -------------------
+
+    def new_version(self, message_id: int) -> StoredMessage:
+        """Keep the reply's version shown among its versions and empty the message for a new one,
+        written by this andon (an empty version, a reply that wrote nothing, is not kept)."""
+
+        def add(db: sqlite3.Connection) -> StoredMessage:
+            shown = self._shown(db, message_id)
+            if shown.content or shown.thinking:
+                self._keep_shown(db, shown)
+                number = shown.versions + 1
+            else:  # the versions after it move down into its place
+                db.execute(
+                    "UPDATE versions SET number=number-1 WHERE message_id=? AND number>?", (message_id, shown.version)
+                )
+                number = shown.versions
+            self._take(db, message_id, ("", "", "streaming", "{}"), number, streaming=True)
+            return self._shown(db, message_id)
+
+        return self._write(add)
+
+    def show_version(self, message_id: int, number: int) -> StoredMessage:
+        """Make the reply's version `number` the one shown (and sent to the model from now on)."""
+
+        def show(db: sqlite3.Connection) -> StoredMessage:
+            shown = self._shown(db, message_id)
+            row = db.execute(
+                f"SELECT {_VERSION_FIELDS} FROM versions WHERE message_id=? AND number=?", (message_id, number)
+            ).fetchone()
+            if row is None or shown.status == "streaming":
+                return shown
+            self._keep_shown(db, shown)
+            db.execute("DELETE FROM versions WHERE message_id=? AND number=?", (message_id, number))
+            self._take(db, message_id, row, number)
+            return self._shown(db, message_id)
+
+        return self._write(show)
+
+    def reopen_reply(self, message_id: int) -> None:
+        """The reply is being written again by this andon (continue): "streaming", its text kept."""
+
+        def reopen(db: sqlite3.Connection) -> None:
+            chat_id = self._chat_of(db, message_id)
+            db.execute("UPDATE messages SET status='streaming', writer=? WHERE id=?", (self.instance, message_id))
+            db.execute("UPDATE chats SET updated=?, writer=? WHERE id=?", (time.time(), self.instance, chat_id))
+
+        self._write(reopen)
+
+    def _chat_of(self, db: sqlite3.Connection, message_id: int) -> int:
+        """The message's chat, which this andon may write (ChatOwnedError if not; KeyError: gone)."""
+        row = db.execute("SELECT chat_id FROM messages WHERE id=?", (message_id,)).fetchone()
+        if row is None:
+            raise KeyError(message_id)
+        self._may_write(db, row[0])
+        return int(row[0])
+
+    def _shown(self, db: sqlite3.Connection, message_id: int) -> StoredMessage:
+        self._chat_of(db, message_id)
+        return _message(db.execute(f"{_MESSAGE_COLUMNS} WHERE id=?", (message_id,)).fetchone())
+
+    def _keep_shown(self, db: sqlite3.Connection, shown: StoredMessage) -> None:
+        """Keep the version shown among the reply's other versions, under its number."""
+        db.execute(
+            f"INSERT INTO versions (message_id, number, {_VERSION_FIELDS}, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (shown.id, shown.version, shown.content, shown.thinking, shown.status, json.dumps(shown.stats),
+             time.time()),
+        )  # fmt: skip
+
+    def _take(
+        self, db: sqlite3.Connection, message_id: int, fields: tuple, number: int, streaming: bool = False
+    ) -> None:
+        """The message shows these fields (content, thinking, status, stats) as its version `number`."""
+        db.execute(
+            "UPDATE messages SET content=?, thinking=?, status=?, stats=?, version=?, writer=? WHERE id=?",
+            (*fields, number, self.instance if streaming else None, message_id),
+        )
+
     def delete_messages_from(self, chat_id: int, message_id: int) -> None:
         """Remove a message and everything after it (for regenerate and edit-and-resend)."""
 
@@ -395,6 +510,7 @@ class History:
         for m in self.messages(chat_id):
             label = {"user": "You", "assistant": "Assistant", "system": "System"}.get(m.role, m.role)
             note = " *(stopped)*" if m.status == "stopped" else ""
+            note += f" *(version {m.version} of {m.versions})*" if m.versions > 1 else ""
             out += [f"## {label}{note}", ""]
             if m.thinking:  # folded where Markdown renders HTML (GitHub), plain text elsewhere
                 out += ["<details><summary>Thinking</summary>", "", m.thinking, "", "</details>", ""]

@@ -94,7 +94,31 @@ def _m5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5]
+def _m6(db: sqlite3.Connection) -> None:
+    # a regenerated reply keeps its earlier versions: the message row holds the version shown (the
+    # one the conversation goes on from, numbered `version`), this table the others
+    db.execute(
+        """CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            thinking TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'complete',
+            stats TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX versions_message ON versions(message_id, number)")
+    db.execute("ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+
+
+def _m7(db: sqlite3.Connection) -> None:
+    # when a chat was last opened in the app (NULL: never since this schema): andon reopens it
+    db.execute("ALTER TABLE chats ADD COLUMN viewed REAL")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
 
 _MOVE_ASIDE = "move it aside (andon then starts a new history) or set XDG_DATA_HOME to use another folder"
 

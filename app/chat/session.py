@@ -116,9 +116,14 @@ class ChatSession:
 
     # --- messages -----------------------------------------------------------------------------
 
-    def engine_messages(self) -> list[Message]:
-        # the reply being written is not part of the prompt; a stopped one is, as far as it got
-        history = [m for m in self.messages if m.role in ("user", "assistant") and m.status != "streaming"]
+    def engine_messages(self, prefill: StoredMessage | None = None) -> list[Message]:
+        """The prompt's messages: the reply being written is not part of it (a stopped one is, as far
+        as it got), except a reply being continued (`prefill`): the prompt ends inside it."""
+        history = [
+            m
+            for m in self.messages
+            if m.role in ("user", "assistant") and (m.status != "streaming" or (m is prefill and m.content.strip()))
+        ]
         return messages_for(self.system, [{"role": m.role, "content": m.content} for m in history])  # type: ignore[typeddict-item]
 
     def stored_messages(self) -> list[StoredMessage]:
@@ -166,6 +171,21 @@ class ChatSession:
         self.sync()
         last = self.messages[-1] if self.messages else None
         return last if last is not None and last.role == "assistant" else None
+
+    def new_version(self, reply: StoredMessage) -> None:
+        """Regenerate: the reply's text so far is kept as one of its versions and the reply is
+        empty, being written again (HistoryError: nothing changed)."""
+        vars(reply).update(vars(self.history.new_version(reply.id)))  # the same object: its box holds it
+
+    def show_version(self, reply: StoredMessage, number: int) -> None:
+        """Show the reply's version `number`: the conversation goes on from it."""
+        vars(reply).update(vars(self.history.show_version(reply.id, number)))
+
+    def continue_reply(self, reply: StoredMessage) -> None:
+        """Take up a stopped or cut reply again: it is being written, its text kept (HistoryError:
+        nothing changed)."""
+        self.history.reopen_reply(reply.id)
+        reply.status = "streaming"
 
     def truncate_from(self, message: StoredMessage) -> None:
         """Forget a message and all after it (regenerate, edit and resend)."""

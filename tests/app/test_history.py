@@ -295,7 +295,7 @@ def test_a_version_4_history_gains_the_thinking_of_replies_and_keeps_its_message
     db.execute("INSERT INTO messages (chat_id, role, content, created) VALUES (1, 'assistant', 'It is 4.', 3.0)")
     db.close()
     with History(path) as h:
-        assert h.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 7
         [old] = h.messages(1)
         assert (old.content, old.thinking) == ("It is 4.", "")
         m = h.add_message(1, "assistant", "", status="streaming")
@@ -410,3 +410,90 @@ def test_a_reply_whose_end_was_not_saved_is_kept_as_this_andon_saw_it(tmp_path):
     session.add_user("Go on.")
     assert prompt_of(session) == ["Tell me a story.", "Once upon a time.", "Go on."]
     assert session.messages[1] is reply
+
+
+# --- a reply's versions (regenerate) and the chat last viewed: schemas 6 and 7 ----------------------
+
+
+def version_5_history(path: Path) -> None:
+    """A history as andon wrote it before replies had versions: one chat, a question and its answer."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:5]:
+        migration(db)
+    db.execute("PRAGMA user_version = 5")
+    db.execute("INSERT INTO chats (id, title, preset, created, updated) VALUES (1, 'Old', 'balanced', 1.0, 2.0)")
+    db.execute("INSERT INTO messages (chat_id, role, content, created) VALUES (1, 'user', 'Name a colour.', 3.0)")
+    db.execute("INSERT INTO messages (chat_id, role, content, created) VALUES (1, 'assistant', 'Blue.', 4.0)")
+    db.close()
+
+
+def test_a_version_5_history_keeps_a_regenerated_reply_s_earlier_versions(tmp_path):
+    """Regenerate keeps the reply written before as a version; the one shown is the one the next
+    turn is sent with; the versions survive a reopen, a copy (/clear), and go with their message."""
+    path = tmp_path / "h.sqlite3"
+    version_5_history(path)
+    with History(path) as h:
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 7
+        user, blue = h.messages(1)
+        assert (blue.content, blue.version, blue.versions) == ("Blue.", 1, 1)
+        session = ChatSession(h, h.chat(1), PresetStore(tmp_path / "presets"))
+        reply = session.reply_to_regenerate()
+        session.new_version(reply)
+        assert (reply.content, reply.status, reply.version, reply.versions) == ("", "streaming", 2, 2)
+        assert prompt_of(session) == ["Name a colour."]  # the reply being written is not sent
+        h.update_message(reply.id, "Red.", "complete", {"completion_tokens": 2})
+    with History(path) as h:
+        session = ChatSession(h, h.chat(1), PresetStore(tmp_path / "presets"))
+        reply = session.messages[-1]
+        assert (reply.content, reply.version, reply.versions) == ("Red.", 2, 2)
+        session.show_version(reply, 1)  # back to the first: the conversation goes on from "Blue."
+        assert (reply.content, reply.stats, reply.version, reply.versions) == ("Blue.", {}, 1, 2)
+        assert prompt_of(session) == ["Name a colour.", "Blue."]
+        session.show_version(reply, 2)
+        assert (reply.content, reply.stats, reply.version) == ("Red.", {"completion_tokens": 2}, 2)
+        assert "## Assistant *(version 2 of 2)*" in h.to_markdown(1)
+        copy = h.copy_chat(1, "Old (before /clear)")
+        kept = h.messages(copy.id)[-1]
+        assert (kept.content, kept.version, kept.versions) == ("Red.", 2, 2)
+        h.show_version(kept.id, 1)
+        assert h.messages(copy.id)[-1].content == "Blue." and h.messages(1)[-1].content == "Red."
+        h.delete_messages_from(1, user.id)
+        assert h.db.execute("SELECT count(*) FROM versions").fetchone()[0] == 1  # the copy's "Red." only
+
+
+def test_a_regenerated_reply_that_wrote_nothing_is_not_kept_as_a_version(tmp_path):
+    with History(tmp_path / "h.sqlite3") as h:
+        chat = h.create_chat("Colours", "balanced")
+        h.add_message(chat.id, "user", "Name a colour.")
+        reply = h.add_message(chat.id, "assistant", "Blue.")
+        assert h.new_version(reply.id).version == 2
+        h.update_message(reply.id, "", "error")  # the engine failed before any text
+        again = h.new_version(reply.id)
+        assert (again.version, again.versions) == (2, 2)  # in the failed one's place
+        h.update_message(reply.id, "Green.", "complete")
+        assert [h.show_version(reply.id, n).content for n in (1, 2)] == ["Blue.", "Green."]
+
+
+def test_another_andon_s_chat_gets_no_new_version(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    first, second = History(path), History(path)
+    chat = first.create_chat("Colours", "balanced")
+    reply = first.add_message(chat.id, "assistant", "Blue.")
+    with pytest.raises(ChatOwnedError):
+        second.new_version(reply.id)
+    with pytest.raises(ChatOwnedError):
+        second.reopen_reply(reply.id)
+    assert [(m.content, m.status, m.versions) for m in first.messages(chat.id)] == [("Blue.", "complete", 1)]
+
+
+def test_the_chat_last_viewed_comes_first_then_the_newest(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    version_5_history(path)  # its chat was never viewed under schema 7
+    with History(path) as h:
+        older = h.create_chat("Older", "balanced")
+        newer = h.create_chat("Newer", "balanced")
+        assert [c.title for c in h.last_viewed()] == ["Newer", "Older", "Old"]
+        h.mark_viewed(1)
+        h.mark_viewed(older.id)
+        assert [c.id for c in h.last_viewed()] == [older.id, 1, newer.id]
+        assert [c.id for c in h.chats()] == [newer.id, older.id, 1]  # the list's order is unchanged
