@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from andon.app.engine.speculative import check_draft
 from andon.app.engine.structured import grammar_for, resolve_assignment
-from andon.app.errors import UsageError
 from andon.app.models.catalog import model_for
 from andon.presets.commands import apply, parse_assignments
 from andon.presets.modelfile import with_model_defaults
 from andon.presets.parameters import ALL_SPECS, Parameters
 from andon.presets.preset import Preset
 from andon.presets.store import DEFAULT_PRESET, PresetStore
-from andon.presets.text import decode
 
 
 @dataclass(frozen=True)
@@ -91,16 +88,3 @@ def context_warning(num_ctx: int, trained: int | None, model: str) -> str | None
         f"num_ctx {num_ctx} is above the {trained} tokens {model} was trained on: it is allowed, but past "
         f"{trained} tokens of conversation its replies may lose track or degrade ({advice})"
     )
-
-
-def read_prompt(prompt: str) -> str:
-    """The prompt argument, or standard input for `-` (UTF-8, else TextError); an empty prompt is a usage error."""
-    text = read_stdin() if prompt == "-" else prompt
-    if not text.strip():
-        raise UsageError("the prompt is empty")
-    return text
-
-
-def read_stdin() -> str:
-    binary = getattr(sys.stdin, "buffer", None)
-    return decode(binary.read(), "standard input") if binary is not None else sys.stdin.read()

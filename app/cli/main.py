@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from andon.app.cli import stdio
+from andon.app.cli.prompt import STDIN_HELP
+from andon.app.cli.version import VersionAction, version_text
 
 if TYPE_CHECKING:
     from andon.app.chat.settings import Settings
@@ -66,10 +68,11 @@ def build_parser() -> Parser:
         help="llama.cpp RPC servers for the model's layers (where no preset names any)",
     )
     parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-V", "--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     ask = sub.add_parser("ask", help="answer one prompt, streaming to standard output")
-    ask.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads standard input")
+    ask.add_argument("prompt", nargs="?", metavar="PROMPT", help=STDIN_HELP)
     _common(ask)
     ask.add_argument("--system", metavar="TEXT", help="system prompt (default: the preset's)")
     ask.add_argument(
@@ -90,6 +93,9 @@ def build_parser() -> Parser:
     from andon.app.cli import models as models_cli
 
     models_cli.add_parser(sub)
+    from andon.app.cli import serve as serve_cli
+
+    serve_cli.add_parser(sub)
     return parser
 
 
@@ -137,6 +143,9 @@ def main(argv: list[str] | None = None, app: AppRunner | None = None) -> int:
 def _run(argv: list[str], stdout: stdio.Output, app: AppRunner | None) -> int:
     if isinstance(stdout.stream, io.TextIOWrapper):  # a path with bytes that are not UTF-8 prints as \udcXX
         stdout.stream.reconfigure(errors="backslashreplace")
+    if argv[:1] in (["--version"], ["-V"]):  # at once: the parser's imports (llama.cpp's too) take a second
+        print(version_text())
+        return 0
     args = build_parser().parse_args(argv)
     check_text_arguments(args)
     # commands other than `ask` (which handles Ctrl-C itself) stop by KeyboardInterrupt, running
@@ -200,7 +209,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     sys.stdout.write("")  # a closed standard output is said at once, not once the model has loaded
     # Ctrl-C before the reply begins has nothing to keep: it ends the process at once
     with stdio.sigint(stdio.exit_interrupted), stdio.shown_stderr() as stderr:
-        from andon.app.chat.settings import read_prompt, resolve_settings
+        from andon.app.chat.settings import resolve_settings
+        from andon.app.cli.prompt import read_prompt
         from andon.app.engine.client import EngineProcess
         from andon.app.engine.loading import ModelOptions
 

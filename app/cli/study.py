@@ -7,8 +7,9 @@ import json
 import math
 from contextlib import closing
 
-from andon.app.chat.settings import model_path_for, read_prompt, resolve_settings
+from andon.app.chat.settings import model_path_for, resolve_settings
 from andon.app.cli.progress import ProgressReport
+from andon.app.cli.prompt import STDIN_HELP, read_prompt
 from andon.app.engine.client import EngineProcess
 from andon.app.engine.engine import ModelOptions, messages_for
 from andon.app.errors import UsageError
@@ -22,7 +23,7 @@ from andon.presets.store import PresetStore
 
 def add_parsers(sub, common) -> None:
     ins = sub.add_parser("inspect", help="next-token candidates before the chain and after each sampler")
-    ins.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads standard input")
+    ins.add_argument("prompt", nargs="?", metavar="PROMPT", help=STDIN_HELP)
     common(ins)
     ins.add_argument("--system", metavar="TEXT", help="system prompt (default: the preset's)")
     ins.add_argument("--raw", action="store_true", help="use the prompt as it is, without the chat template")
@@ -32,7 +33,7 @@ def add_parsers(sub, common) -> None:
     ins.set_defaults(func=cmd_inspect)
 
     cmp = sub.add_parser("compare", help="generate N replies per preset and measure their diversity")
-    cmp.add_argument("prompt", metavar="PROMPT")
+    cmp.add_argument("prompt", nargs="?", metavar="PROMPT", help=STDIN_HELP)
     cmp.add_argument("--presets", metavar="A,B,...", help="presets to compare (default: every built-in preset)")
     cmp.add_argument("-n", type=int, default=5, metavar="N", help="replies per preset (default 5)")
     cmp.add_argument("--seed", type=int, help="seed of the first reply (each next reply adds 1); random if absent")

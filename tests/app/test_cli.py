@@ -13,9 +13,10 @@ import pytest
 
 
 def andon(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    # standard input is always a pipe: piped text joins the prompt, and an inherited one might never end
     return subprocess.run(
         [sys.executable, "-m", "andon", *args],
-        input=stdin, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+        input=stdin or "", capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
