@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+from andon.presets import bans
 from andon.samplers.params import SAMPLING_SPECS, ParameterError, ParamSpec, unknown_name_message
 from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, create_model
 
@@ -80,6 +81,19 @@ OUTPUT_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "think", "bool", True, "Let reasoning models think before answering, where their chat template allows it."
     ),
+    ParamSpec(
+        "think_budget",
+        "int",
+        -1,
+        "Most tokens of thinking; at the budget the thinking is closed and the answer follows; -1 is no limit.",
+        minimum=-1,
+    ),
+    ParamSpec(
+        "banned_strings",
+        "str_list",
+        (),
+        "Phrases the reply never contains (any case), or re:REGEX; on a match the reply rewinds and avoids it.",
+    ),
     ParamSpec("rpc", "endpoint_list", (), "llama.cpp RPC servers (host:port) that hold some of the model's layers."),
 )
 
@@ -96,12 +110,26 @@ def _serialize_list(value: tuple[str, ...]) -> list[str]:
     return list(value)
 
 
+def _validator(spec: ParamSpec) -> Any:
+    """The spec's check, and for banned_strings each item's (a bounded regular expression)."""
+    if spec.name != "banned_strings":
+        return spec.validate
+
+    def validate(value: Any) -> Any:
+        try:
+            return bans.check(spec.validate(value))
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from None
+
+    return validate
+
+
 def _field(spec: ParamSpec) -> tuple[Any, Any]:
-    annotated: Any = Annotated[Any, PlainValidator(spec.validate)]
+    annotated: Any = Annotated[Any, PlainValidator(_validator(spec))]
     if spec.kind == "bias_map":
         annotated = Annotated[Any, PlainValidator(spec.validate), PlainSerializer(_serialize_bias)]
     elif spec.kind in ("str_list", "sampler_list", "endpoint_list"):
-        annotated = Annotated[Any, PlainValidator(spec.validate), PlainSerializer(_serialize_list)]
+        annotated = Annotated[Any, PlainValidator(_validator(spec)), PlainSerializer(_serialize_list)]
     default = spec.validate(spec.default)
     if spec.kind == "bias_map":
         return annotated, Field(default_factory=dict, description=spec.description)

@@ -124,7 +124,8 @@ class Engine:
             chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
         if constraint is None:
             constraint = self.constraint_for(params)
-        speculation = self.speculator.for_reply(params)  # None unless `draft` is set
+        # None unless `draft` is set; a reply that may rewind (banned_strings) is decoded a token at a time
+        speculation = None if params.banned_strings else self.speculator.for_reply(params)
         if isinstance(self.context, rpc.GuardedContext):
             self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
         try:

@@ -7,21 +7,26 @@ Done.thinking; `text` is the answer only, and stop strings are looked for in the
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from andon.app.engine.banning import MAX_REWINDS, BanWatch
 from andon.app.engine.context import KVContext
-from andon.app.engine.reasoning import ThinkingSplitter
+from andon.app.engine.reasoning import TRANSITION, ThinkingSplitter
 from andon.app.engine.tokens import TextDecoder, TokenTexts
+from andon.presets.bans import Bans
 from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, Chain
 from numpy.typing import NDArray
 
-FinishReason = Literal["stop", "length", "cancelled", "grammar"]  # grammar: it allowed no token
+# grammar: it allowed no token; banned: the reply could not go on without a banned phrase
+FinishReason = Literal["stop", "length", "cancelled", "grammar", "banned"]
 NO_TOKEN = -1  # what `Reply.choose` returns where the constraint allows no token at all
+ALL_BANNED = -2  # what it returns where banned_strings left no token at this position
 CancelCheck = Callable[[], bool]
 
 
@@ -35,6 +40,8 @@ class Usage:
     total_s: float = 0.0
     drafted_tokens: int = 0  # speculative decoding (`draft`): drafted tokens the model verified
     accepted_tokens: int = 0  # of them, those the chain chose too (kept in the reply)
+    thinking_tokens: int = 0  # of completion_tokens, those of the thinking (markers included)
+    rewinds: int = 0  # banned_strings: how many times a banned phrase was taken back
 
 
 @dataclass
@@ -95,6 +102,10 @@ class TokenConstraint(Protocol):
 
     def accept(self, token: int) -> None: ...
 
+    def reset(self) -> None:
+        """Back to the start (a reply rewound by banned_strings then accepts its tokens again)."""
+        ...
+
 
 class Speculation(Protocol):
     """Speculative decoding for one reply (app/engine/speculative.py): replaces `Reply.decode_step`."""
@@ -138,6 +149,12 @@ class Reply:
     text decoder and the timing. `events()` writes it; create one per reply.
 
     Decoding is one method, `decode_step`, that a speculative step can replace (see there).
+
+    `banned_strings` (app/engine/banning.py): the text that may still become a banned phrase is
+    held back with the state before each of its tokens; a whole match rewinds the reply to the
+    token where it begins (the KV cache, the chain's and the draw's state, the decoder, the
+    grammar), bans that token there, and the reply goes on. `think_budget`: when the thinking has
+    taken that many tokens, the transition line and the end marker are written for the model.
     """
 
     def __init__(
@@ -169,6 +186,13 @@ class Reply:
         self._pending: int | None = None  # the last token taken, not yet evaluated
         self._first_at = 0.0
         self._hit_stop = False
+        self._thought = 0  # tokens of thinking so far
+        self._forced: list[int] = []  # think_budget: the tokens that close the thinking, still to write
+        self._budget_done = False
+        bans = Bans.of(params.banned_strings)
+        self._watch = BanWatch(bans) if bans is not None else None
+        self._prompt_ids = [int(t) for t in context.ids()] if bans is not None else []
+        self._mark: Any = None  # with bans: the state before the token being chosen
 
     def events(self) -> Iterator[Event]:
         """Delta events of whole characters as tokens are chosen, then one Done."""
@@ -200,10 +224,20 @@ class Reply:
             return self.speculation.step(self, pending)
         if pending is not None:
             self.context.append([pending])
+        if self._watch is not None:
+            self._mark = (_SamplingState(self.chain, self.rng), copy.deepcopy(self._decoder))
+        if self._forced and (self.constraint is None or self.constraint.allows(self._forced[0])):
+            return [self._forced.pop(0)]
+        self._forced = []  # a grammar that does not allow the closing text has the last word
         return [self.choose(self.context.ids(), self.context.logits())]
 
     def choose(self, input_ids: NDArray[np.intc], logits: NDArray[np.float32]) -> int:
         """The next token: the chain's distribution, sampled; with a constraint, one it allows."""
+        if self._watch is not None and (banned := self._watch.banned_at(len(self.tokens))):
+            logits = np.array(logits, dtype=np.float32)
+            logits[banned] = -np.inf
+            if not np.isfinite(logits).any():
+                return ALL_BANNED
         if self.constraint is None:
             return sample(self.chain.candidates_after(input_ids, logits), self.rng)
         before = _SamplingState(self.chain, self.rng)
@@ -222,8 +256,8 @@ class Reply:
         """Add a chosen token to the reply: the text it shows, if any; `finish` set if it ends."""
         if not self._first_at:
             self._first_at = time.perf_counter()
-        if token == NO_TOKEN:
-            self.finish = "grammar"
+        if token in (NO_TOKEN, ALL_BANNED):
+            self.finish = "grammar" if token == NO_TOKEN else "banned"
             return None
         if self.texts.is_end_of_turn(token):
             self.finish = "stop"
@@ -231,7 +265,14 @@ class Reply:
         self.tokens.append(token)
         if self.constraint is not None:
             self.constraint.accept(token)
-        thinking, shown = self._split(token)
+        text = self._decoder.feed(self._piece(token))
+        if self._watch is not None:
+            verdict = self._watch.feed(self._mark, text)
+            if verdict.rewind is not None:
+                self._rewind(verdict.rewind)
+                return None
+            text = verdict.released
+        thinking, shown = self._split(text)
         if self._hit_stop:
             self.finish = "stop"
         elif 0 < self.params.num_predict <= len(self.tokens) or self.context.n_tokens >= self.context.n_ctx:
@@ -243,20 +284,55 @@ class Reply:
         self._thinking.append(thinking)
         return Delta(shown, len(self.tokens), time.perf_counter() - self._first_at, thinking)
 
-    def _split(self, token: int) -> tuple[str, str]:
-        """(thinking, answer shown) of one token's text; a stop string in the answer sets _hit_stop."""
+    def _piece(self, token: int) -> bytes:
+        r = self.reasoning
+        return self.texts.piece(token, special=r is not None and token in r.marker_tokens)
+
+    def _split(self, text: str) -> tuple[str, str]:
+        """(thinking, answer shown) of text that is sure to stay; a stop string in the answer sets
+        _hit_stop. Counts the thinking's tokens, and closes it at think_budget."""
         r = self.reasoning
         if r is None:
-            shown, self._hit_stop = self._stops.feed(self._decoder.feed(self.texts.piece(token)))
+            shown, self._hit_stop = self._stops.feed(text)
             return "", shown
-        thinking, answer = r.feed(self._decoder.feed(self.texts.piece(token, special=token in r.marker_tokens)))
+        was = r.state
+        thinking, answer = r.feed(text)
+        if "thinking" in (was, r.state) or "opened" in (was, r.state):
+            self._thought += 1
+            self._close_at_budget()
         shown, self._hit_stop = self._stops.feed(answer)
         return thinking, shown
 
+    def _close_at_budget(self) -> None:
+        """At think_budget tokens of thinking: the transition line and the end marker come next."""
+        r, budget = self.reasoning, self.params.think_budget
+        if r is None or self._budget_done or budget < 0 or self._thought < budget:
+            return
+        self._budget_done = True
+        self._forced = self.texts.tokenize(f"{TRANSITION}{r.markers.end}\n\n", special=True)
+
+    def _rewind(self, position: int) -> None:
+        """Take the reply back to `position` (a banned phrase begins there) and ban its token there."""
+        assert self._watch is not None
+        sampling, decoder = self._watch.rewind(position, self.tokens[position])
+        sampling.restore(self.chain, self.rng)
+        self._decoder = copy.deepcopy(decoder)
+        self.tokens = self.tokens[:position]
+        self._forced = []
+        if self.constraint is not None:
+            self.constraint.reset()
+            for token in self.tokens:
+                self.constraint.accept(token)
+        if self.context.n_tokens != len(self._prompt_ids) + position:  # the cache holds more than that
+            self.context.prefill([*self._prompt_ids, *self.tokens])  # evaluates the last one again
+        if self._watch.rewinds >= MAX_REWINDS:
+            self.finish = "banned"
+
     def _end(self) -> Iterator[Event]:
         if not self._hit_stop:
-            # what was held back as a possible marker or stop string was not one after all
-            thinking, answer = "", self._decoder.finish()
+            # what was held back as a possible marker, banned phrase or stop string was not one
+            held = self._watch.flush() if self._watch is not None else ""
+            thinking, answer = "", held + self._decoder.finish()
             if self.reasoning is not None:
                 thinking, answer = self.reasoning.feed(answer)
                 last = self.reasoning.finish()
@@ -267,9 +343,15 @@ class Reply:
                 self._text.append(tail)
                 self._thinking.append(thinking)
                 yield Delta(tail, thinking=thinking)
+        yield from self._finish_notices()
+        thinking = "".join(self._thinking).strip()
+        yield Done("".join(self._text), self.finish or "stop", self._usage(), self.seed, self.prompt.dropped,
+                   self.tokens, thinking)  # fmt: skip
+
+    def _usage(self) -> Usage:
         end = time.perf_counter()
         n, first = len(self.tokens), self._first_at
-        usage = Usage(
+        return Usage(
             prompt_tokens=self.prompt.tokens,
             prompt_eval_tokens=self.prompt.evaluated,
             completion_tokens=n,
@@ -278,15 +360,21 @@ class Reply:
             total_s=end - self.started,
             drafted_tokens=self.speculation.drafted if self.speculation else 0,
             accepted_tokens=self.speculation.accepted if self.speculation else 0,
+            thinking_tokens=min(self._thought, n),
+            rewinds=self._watch.rewinds if self._watch is not None else 0,
         )
+
+    def _finish_notices(self) -> Iterator[ReplyNotice]:
         if self.finish == "grammar":
             yield ReplyNotice(
                 "the format or grammar allows none of the model's tokens here: "
                 'the reply ends incomplete (finish reason "grammar")'
             )
-        thinking = "".join(self._thinking).strip()
-        yield Done("".join(self._text), self.finish or "stop", usage, self.seed, self.prompt.dropped, self.tokens,
-                   thinking)  # fmt: skip
+        elif self.finish == "banned":
+            yield ReplyNotice(
+                "banned_strings: the reply could not go on without a banned phrase: "
+                'it ends here (finish reason "banned")'
+            )
 
 
 class _SamplingState:

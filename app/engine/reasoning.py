@@ -34,6 +34,8 @@ KNOWN_MARKERS = (
     THINK,
 )
 SWITCH = "enable_thinking"  # the template variable llama.cpp and Qwen3's templates use
+# think_budget: written for the model when its thinking reaches the budget, before the end marker
+TRANSITION = "\n\nOkay, time to answer.\n"
 
 
 def markers_for(template: str | None) -> Markers:
