@@ -71,9 +71,12 @@ FORBIDDEN = {
     "andon.app.models": ("andon.app.chat", "andon.app.study", "andon.app.cli", "andon.app.tui"),
     "andon.app.chat": ("andon.app.cli", "andon.app.tui", "andon.app.study"),
     "andon.app.study": ("andon.app.cli", "andon.app.tui"),
+    "andon.app.serve": ("andon.app.cli", "andon.app.tui", "andon.app.study"),
     "andon.app.cli": ("andon.app.tui",),
-    "andon.app.tui": ("andon.app.cli",),
+    "andon.app.tui": ("andon.app.cli", "andon.app.serve"),
 }
+# the one door into the server from outside it: `andon serve` (app/cli/serve.py)
+SERVE_DOOR = "andon.app.cli.serve"
 
 
 def test_each_part_imports_only_the_parts_below_it():
@@ -85,6 +88,18 @@ def test_each_part_imports_only_the_parts_below_it():
         if target == banned or target.startswith(banned + ".")
     ]
     assert not broken, "\n".join(sorted(broken))
+
+
+def test_only_the_serve_command_imports_the_server():
+    """The server uses the engine, the models, the presets and the chat's settings; nothing below it
+    or beside it imports it, but the CLI's `serve` command."""
+    outside = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        for target in targets
+        if target.startswith("andon.app.serve") and part(module) != "andon.app.serve" and module != SERVE_DOOR
+    ]
+    assert not outside, "\n".join(sorted(outside))
 
 
 def test_no_module_imports_itself_through_others():
@@ -112,5 +127,5 @@ def test_the_folders_are_the_parts():
     flat = sorted(p.name for p in (ROOT / "app").glob("*.py"))
     assert flat == ["__init__.py", "control_text.py", "errors.py", "main.py"]
     assert {p.name for p in (ROOT / "app").iterdir() if p.is_dir() and p.name != "__pycache__"} >= {
-        "engine", "models", "chat", "study", "cli", "tui"
+        "engine", "models", "chat", "study", "cli", "tui", "serve"
     }  # fmt: skip
