@@ -8,7 +8,7 @@ and only `/set parameter` splits a list of text into words (`stop a b`), as `oll
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from andon.presets.parameters import ALL_SPECS, DEFAULTS, ParameterError, Parameters
@@ -18,15 +18,30 @@ from andon.samplers.spec import ParamSpec
 USAGE_SET = "usage: /set parameter NAME VALUE (e.g. /set parameter temperature 0.7)"
 # Where each surface lists the parameter names, for the "unknown parameter" line.
 CLI_NAMES = NAMES_AT
-APP_NAMES = "`/show parameters`"
+APP_NAMES = "`/set parameter`"
+# Ollama's parameters (api.Options and its Runner options in api/types.go, with those older Ollamas
+# took) that andon does not implement: a Modelfile's line for one is skipped with a note, and
+# `--set` or `/set parameter` names it as Ollama's rather than suggesting a name that looks alike.
+OLLAMA_UNIMPLEMENTED = frozenset({
+    "num_keep", "main_gpu", "use_mmap", "penalize_newline", "numa", "low_vram", "f16_kv", "logits_all",
+    "vocab_only", "use_mlock", "num_gqa", "rope_frequency_base", "rope_frequency_scale", "embedding_only",
+})  # fmt: skip
+# andon's names of parameters Ollama knows by another name, and back.
+OLLAMA_NAMES = {"draft_max": "draft_num_predict"}
+ANDON_NAMES = {ollama: andon for andon, ollama in OLLAMA_NAMES.items()}
 
 
 def spec_for(name: str, names_at: str = CLI_NAMES) -> ParamSpec:
-    """The spec of a parameter; an unknown name is refused pointing to where the names are."""
+    """The spec of a parameter; an unknown name is refused pointing to where the names are, and
+    an Ollama parameter andon lacks is named as such (or by andon's name for it)."""
     spec = ALL_SPECS.get(name)
-    if spec is None:
-        raise ParameterError(unknown_name_message(name, ALL_SPECS, names_at))
-    return spec
+    if spec is not None:
+        return spec
+    if name in OLLAMA_UNIMPLEMENTED:
+        raise ParameterError(f"{name} is an Ollama parameter andon does not implement ({names_at} lists andon's)")
+    if name in ANDON_NAMES:
+        raise ParameterError(f"{name} is Ollama's name for andon's {ANDON_NAMES[name]}: use {ANDON_NAMES[name]}")
+    raise ParameterError(unknown_name_message(name, ALL_SPECS, names_at))
 
 
 def parse_value(name: str, text: str, *, words: bool = False, names_at: str = CLI_NAMES) -> Any:
@@ -89,33 +104,85 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def parameter_lines(values: Mapping[str, Any]) -> list[str]:
-    """Ollama's `%-30s %v` lines; a list parameter (stop) gets a line per value."""
+def parameter_lines(values: Mapping[str, Any], origin: Callable[[str, Any], str] | None = None) -> list[str]:
+    """Ollama's `%-30s %v` lines; a list parameter (stop) gets a line per value. `origin(name, value)`
+    adds where a value comes from, in parentheses after it."""
     lines: list[str] = []
     for name in sorted(values):
         value = values[name]
-        if isinstance(value, (list, tuple)) and name != "samplers":
-            lines.extend(f"{name:<30} {format_value(v)}" for v in value)
-        else:
-            lines.append(f"{name:<30} {format_value(value)}")
+        items = list(value) if isinstance(value, (list, tuple)) and name != "samplers" else [value]
+        for item in items:
+            from_ = f"  ({origin(name, item)})" if origin is not None else ""
+            lines.append(f"{name:<30} {format_value(item)}{from_}")
     return lines
 
 
-def show_parameters(preset_params: Parameters, user_changes: Mapping[str, Any]) -> str:
-    """The `/show parameters` listing: the preset's own values, then this session's changes."""
+def show_parameters(
+    preset_params: Parameters,
+    user_changes: Mapping[str, Any],
+    own: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
+    names: tuple[str, str] = ("", ""),
+) -> str:
+    """The `/show parameters` listing: the preset's values (over its model's), then this chat's changes.
+
+    With `own` (the values the preset itself sets) and `model` (the model's own defaults: an Ollama
+    model's params layer, under the preset) each value says where it comes from: the preset, the
+    model, or this chat. `names` are the preset's and the model's, for those notes.
+    """
+    own = preset_params.changed() if own is None else own
+    model = model or {}
+    tags = {"preset": f"preset {names[0]}".strip(), "model": f"model {names[1]}".strip()}
+
+    def origin(name: str, item: Any) -> str:
+        if name == "stop" and name in model:
+            from_model = item in model[name] and item not in own.get(name, ())
+        else:
+            from_model = name in model and name not in own
+        return tags["model" if from_model else "preset"]
+
     out = ["Model defined parameters:"]
     defined = preset_params.to_plain(sorted(preset_params.changed(DEFAULTS)))
     if defined:
-        out.extend(f"  {line}" for line in parameter_lines(defined))
+        out.extend(f"  {line}" for line in parameter_lines(defined, origin))
     else:
         out.append("  No additional parameters were specified for this model.")
     out.append("")
     if user_changes:
         effective = Parameters.of(dict(user_changes), base=preset_params)
         out.append("User defined parameters:")
-        out.extend(f"  {line}" for line in parameter_lines(effective.to_plain(sorted(user_changes))))
+        shown = effective.to_plain(sorted(user_changes))
+        out.extend(f"  {line}" for line in parameter_lines(shown, lambda _name, _item: "set in this chat"))
         out.append("")
     return "\n".join(out)
+
+
+def parameter_listing(params: Parameters, width: int = 76) -> str:
+    """`/set parameter` alone: every parameter with its value in this chat, two to a line (the
+    chain's, then generation's and the rest, in the table's order), a long value cut with …."""
+    cell = (width - 2) // 2
+    name_width = max(map(len, ALL_SPECS))
+    plain = params.to_plain()
+    cells = [f"{name:<{name_width}} {_short(_listed(plain[name]), cell - name_width - 1)}" for name in ALL_SPECS]
+    rows = [f"{left:<{cell}}  {right}".rstrip() for left, right in zip(cells[::2], [*cells[1::2], ""], strict=False)]
+    return "\n".join(
+        [
+            "Parameters and their values in this chat (/set parameter NAME VALUE changes one;",
+            "`andon presets parameters` says what each does and allows):",
+            *rows,
+        ]
+    )
+
+
+def _listed(value: Any) -> str:
+    """A value as the listing shows it: lists and maps as JSON ([] is seen), the rest as `format_value`."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else format_value(value)
+
+
+def _short(text: str, width: int) -> str:
+    """`text` in at most `width` characters on one line (…, where it is cut)."""
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def confirm_set(name: str, value: Any) -> str:

@@ -1,13 +1,16 @@
 """Ollama Modelfiles: import into a preset, export a preset; an Ollama model's own defaults.
 
 Import reads a Modelfile as Ollama's parser does (`andon.presets.ollama_syntax`): FROM, PARAMETER
-(several `stop` lines make a list), SYSTEM and DRAFT (Ollama's draft model for speculative
-decoding: andon's `draft`); other directives, and parameters Ollama has but andon does not use,
-are reported, not fatal. Every value is checked as `--set` checks it (`ParamSpec.parse`, the one
-parser), and a value refused or a parameter neither andon nor Ollama knows is fatal: nothing is
-written. FROM and DRAFT are checked by the caller's resolver (the app layer knows where models
-are): a relative path is taken from the Modelfile's folder, and a missing file or unknown name
-refuses the import, as `ollama create` does.
+(several `stop` lines make a list), SYSTEM, DRAFT (Ollama's draft model for speculative
+decoding: andon's `draft`), MESSAGE (the preset's example exchange, sent before each chat) and
+TEMPLATE (kept and exported back, but not used: it is a Go template, and andon formats a chat with
+the model's own chat template, which llama.cpp runs; the import says so in one note); other
+directives, and parameters Ollama has but andon does not use, are reported, not fatal. Every
+value is checked as `--set` checks it (`ParamSpec.parse`, the one parser), and a value refused or a
+parameter neither andon nor Ollama knows is fatal: nothing is written. FROM and DRAFT are checked
+by the caller's resolver (the app layer knows where models are): a relative path is taken from
+the Modelfile's folder, and a missing file or unknown name refuses the import, as `ollama create`
+does.
 
 Export writes what Ollama knows as Ollama reads it (`draft_max` as Ollama's `draft_num_predict`, a
 draft model as DRAFT; text in the first of Ollama's forms that reads back exactly) and andon's own
@@ -24,14 +27,14 @@ preset (see its docstring for which wins).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from andon.presets.commands import parse_value, spec_for
+from andon.presets.commands import ANDON_NAMES, OLLAMA_NAMES, OLLAMA_UNIMPLEMENTED, parse_value, spec_for
 from andon.presets.ollama_syntax import Command, Comment, SyntaxProblem, ollama_text, read_commands, unwritable
 from andon.presets.parameters import ALL_SPECS, ParameterError, Parameters
-from andon.presets.preset import Preset, Task
+from andon.presets.preset import ExampleMessage, Preset, Role, Task
 from andon.presets.text import TextError, check
 
 # Parameters a current Ollama accepts in a Modelfile (api.Options and its Runner options).
@@ -40,18 +43,15 @@ OLLAMA_PARAMETERS = frozenset({
     "typical_p", "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty",
     "stop", "draft_num_predict",
 })  # fmt: skip
-# andon's names of parameters Ollama knows by another name, and back.
-OLLAMA_NAMES = {"draft_max": "draft_num_predict"}
-ANDON_NAMES = {ollama: andon for andon, ollama in OLLAMA_NAMES.items()}
 # Export's comment above andon's own settings (`# PARAMETER name value` lines and the like, which
 # Ollama skips); they run on the lines right below it, up to the next command.
 ANDON_SECTION = "# andon parameters that Ollama does not know:"
-# Ollama parameters andon does not use (some deprecated in Ollama itself).
-OLLAMA_IGNORED = frozenset({
-    "num_keep", "penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
-    "use_mmap", "use_mlock", "main_gpu", "num_gqa", "rope_frequency_base", "rope_frequency_scale",
-})  # fmt: skip
+OLLAMA_IGNORED = OLLAMA_UNIMPLEMENTED  # Ollama parameters andon does not use (some deprecated in Ollama itself)
 _TASKS: tuple[str, ...] = get_args(Task)
+TEMPLATE_UNUSED = (
+    "TEMPLATE is kept (and exported back) but not used: it is Ollama's Go template, and andon formats "
+    "the chat with the model's own chat template"
+)
 
 
 class ModelfileError(Exception):
@@ -67,6 +67,8 @@ class ImportedModelfile:
     description: str = ""  # andon's export carries the preset's description and task
     task: Task = "chat"
     lines: dict[str, int] = field(default_factory=dict)  # the line that set each parameter
+    messages: list[ExampleMessage] = field(default_factory=list)  # MESSAGE lines, in order
+    template: str = ""  # TEMPLATE, as written
 
     def to_preset(self, name: str, description: str = "") -> Preset:
         params = Parameters.of(self.parameters)
@@ -77,6 +79,8 @@ class ImportedModelfile:
             system=self.system,
             model=self.model,
             parameters=params,
+            messages=tuple(self.messages),
+            template=self.template,
         )
 
 
@@ -108,6 +112,8 @@ class _Import:
         self.stops: list[str] = []
         self.own: dict[str, Any] = {}  # andon's section: exact values, over Ollama's lines
         self.own_system: str | None = None
+        self.own_messages: list[ExampleMessage] | None = None  # andon's section: all of them, exactly
+        self.own_template: str | None = None
         self.section_line = 0  # the line of the section's last comment; 0 outside it
 
     def take(self, item: Command | Comment) -> None:
@@ -123,6 +129,11 @@ class _Import:
             self.out.system = item.value
         elif item.directive == "PARAMETER":
             self._parameter(item.key.lower(), item.value, item.line, ollama=True)
+        elif item.directive == "MESSAGE":
+            self.out.messages.append(_message(item.key, item.value, item.line))
+        elif item.directive == "TEMPLATE":
+            self.out.template = item.value
+            self.out.notes.append(f"line {item.line}: {TEMPLATE_UNUSED}")
         else:
             self.out.notes.append(f"line {item.line}: {item.directive} is not used by andon (ignored)")
 
@@ -138,12 +149,16 @@ class _Import:
         if word == "PARAMETER":
             name, _, value = rest.partition(" ")
             self._parameter(name.lower(), value, comment.line, ollama=False)
-        elif word in ("SYSTEM", "DESCRIPTION"):
+        elif word in ("SYSTEM", "DESCRIPTION", "TEMPLATE"):
             text = _json_text(rest, comment.line, word)
             if word == "SYSTEM":
                 self.own_system = text
+            elif word == "TEMPLATE":
+                self.own_template = text
             else:
                 self.out.description = text
+        elif word == "MESSAGES":
+            self.own_messages = _json_messages(rest, comment.line)
         elif word == "TASK":
             if rest.strip() not in _TASKS:
                 raise ModelfileError(
@@ -201,6 +216,10 @@ class _Import:
         out.parameters.update(self.own)
         if self.own_system is not None:
             out.system = self.own_system
+        if self.own_messages is not None:
+            out.messages = self.own_messages
+        if self.own_template is not None:
+            out.template = self.own_template
         try:
             Parameters.of(out.parameters)
         except ParameterError as exc:
@@ -220,6 +239,31 @@ def _json_text(text: str, line: int, word: str) -> str:
         return check(value, f"line {line}: {word}")
     except TextError as exc:
         raise ModelfileError(str(exc)) from None
+
+
+def _message(role: str, text: str, line: int) -> ExampleMessage:
+    """`MESSAGE ROLE TEXT` (the role as Ollama's parser checked it)."""
+    if role not in get_args(Role):
+        raise ModelfileError(f"line {line}: expected MESSAGE ROLE TEXT, the role one of {', '.join(get_args(Role))}")
+    try:
+        return ExampleMessage(role=role, content=check(text, f"line {line}: MESSAGE"))  # type: ignore[arg-type]
+    except TextError as exc:
+        raise ModelfileError(str(exc)) from None
+
+
+def _json_messages(text: str, line: int) -> list[ExampleMessage]:
+    """andon's `# MESSAGES [["role", "text"], ...]`: the example exchange where Ollama's lines cannot hold it."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelfileError(f"line {line}: MESSAGES must be JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, list) or not all(_text_pair(pair) for pair in value):
+        raise ModelfileError(f'line {line}: MESSAGES must be a JSON list of ["role", "text"] pairs')
+    return [_message(role, content, line) for role, content in value]
+
+
+def _text_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(item, str) for item in value)
 
 
 def _usable(name: str, where: str, notes: list[str]) -> bool:
@@ -307,12 +351,41 @@ def export_modelfile(preset: Preset, default_model: str, notes: list[str] | None
     if preset.system and system is None:
         notes.append(f"Ollama will not see the system prompt: {unwritable(preset.system)}")
         own.extend([f" ({notes[-1]}; andon keeps it here)", f"SYSTEM {_andon_value(preset.system)}"])
+    template = _template_line(preset.template, own, notes)
+    messages = _message_lines(preset.messages, own, notes)
     if own:
         lines.append(ANDON_SECTION)
         lines.extend(f"# {entry}" for entry in own)
+    if template:
+        lines.append(template)
     if system is not None:
         lines.append(f"SYSTEM {system}")
+    lines.extend(messages)
     return "\n".join(lines) + "\n"
+
+
+def _template_line(template: str, own: list[str], notes: list[str]) -> str:
+    """Ollama's TEMPLATE line ("" for none); andon's section holds one Ollama's syntax cannot."""
+    if not template:
+        return ""
+    written = ollama_text(template, "triple,quoted")
+    if written is not None:
+        return f"TEMPLATE {written}"
+    notes.append(f"Ollama will not see the template: {unwritable(template)}")
+    own.extend([f" ({notes[-1]}; andon keeps it here)", f"TEMPLATE {_andon_value(template)}"])
+    return ""
+
+
+def _message_lines(messages: Sequence[ExampleMessage], own: list[str], notes: list[str]) -> list[str]:
+    """Ollama's `MESSAGE ROLE TEXT` lines; every message in andon's section too if Ollama cannot hold one."""
+    written = [ollama_text(m.content, "bare,triple,quoted") for m in messages]
+    for message, text in zip(messages, written, strict=True):
+        if text is None:
+            notes.append(f"Ollama will not see a {message.role} message: {unwritable(message.content)}")
+            own.append(f" ({notes[-1]}; andon keeps the messages here)")
+    if None in written:
+        own.append(f"MESSAGES {_andon_value([[m.role, m.content] for m in messages])}")
+    return [f"MESSAGE {m.role} {text}" for m, text in zip(messages, written, strict=True) if text is not None]
 
 
 def _stop_lines(stops: list[str], own: list[str], notes: list[str]) -> list[str]:

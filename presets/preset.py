@@ -9,6 +9,7 @@ from andon.presets.parameters import DEFAULTS, Parameters
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Task = Literal["factual", "creative", "code", "chat"]
+Role = Literal["system", "user", "assistant"]  # a Modelfile MESSAGE's roles
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -30,6 +31,15 @@ def check_name(name: str) -> str:
     return name
 
 
+class ExampleMessage(BaseModel):
+    """One message of a preset's example exchange (a Modelfile's `MESSAGE ROLE TEXT`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+
 class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,6 +49,12 @@ class Preset(BaseModel):
     system: str = Field("", description="The system prompt.")
     model: str | None = Field(None, description="The model it was made for (Modelfile FROM), if any.")
     parameters: Parameters = Field(default_factory=lambda: DEFAULTS)
+    messages: tuple[ExampleMessage, ...] = Field(
+        (), description="An example exchange (Modelfile MESSAGE lines), sent after the system prompt, before the chat."
+    )
+    template: str = Field(
+        "", description="Ollama's TEMPLATE (a Go template), kept for export; andon uses the model's own chat template."
+    )
 
     @field_validator("name")
     @classmethod
@@ -58,7 +74,15 @@ class Preset(BaseModel):
         changed = self.parameters.changed()
         if changed:
             doc["parameters"] = self.parameters.to_plain(sorted(changed))
+        if self.messages:
+            doc["messages"] = [m.model_dump() for m in self.messages]
+        if self.template:
+            doc["template"] = self.template
         return doc
+
+    def example_messages(self) -> list[dict[str, str]]:
+        """The example exchange as chat messages (role, content): after the system prompt, before the chat."""
+        return [{"role": m.role, "content": m.content} for m in self.messages]
 
     def with_parameters(self, params: Parameters, **fields: Any) -> Preset:
         return self.model_copy(update={"parameters": params, **fields})

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 __all__ = ["DEFAULT_PRESET", "PresetEntry", "PresetError", "PresetProblem", "PresetStore", "os_reason"]
 
 DEFAULT_PRESET = "balanced"
-_DOC_KEYS = {"description", "task", "system", "model", "parameters"}
+_DOC_KEYS = {"description", "task", "system", "model", "parameters", "messages", "template"}
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,9 @@ def _check_text(name: str, document: dict[str, Any], where: str = "") -> None:
         if isinstance(value, dict):
             _check_text(name, value, f"{field}.")
         items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            if isinstance(item, dict):  # an example message
+                _check_text(name, item, f"{field}[{index}].")
         for item in (key, *items):
             if isinstance(item, str):
                 try:

@@ -217,5 +217,5 @@ def unknown_name_message(name: str, specs: Mapping[str, ParamSpec], names_at: st
     import difflib
 
     close = difflib.get_close_matches(name, list(specs), n=1)
-    hint = f"did you mean {close[0]}?" if close else f"see {names_at} for the names"
+    hint = f"did you mean {close[0]}? ({names_at} lists them all)" if close else f"see {names_at} for the names"
     return f"{name}: unknown parameter; {hint}"

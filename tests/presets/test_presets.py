@@ -9,7 +9,13 @@ import sys
 import pytest
 from andon.presets import DEFAULTS, ParameterError, Parameters
 from andon.presets.commands import parse_assignments, parse_set_parameter, show_parameters
-from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
+from andon.presets.modelfile import (
+    ImportedModelfile,
+    ModelfileError,
+    export_modelfile,
+    parse_modelfile,
+    with_model_defaults,
+)
 from andon.presets.paths import presets_dir
 from andon.presets.preset import Preset
 from andon.presets.store import PresetError, PresetStore
@@ -179,10 +185,28 @@ def test_show_parameters_matches_ollamas_layout():
     text = show_parameters(preset, {"temperature": 0.5, "stop": ("a", "b")})
     lines = text.splitlines()
     assert lines[0] == "Model defined parameters:"
-    assert f"  {'temperature':<30} 0" in lines
+    assert f"  {'temperature':<30} 0  (preset)" in lines
     assert "User defined parameters:" in lines
-    assert f'  {"stop":<30} "a"' in lines and f'  {"stop":<30} "b"' in lines
+    assert f'  {"stop":<30} "a"  (set in this chat)' in lines and f'  {"stop":<30} "b"  (set in this chat)' in lines
     assert show_parameters(DEFAULTS, {}).splitlines()[1] == "  No additional parameters were specified for this model."
+
+
+def test_show_parameters_says_which_values_are_the_presets_the_models_and_this_chats():
+    """An Ollama model's own defaults under a preset of its own (with_model_defaults), then /set."""
+    own = Parameters.of({"num_ctx": 2048, "stop": ["END"]})
+    model = ImportedModelfile(parameters={"temperature": 0.2, "stop": ("<|im_end|>",), "num_ctx": 8192})
+    merged = with_model_defaults(Preset(name="mario", parameters=own), model).parameters
+    text = show_parameters(merged, {"top_k": 3}, own.changed(), model.parameters, ("mario", "smollm2:135m"))
+    assert text.splitlines() == [
+        "Model defined parameters:",
+        f"  {'num_ctx':<30} 2048  (preset mario)",  # the preset's own wins over the model's 8192
+        f'  {"stop":<30} "<|im_end|>"  (model smollm2:135m)',
+        f'  {"stop":<30} "END"  (preset mario)',
+        f"  {'temperature':<30} 0.2  (model smollm2:135m)",
+        "",
+        "User defined parameters:",
+        f"  {'top_k':<30} 3  (set in this chat)",
+    ]
 
 
 @pytest.mark.model

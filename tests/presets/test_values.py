@@ -80,11 +80,13 @@ def test_a_refused_value_is_one_line_naming_what_is_allowed(typed, message):
 
 
 def test_an_unknown_name_points_to_where_the_names_are_listed():
-    with pytest.raises(ParameterError, match=r"^nonsense: unknown parameter; see `/show parameters` for the names$"):
-        parse_set_parameter("nonsense 1")  # the app's command
+    with pytest.raises(ParameterError, match=r"^nonsense: unknown parameter; see `/set parameter` for the names$"):
+        parse_set_parameter("nonsense 1")  # the app's command: `/set parameter` alone lists them
     with pytest.raises(ParameterError, match=r"see `andon presets parameters` for the names$"):
         parse_assignments(["nonsense=1"])  # the command line's
-    with pytest.raises(ParameterError, match=r"did you mean temperature\?$"):
+    with pytest.raises(
+        ParameterError, match=r"did you mean temperature\? \(`andon presets parameters` lists them all\)$"
+    ):
         parse_assignments(["temprature=1"])
     r = run("ask", "hi", "--set", "nonsense=1")
     assert r.returncode == 2
