@@ -38,7 +38,25 @@ def show_token(text: str) -> str:
     return repr(text)[1:-1] if text.strip() != text or not text.isprintable() else text
 
 
-def render(result: Inspection, *, with_prompt: bool = True) -> str:
+ID_WIDTH = 9  # the id column and the gap after it
+MIN_BAR = 5  # "final" over the bar
+
+
+def fitted(row: int, width: int | None) -> tuple[bool, int]:
+    """Whether the id column shows, and the final bar's cells, for a row of `row` cells without
+    them to fit `width` (None: the whole table, as `andon inspect` prints it): the bar shrinks
+    first, then the id goes, then the bar (a row is never wrapped in the app's inspector)."""
+    if width is None:
+        return True, BAR_WIDTH
+    for with_id in (True, False):
+        room = width - row - (ID_WIDTH if with_id else 0)
+        if room >= MIN_BAR + 2:
+            return with_id, min(BAR_WIDTH, room - 2)
+    return False, 0
+
+
+def render(result: Inspection, *, with_prompt: bool = True, width: int | None = None) -> str:
+    """The candidates' table; `width`: the columns it may take (the app's panel), else all of it."""
     lines: list[str] = []
     if with_prompt:
         lines.append(f"Prompt: {len(result.prompt)} tokens")
@@ -47,31 +65,37 @@ def render(result: Inspection, *, with_prompt: bool = True) -> str:
     names = [s.name for s in result.stages]
     lines.append(f"Next token: {len(result.shown)} candidates of {result.n_vocab}; probability before the chain "
                  "(input) and after each stage (✗ removed)")  # fmt: skip
-    width = max(8, *(len(show_token(result.texts[t])) for t in result.shown)) + 2
+    tw = max(8, *(len(show_token(result.texts[t])) for t in result.shown)) + 2
     cols = [max(7, len(n)) for n in names]
-    header = f"{'token':<{width}}{'id':>7}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, cols, strict=True))
-    lines.append(header + "  final")
+    with_id, bar_width = fitted(tw + sum(cols) + 2 * (len(cols) - 1), width)
+
+    def start(token: str, ident: object) -> str:
+        return f"{token:<{tw}}" + (f"{ident:>7}  " if with_id else "")
+
+    final = "  final" if bar_width else ""
+    lines.append(start("token", "id") + "  ".join(f"{n:>{w}}" for n, w in zip(names, cols, strict=True)) + final)
     for t in result.shown:
         cells = []
         for s, w in zip(result.stages, cols, strict=True):
             cells.append(f"{s.probs[t] * 100:>{w - 1}.2f}%" if t in s.probs else f"{'✗':>{w}}")
-        final = result.final.probs.get(t, 0.0)
-        lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells) + f"  {bar(final)}")
+        p = result.final.probs.get(t, 0.0)
+        lines.append(
+            start(show_token(result.texts[t]), t) + "  ".join(cells) + (f"  {bar(p, bar_width)}" if bar_width else "")
+        )
     lines.append("")
     lines.append("kept after each stage: " + ", ".join(f"{s.name} {s.kept}" for s in result.stages))
     if result.temperatures:
         lines.append("")
         lines.append("The same candidates under several temperatures (temperature alone, no other sampler):")
         temps = list(result.temperatures)
-        lines.append(
-            f"{'token':<{width}}{'id':>7}  " + "  ".join(f"{'T=' + format(tt, 'g'):<{BAR_WIDTH + 8}}" for tt in temps)
-        )
+        tbar = BAR_WIDTH if width is None else max(0, min(BAR_WIDTH, (width - len(start("", ""))) // len(temps) - 10))
+        lines.append(start("token", "id") + "  ".join(f"{'T=' + format(tt, 'g'):<{tbar + 8}}" for tt in temps))
         for t in result.shown:
             cells = [
-                f"{result.temperatures[tt].get(t, 0.0) * 100:6.2f}% {bar(result.temperatures[tt].get(t, 0.0))}"
+                f"{result.temperatures[tt].get(t, 0.0) * 100:6.2f}% {bar(result.temperatures[tt].get(t, 0.0), tbar)}"
                 for tt in temps
             ]
-            lines.append(f"{show_token(result.texts[t]):<{width}}{t:>7}  " + "  ".join(cells))
+            lines.append(start(show_token(result.texts[t]), t) + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -103,10 +127,10 @@ def next_token_prompt(messages: Sequence[Message], draft: str) -> tuple[list[Mes
     return list(messages), f"Next token of a reply to an empty chat ({what}; {why}: type a message, then F6)"
 
 
-def inspect_chat(engine: EngineLike, messages: Sequence[Message], reply_tokens: Sequence[int],
-                 params: Parameters, position: int | None, draft: str = "") -> str:  # fmt: skip
+def inspect_chat(engine: EngineLike, messages: Sequence[Message], reply_tokens: Sequence[int], params: Parameters,
+                 position: int | None, draft: str = "", width: int | None = None) -> str:  # fmt: skip
     """The inspector panel's text: the reply to `draft` (the input box), or token `position` of
-    the last reply (`messages` then ends with that reply)."""
+    the last reply (`messages` then ends with that reply); its table fits `width` columns."""
     chosen = None
     reply: list[int] = []
     if position is not None and messages and messages[-1]["role"] == "assistant":
@@ -117,7 +141,7 @@ def inspect_chat(engine: EngineLike, messages: Sequence[Message], reply_tokens: 
     else:
         prompt, title = next_token_prompt(messages, draft)
         context = engine.chat_tokens(prompt, params.think)
-    text = render(engine.inspect(context, params, top=10, reply=reply), with_prompt=False)
+    text = render(engine.inspect(context, params, top=10, reply=reply), with_prompt=False, width=width)
     if chosen is not None:
         text += f"\nchosen: {engine.token_text(chosen)!r} (id {chosen})"
     return f"{title}\n\n{text}"

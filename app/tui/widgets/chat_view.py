@@ -193,7 +193,7 @@ class ChatView(Conversation):
         except HistoryError as exc:
             self.say(f"error: the reply could not start: {exc}", error=True)
             return
-        box = MessageBox(reply)
+        box = MessageBox(reply, json_reply=bool(self.session.params.format))
         await self.add(box)
         self.anchor()
         self._context_before = self.status.context_used  # the count moves from here while the reply streams

@@ -17,6 +17,7 @@ from andon.app.tui.failures import guarded
 from andon.app.tui.widgets.feed import MarkdownFeed, ModelMarkdown
 from andon.app.tui.widgets.thoughts import Thoughts
 from andon.app.tui.widgets.typed_document import TypedDocument
+from andon.app.tui.widgets.wrapping import FieldsLine, Wrapped, hang
 from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
@@ -27,7 +28,7 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Button, Label, Markdown, Static, TextArea
+from textual.widgets import Button, Markdown, Static, TextArea
 from textual.widgets.text_area import DocumentNavigator, WrappedDocument
 
 WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -105,16 +106,17 @@ class MessageBox(Vertical):
     A reasoning model's thinking is shown apart, folded above the answer (Thoughts).
     """
 
-    def __init__(self, message: StoredMessage) -> None:
+    def __init__(self, message: StoredMessage, *, json_reply: bool = False) -> None:
+        """`json_reply`: the reply is asked for in JSON (format json or a schema): it streams as JSON."""
         super().__init__(classes=f"message {message.role}")
         self.message = message
-        self.header = Label(self.header_text(), classes="message-header", markup=False)
+        self.header = FieldsLine(self.header_text(), classes="message-header")  # at 80 columns: broken between fields
         # what the user typed is shown as written (Markdown would join its lines), its control
         # characters visible (a pasted escape sequence is shown, not obeyed); replies are Markdown
         self.body: Markdown | Static = (
             Static(visible(message.content), classes="user-text", markup=False)
             if message.role == "user"
-            else ModelMarkdown(message.content or "")  # a reply: its control characters shown
+            else ModelMarkdown(message.content or "", json_reply=json_reply)  # a reply: its control characters shown
         )
         self._feed = MarkdownFeed(self.body) if isinstance(self.body, Markdown) else None  # the reply's answer
         self.thoughts: Thoughts | None = Thoughts(message.thinking) if message.thinking else None
@@ -177,7 +179,7 @@ class NoticeLine(Static):
     """A line from andon itself in the conversation (command output, errors)."""
 
     def __init__(self, text: str, error: bool = False) -> None:
-        super().__init__(text, classes="notice error" if error else "notice", markup=False)
+        super().__init__(Wrapped(text, hang), classes="notice error" if error else "notice", markup=False)
 
 
 class EarlierMessages(Button):

@@ -360,12 +360,16 @@ class InspectorPanel(Vertical):
             self.show_text("The inspector updates when the reply ends.")
             return
         self.show_text("computing…")
-        self._inspect(session.engine_messages(), tokens, session.params, position, draft)
+        self._inspect(session.engine_messages(), tokens, session.params, position, draft, self._table_width())
+
+    def _table_width(self) -> int:
+        """The columns the table may take: the panel's (its scroll bar's two off); at first, its column's."""
+        return max(40, (self.size.width or (self.parent.size.width if isinstance(self.parent, Widget) else 80)) - 2)
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
     @guarded
     def _inspect(self, messages: list[ChatMessage], tokens: list[int], params: Parameters, position: int | None,
-                 draft: str) -> None:  # fmt: skip
+                 draft: str, width: int) -> None:  # fmt: skip
         from andon.app.study.inspector import inspect_chat
 
         if not self.host.loaded.wait(60) or self.host.engine is None:
@@ -373,7 +377,7 @@ class InspectorPanel(Vertical):
             return
         try:
             with self.host.lock:
-                text = inspect_chat(self.host.engine, messages, tokens, params, position, draft)
+                text = inspect_chat(self.host.engine, messages, tokens, params, position, draft, width)
         except Exception as exc:  # shown in the panel, never a traceback
             text = f"error: {type(exc).__name__}: {exc}"
         self.app.call_from_thread(self.show_text, text)
