@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from andon.app.chat.history import History
 from andon.app.chat.session import ChatSession
-from andon.app.tui.commands import ModelCommands, PresetCommands
+from andon.app.tui.commands import ModelCommands, ParameterCommands, PresetCommands
 from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
 from andon.app.tui.keys import bindings, palette
@@ -43,7 +43,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 class AndonApp(App[None]):
     CSS_PATH = "andon.tcss"
     TITLE = "andon"
-    COMMANDS = App.COMMANDS | {PresetCommands, ModelCommands}
+    COMMANDS = App.COMMANDS | {PresetCommands, ModelCommands, ParameterCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual declares it)
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # the chat screen's keys (keys.py)
 

@@ -1,5 +1,6 @@
 """The command palette's entries of andon (Ctrl+P): "Preset: NAME" switches the chat's preset,
-"Model: NAME" its model (the models `andon models` lists, read on a thread when the palette opens)."""
+"Model: NAME" its model (the models `andon models` lists, read on a thread when the palette opens),
+"Parameter: NAME" opens the parameter panel on that parameter."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol, runtime_checkable
 
+from andon.presets.parameters import ALL_SPECS
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
@@ -70,3 +72,25 @@ class ModelCommands(ListedCommands):
         if isinstance(switcher, ModelSwitcher):
             models = await switcher.model_entries()
             self._entries = [(f"Model: {name}", partial(switcher.choose_model, name), about) for name, about in models]
+
+
+@runtime_checkable
+class ParameterOpener(Protocol):
+    """What the palette needs to open the parameter panel on one parameter."""
+
+    def edit_parameter(self, name: str) -> None: ...
+
+
+SYSTEM_ENTRY = ("system", "The system prompt: the chat's first message (as /set system)")
+
+
+class ParameterCommands(ListedCommands):
+    """Command palette: "Parameter: NAME" opens the parameter panel focused on that parameter."""
+
+    async def startup(self) -> None:
+        screen = self.screen
+        self._entries = []
+        if isinstance(screen, ParameterOpener):
+            described = [*((name, spec.description) for name, spec in ALL_SPECS.items()), SYSTEM_ENTRY]
+            self._entries = [(f"Parameter: {name}", partial(screen.edit_parameter, name), about)
+                             for name, about in described]  # fmt: skip

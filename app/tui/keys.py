@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
-NAMES = {"escape": "Esc", "enter": "Enter", "tab": "Tab"}
+NAMES = {"escape": "Esc", "enter": "Enter", "tab": "Tab", "up": "Up", "down": "Down", "left": "Left", "right": "Right"}
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,26 @@ KEYS = (
 # the palette's entries for the actions that have no key: (title, what it does, action)
 UNBOUND = (("Chain order", "The sampler stages in the order they run (Shift+Up/Down, Space)", "edit_chain_order"),)
 
-# /help's keys that are not the chat screen's: the message box's and Textual's (key, words)
-BEFORE = (("Enter", "send"), ("Ctrl+J", "new line"))
-AFTER = (("Ctrl+P", "command palette (every action)"), ("Ctrl+Q", "quit"))
+# The message box's own keys (ChatInput). It handles them as they arrive, among the characters
+# typed around them: a binding runs when its key reaches the app, after the keys typed next are in
+# the box (Ctrl+J then "cd" in one write gave "cd" and then the new line).
+SEND = "enter"
+NEWLINE = ("ctrl+j", "shift+enter")
+EARLIER, LATER = "up", "down"  # on an empty box (or one showing what Up recalled): earlier messages
+QUIT = "ctrl+d"  # on an empty box, as in a shell and `ollama run`; else it deletes a character
+
+# /help's keys that are not the chat screen's: the message box's and Textual's (keys, words)
+BEFORE = ((SEND, "send"), (NEWLINE[0], "new line"), (f"{EARLIER},{LATER}", "earlier messages"))
+AFTER = (("ctrl+p", "command palette (every action)"), ("ctrl+q", "quit"), (QUIT, "quit (on an empty box)"))
+
+# The parameter panel's keys (its BINDINGS; its title names them). Up and Down leave a list or a
+# field of several lines at its first or last line (inside, they move in it).
+PANEL = (
+    Binding("up", "field(-1)", "Previous", show=False, tooltip="The parameter above", id="parameters.previous"),
+    Binding("down", "field(1)", "Next", show=False, tooltip="The parameter below", id="parameters.next"),
+    Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Every parameter again",
+            id="parameters.clear_filter"),
+)  # fmt: skip
 
 # the welcome text's hints: (the keys' ids, what they do)
 WELCOME = (
@@ -106,6 +123,7 @@ WELCOME_AFTER = "Ctrl+P: every action · /? or /help: commands and keys · Ctrl+
 
 HELP_STOPS = (2, 22, 44)  # /help's key columns start here (a longer entry takes the next that fits)
 HELP_GAP = 3  # after an entry longer than the last column
+HELP_WIDTH = 76  # /help's lines fit the conversation of an 80-column terminal
 
 
 def key_name(keys: str) -> str:
@@ -147,19 +165,23 @@ def palette() -> list[tuple[str, str, str]]:
 
 
 def help_keys() -> str:
-    """/help's key section: three entries a line, in columns."""
-    entries = [*(f"{k} {w}" for k, w in BEFORE), *(f"{' or '.join(n)} {key.help}" for n, key in _together()),
-               *(f"{k} {w}" for k, w in AFTER)]  # fmt: skip
-    rows = [entries[i : i + 3] for i in range(0, len(entries), 3)]
-    return "Keys:\n" + "\n".join(_row(row) for row in rows)
-
-
-def _row(entries: list[str]) -> str:
-    line = ""
+    """/help's key section: the entries in columns, as many a line as fit in HELP_WIDTH."""
+    entries = [*(f"{key_name(k)} {w}" for k, w in BEFORE), *(f"{' or '.join(n)} {key.help}" for n, key in _together()),
+               *(f"{key_name(k)} {w}" for k, w in AFTER)]  # fmt: skip
+    lines = [""]
     for entry in entries:
-        start = next((s for s in HELP_STOPS if s >= len(line) + (1 if line else 0)), len(line) + HELP_GAP)
-        line = line.ljust(start) + entry
-    return line
+        line = _placed(lines[-1], entry)
+        if len(line) > HELP_WIDTH and lines[-1]:
+            line = _placed("", entry)
+            lines.append(line)
+        lines[-1] = line
+    return "Keys:\n" + "\n".join(lines)
+
+
+def _placed(line: str, entry: str) -> str:
+    """`line` with `entry` at the next column stop that leaves a space after what is there."""
+    start = next((s for s in HELP_STOPS if s >= len(line) + (1 if line else 0)), len(line) + HELP_GAP)
+    return line.ljust(start) + entry
 
 
 def welcome_hints() -> str:

@@ -9,7 +9,8 @@ model controller's callbacks the model's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from andon.app.chat.history import Chat, History, HistoryError
 from andon.app.chat.session import ChatSession
@@ -22,7 +23,7 @@ from andon.app.tui.screens.model_picker import ModelWanted
 from andon.app.tui.widgets.chat_list import ChatList, ChatSearch, ChatsPane
 from andon.app.tui.widgets.chat_view import ChatView
 from andon.app.tui.widgets.footer import KeysFooter
-from andon.app.tui.widgets.message_box import ChatInput, StatusBar, StatusFields, preset_summary
+from andon.app.tui.widgets.message_box import ChatInput, StatusBar, StatusFields, earlier_messages, preset_summary
 from andon.app.tui.widgets.panels import InspectorPanel, ParameterPanel
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from textual import events, on, work
@@ -64,10 +65,14 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
             with Vertical(id="chat"):  # the open chat's ChatView is mounted first in here
                 yield InspectorPanel(self.host, id="inspector", classes="hidden")
                 yield LoadingIndicator(id="loading")
-                yield ChatInput(id="input", placeholder=PLACEHOLDER)
+                yield ChatInput(id="input", placeholder=PLACEHOLDER, earlier=self._earlier)
             yield ParameterPanel(id="parameters", classes="hidden")
         yield StatusBar(id="status").data_bind(*StatusFields.bound())  # the model's fields and the open chat's
         yield KeysFooter()
+
+    def _earlier(self) -> Iterator[str]:
+        """The message box's Up: what was sent in the open chat, newest first, then in the others."""
+        return earlier_messages(self.history, self.view.session.chat.id)
 
     @guarded
     async def on_mount(self) -> None:
@@ -263,7 +268,11 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
     @guarded
     def action_edit_chain_order(self) -> None:
         """The parameter panel, on the chain's order (from the palette: it is far down the panel)."""
-        self._open_parameters(self.query_one(ParameterPanel).focus_order)
+        self.edit_parameter("samplers")
+
+    def edit_parameter(self, name: str) -> None:
+        """The parameter panel, on one parameter's field (the palette's "Parameter: NAME")."""
+        self._open_parameters(partial(self.query_one(ParameterPanel).focus_field, name))
 
     def _open_parameters(self, then: Callable[[], None]) -> None:
         panel = self.query_one(ParameterPanel)
@@ -274,9 +283,14 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
 
     @guarded
     def action_toggle_inspector(self) -> None:
+        """F5: the inspector, its list focused (the arrows move in it); closed, the message box."""
         panel = self.query_one(InspectorPanel)
         panel.toggle_class("hidden")
         panel.show_for(self.view.session, draft=self._draft())
+        if panel.has_class("hidden"):
+            self.query_one(ChatInput).focus()
+        else:
+            self.call_after_refresh(panel.focus_list)
 
     @guarded
     def action_inspect_input(self) -> None:
@@ -290,9 +304,13 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
 
     def catch_typing(self, key: events.Key) -> None:
         """A key about to go where it does nothing goes to the message box instead: any key with
-        nothing focused, a character with the conversation focused (a click on it focuses it)."""
+        nothing focused, a character with the conversation or the inspector focused (a click or
+        Tab focuses them; they scroll with the arrows)."""
         focused = self.focused
-        if focused is None or (key.is_printable and isinstance(focused, ChatView)):
+        reading = focused is not None and (
+            isinstance(focused, ChatView) or self.query_one(InspectorPanel) in focused.ancestors
+        )
+        if focused is None or (key.is_printable and reading):
             self.set_focus(self.query_one(ChatInput))  # now, not after a refresh: the key comes next
 
     @on(ParameterPanel.Edited)

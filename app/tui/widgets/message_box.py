@@ -6,14 +6,16 @@ shows the StatusFields that the chat screen holds and binds down (`data_bind`), 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from andon.app.chat.history import StoredMessage
+from andon.app.chat.history import History, HistoryError, StoredMessage
 from andon.app.chat.session import typed_message
 from andon.app.control_text import visible
 from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
+from andon.app.tui.keys import EARLIER, LATER, NEWLINE, QUIT, SEND
 from andon.app.tui.widgets.feed import MarkdownFeed, ModelMarkdown
 from andon.app.tui.widgets.thoughts import Thoughts
 from andon.app.tui.widgets.typed_document import TypedDocument
@@ -21,7 +23,6 @@ from andon.app.tui.widgets.wrapping import FieldsLine, Wrapped, hang
 from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.dom import DOMNode
@@ -48,28 +49,105 @@ def last_code_block(text: str) -> str | None:
     return blocks[-1][1] if blocks else None
 
 
+def earlier_messages(history: History, chat_id: int) -> Iterator[str]:
+    """What the user sent, newest first, as a shell's history: the open chat's messages, then the
+    other chats' (the most recently used first), each chat read only when Up gets that far."""
+    for chat in [chat_id, *(c.id for c in history.chats() if c.id != chat_id)]:
+        sent = [m.content for m in history.messages(chat) if m.role == "user"]
+        yield from reversed(sent)
+
+
+class Recall:
+    """The message box's Up and Down through earlier messages: each one once (its latest use), read
+    as Up asks for more; a recalled message edited in the box stays as it was in the history."""
+
+    def __init__(self, source: Callable[[], Iterable[str]]) -> None:
+        self._source = source
+        self._ahead: Iterator[str] = iter(())
+        self.entries: list[str] = []  # recalled so far, newest first
+        self.at = -1  # the entry in the box; -1: the empty box
+
+    def restart(self) -> None:
+        """Back to the empty box (a message was sent): the next Up reads the history afresh."""
+        self.at = -1
+
+    def step(self, older: bool) -> str | None:
+        """The next entry, older or newer (newer than the newest: the empty box, ""); None: no more."""
+        if not older:
+            if self.at < 0:
+                return None
+            self.at -= 1
+            return self.entries[self.at] if self.at >= 0 else ""
+        if self.at < 0:  # from the empty box: read afresh (a message sent, another chat open since)
+            self._ahead, self.entries = iter(self._source()), []
+        while self.at + 1 >= len(self.entries):
+            entry = next(self._ahead, None)
+            if entry is None:
+                return None
+            if entry.strip() and entry not in self.entries:
+                self.entries.append(entry)
+        self.at += 1
+        return self.entries[self.at]
+
+    def shown(self, text: str) -> bool:
+        """Whether the box shows the recalled entry (or is empty), unedited: Up and Down recall then."""
+        return text == (self.entries[self.at] if self.at >= 0 else "")
+
+
 class ChatInput(TextArea):
-    """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line.
+    """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line,
+    Up on an empty box recalls earlier messages (Down comes back), Ctrl+D on an empty box quits.
 
     Its text is kept exactly as typed or pasted, control characters drawn visibly (TypedDocument).
     """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j,shift+enter", "newline", "New line", show=False, id="input.newline"),
-    ]
 
     @dataclass
     class Submitted(Message):
         text: str
 
+    def __init__(self, *, earlier: Callable[[], Iterable[str]] = lambda: (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.recall = Recall(earlier)
+
     @guarded
-    def on_key(self, event: events.Key) -> None:
-        # Enter is handled here, in the box's own queue, so it always comes after the keys typed
-        # before it (an app-level priority binding would run ahead of them and split the text).
-        if event.key == "enter":
+    async def on_key(self, event: events.Key) -> None:
+        """The box's own keys (keys.py) are handled here, in the box's own queue, so they keep
+        their place among the keys typed around them (a binding runs when the key reaches the
+        app: after the keys typed next, which split the text)."""
+        if await self._own_key(event.key):
             event.prevent_default()
             event.stop()
+
+    async def _own_key(self, key: str) -> bool:
+        """Do what the box does with `key`; whether it did anything."""
+        if key == SEND:
             self.action_submit()
+        elif key in NEWLINE:
+            self.insert("\n")
+        elif key == QUIT and not self.text:
+            await self.app.run_action("quit")  # as Ctrl+Q: the reply being written is saved as stopped
+        elif key in (EARLIER, LATER):
+            return self._recall(older=key == EARLIER)
+        else:
+            return False
+        return True
+
+    def _recall(self, older: bool) -> bool:
+        """Up on the first line (Down on the last) of an empty box or of a message it recalled,
+        unedited: the message before (after) it. Elsewhere the cursor moves, as in any text."""
+        navigator, cursor = self.navigator, self.cursor_location
+        edge = navigator.is_first_wrapped_line(cursor) if older else navigator.is_last_wrapped_line(cursor)
+        if not edge or not self.recall.shown(self.text):
+            return False
+        try:
+            entry = self.recall.step(older)
+        except HistoryError as exc:  # the history could not be read: said, nothing changes
+            self.notify(str(exc), title="Earlier messages", severity="warning", markup=False)
+            return True
+        if entry is not None:
+            self.text = entry
+            self.move_cursor(self.document.end)
+        return True
 
     @guarded
     def action_submit(self) -> None:
@@ -80,10 +158,7 @@ class ChatInput(TextArea):
         if text.strip():
             self.post_message(self.Submitted(text))
             self.clear()
-
-    @guarded
-    def action_newline(self) -> None:
-        self.insert("\n")
+            self.recall.restart()
 
     def _set_document(self, text: str, language: str | None) -> None:
         """The text area's document is a TypedDocument (Textual builds a Document here; there is no
@@ -254,8 +329,10 @@ __all__ = [
     "EarlierMessages",
     "MessageBox",
     "NoticeLine",
+    "Recall",
     "StatusBar",
     "StatusFields",
+    "earlier_messages",
     "last_code_block",
     "preset_summary",
 ]

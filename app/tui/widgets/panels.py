@@ -7,19 +7,21 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from andon.app.chat.session import ChatSession
 from andon.app.engine.engine import Message as ChatMessage
 from andon.app.study.inspector import show_token
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
+from andon.app.tui.keys import PANEL, keys_of
 from andon.app.tui.widgets.parameter_editors import BlockEditor, StageOrder, items_text, items_value
 from andon.presets.commands import format_value
 from andon.presets.parameters import ALL_SPECS, MODEL_NAMES, SAMPLING_NAMES, ParameterError, Parameters, describe
 from andon.samplers.registry import BY_NAME, CHAIN_PARAMETERS, FIRST, REPLACING, SAMPLER_NAMES
 from textual import events, on, work
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
@@ -52,6 +54,16 @@ MODEL = "model (reloads it)"  # the parameters that reload the model (presets' M
 STARTS = {"num_predict": GENERATION, "format": "output", "draft": "speculative decoding", "think": "thinking",
           "rpc": "remote (rpc)"}  # fmt: skip
 MULTILINE = ("grammar",)  # text parameters edited over several lines
+FILTER = "parameter-filter"  # the box at the top of the panel
+FILTER_HELP = (
+    "Type part of a parameter's name to show only those (Esc: all again); ↓ or Enter goes to them, ↑↓ from field "
+    "to field (a list or text of several lines: at its first or last line)."
+)
+
+
+def filter_key(text: str) -> str:
+    """The filter box's text as part of a parameter's name: "top p" and "top-p" find top_p."""
+    return re.sub(r"[\s-]+", "_", text.strip().lower())
 
 
 def group_id(key: str) -> str:
@@ -199,13 +211,21 @@ class SystemRow(Vertical):
             editor.set_shown(text, reset=reset)
 
 
+class ParameterRows(VerticalScroll, inherit_bindings=False, can_focus=False):
+    """The panel's rows, scrolled by the wheel and by the focus moving: Up and Down are the panel's
+    (the field above or below), not a scroll of its own."""
+
+
 class ParameterPanel(Vertical):
     """Effective values (preset plus this chat's changes), grouped as the chain runs.
 
-    Enter applies a one-line field; a field of several lines applies when Tab leaves it; the
-    chain's order applies at each move. Widgets stay when the order changes (moved, not rebuilt),
-    so the focus and the scroll stay too.
+    Enter applies a one-line field; a field of several lines applies when the focus leaves it; the
+    chain's order applies at each move. Up and Down go from field to field (a list or a field of
+    several lines is left at its first or last line); the box at the top filters the rows by name.
+    Widgets stay when the order changes (moved, not rebuilt), so the focus and the scroll stay too.
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = list(PANEL)
 
     @dataclass
     class Edited(Message):
@@ -221,10 +241,12 @@ class ParameterPanel(Vertical):
         self._chat_id: int | None = None  # the chat whose values are shown
 
     def compose(self) -> ComposeResult:
-        yield Label("Parameters (Tab moves, Enter applies, F4 closes)", classes="panel-title")
+        yield Label(f"Parameters (↑↓ move, Enter applies, {keys_of('parameters.toggle')} closes)",
+                    classes="panel-title")  # fmt: skip
         yield Static("", id="param-changes", markup=False)
-        yield Static("Tab to a parameter to see what it does.", id="param-help", markup=False)
-        yield VerticalScroll(id="param-rows")
+        yield Static(FILTER_HELP, id="param-help", markup=False)
+        yield Input(placeholder="filter: type part of a name", id=FILTER, compact=True)
+        yield ParameterRows(id="param-rows")
 
     def show(self, session: ChatSession) -> None:
         """Show this chat's values, if the panel is open; the fields stay (and so does the focus)."""
@@ -239,7 +261,7 @@ class ParameterPanel(Vertical):
 
     def _layout(self, samplers: Sequence[str], plain: dict[str, Any], base: dict[str, Any],
                 system: str, system_changed: bool, reset: bool) -> None:  # fmt: skip
-        rows = self.query_one("#param-rows", VerticalScroll)
+        rows = self.query_one(ParameterRows)
         existing = {child.id: child for child in rows.children}
         wanted: list[Widget] = []
         for key, title, names in parameter_groups(samplers):
@@ -255,6 +277,7 @@ class ParameterPanel(Vertical):
                     row.update(plain[name], plain[name] != base[name], reset)
                 wanted.append(row or ParamRow(name, plain[name], plain[name] != base[name]))
         self._arrange(rows, wanted)
+        self._filter(self.query_one(f"#{FILTER}", Input).value)
 
     @staticmethod
     def _label(existing: dict[str | None, Widget], key: str, title: str) -> Widget:
@@ -265,7 +288,7 @@ class ParameterPanel(Vertical):
         return Label(title, id=group_id(key), classes="param-group", markup=False)
 
     @staticmethod
-    def _arrange(rows: VerticalScroll, wanted: list[Widget]) -> None:
+    def _arrange(rows: ParameterRows, wanted: list[Widget]) -> None:
         """Put `wanted` in `rows` in this order: new ones mounted, gone ones removed, others moved."""
         keep = set(map(id, wanted))
         for child in list(rows.children):
@@ -280,21 +303,95 @@ class ParameterPanel(Vertical):
                 rows.move_child(after, after=before)
 
     def focus_first(self) -> None:
-        fields = self.query(".param-value")
-        if fields:
-            fields.first().focus()
+        """The filter box: typing there finds a parameter."""
+        self.query_one(f"#{FILTER}", Input).focus()
 
-    def focus_order(self) -> None:
-        """The chain's order (`samplers`), far down the panel: focused and scrolled to."""
-        for order in self.query(StageOrder):
-            order.focus()
-            order.scroll_visible(animate=False)
+    def focus_field(self, name: str) -> None:
+        """One parameter's field (`system`: the system prompt's), focused and scrolled to; the
+        filter is cleared if it hides it."""
+        row = self.query(f"#row-{name}")
+        if row and not row.first().display:
+            self.action_clear_filter()
+        for field in self.query(f"#param-{name}"):
+            field.focus(scroll_visible=False)
+            field.scroll_visible(animate=False)
+
+    # --- the keys: Up and Down, the filter --------------------------------------------------------
+
+    def _fields(self) -> list[Widget]:
+        """The filter box and the fields shown, top to bottom."""
+        shown = [f for f in self.query(".param-value") if f.parent is not None and f.parent.display]
+        return [self.query_one(f"#{FILTER}", Input), *shown]
+
+    @guarded
+    def action_field(self, step: int) -> None:
+        """Up or Down: the field above or below (from the first field, the filter box)."""
+        fields = self._fields()
+        focused = self.screen.focused
+        at = fields.index(focused) if focused in fields else 0
+        target = fields[max(0, min(len(fields) - 1, at + step))]
+        if target is focused:
+            return
+        if isinstance(target, BlockEditor | StageOrder):  # entered at the edge it was entered from
+            target.enter(from_below=step < 0)
+        target.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc clears a filter; with none it goes on (the screen's Esc stops a reply)."""
+        if action == "clear_filter":
+            return bool(self.query_one(f"#{FILTER}", Input).value)
+        return True
+
+    @guarded
+    def action_clear_filter(self) -> None:
+        self.query_one(f"#{FILTER}", Input).value = ""
+        self._filter("")
+
+    @on(Input.Changed, f"#{FILTER}")
+    @guarded
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._filter(event.value)
+
+    def _filter(self, text: str) -> None:
+        """Only the rows whose parameter's name holds `text` (a space or "-" as "_"), and their
+        groups' titles; the help line says when none does."""
+        wanted = filter_key(text)
+        title: Widget | None = None
+        shown = 0
+        for child in self.query_one(ParameterRows).children:
+            if not child.has_class("param-row"):
+                title = child  # a group's title: shown if a row under it is
+                child.display = not wanted
+                continue
+            child.display = wanted in (child.id or "").removeprefix("row-")
+            shown += child.display
+            if child.display and title is not None:
+                title.display = True
+        help_line = self.query_one("#param-help", Static)
+        if wanted and not shown:
+            help_line.update(f"No parameter's name has '{text.strip()}'. Esc shows them all.")
+        elif self.screen.focused is self.query_one(f"#{FILTER}", Input):
+            help_line.update(FILTER_HELP)
+
+    @guarded
+    def on_key(self, event: events.Key) -> None:
+        """A letter typed on the chain's order (a list: letters do nothing there) goes to the filter."""
+        focused = self.screen.focused
+        if isinstance(focused, StageOrder) and event.character and event.character.isalpha():
+            event.stop()
+            event.prevent_default()
+            box = self.query_one(f"#{FILTER}", Input)
+            box.focus()
+            box.insert_text_at_cursor(event.character)
 
     @guarded
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         name = (event.widget.id or "").removeprefix("param-")
         help_line = self.query_one("#param-help", Static)
-        if name == "system":
+        if event.widget.id == FILTER:
+            self._filter(self.query_one(f"#{FILTER}", Input).value)  # its help, or that nothing matches
+        elif name == "system":
             help_line.update(SYSTEM_HELP)
         elif isinstance(event.widget, StageOrder):  # the names are in the list: no need to repeat them
             help_line.update(f"{name}: {ALL_SPECS[name].description} {StageOrder.HELP}")
@@ -306,6 +403,9 @@ class ParameterPanel(Vertical):
     @guarded
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == FILTER:  # Enter in the filter: the first parameter shown
+            self.action_field(1)
+            return
         name = (event.input.id or "").removeprefix("param-")
         self.post_message(self.Edited(name, event.value))
 
@@ -392,6 +492,10 @@ class InspectorPanel(Vertical):
 
     def show_text(self, text: str) -> None:
         self.query_one("#inspector-table", Static).update(text)
+
+    def focus_list(self) -> None:
+        """The list of tokens focused: Up and Down choose, Enter inspects (Tab: the table, to scroll)."""
+        self.query_one(OptionList).focus()
 
     @on(OptionList.OptionSelected)
     @guarded

@@ -65,7 +65,8 @@ def items_value(text: str) -> str:
 
 class BlockEditor(TextArea):
     """Text of several lines (a list, one item per line; a system prompt). Enter adds a line;
-    leaving the editor (Tab) applies what changed. A refused value stays as typed."""
+    leaving the editor (Tab, or Up on its first line and Down on its last) applies what changed. A
+    refused value stays as typed."""
 
     @dataclass
     class Committed(Message):
@@ -95,6 +96,18 @@ class BlockEditor(TextArea):
         self.shown = text
         self.text = text
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Up on the first line and Down on the last are not the editor's: the panel's (the next field)."""
+        if action in ("cursor_up", "cursor_down") and not any(parameters):  # not Shift: selecting
+            first = action == "cursor_up"
+            at = self.cursor_location
+            return not (self.navigator.is_first_wrapped_line(at) if first else self.navigator.is_last_wrapped_line(at))
+        return True
+
+    def enter(self, *, from_below: bool) -> None:
+        """The cursor at the end the focus comes from, so Up or Down goes on through the text."""
+        self.move_cursor(self.document.end if from_below else (0, 0))
+
     @guarded
     def on_blur(self) -> None:
         if self.text != self.shown:
@@ -112,9 +125,10 @@ def insert_stage(order: Sequence[str], stage: str) -> list[str]:
 
 
 class StageOrder(OptionList):
-    """The chain's stages in the order they run, then the stages left out. Each change applies."""
+    """The chain's stages in the order they run, then the stages left out. Each change applies.
+    Up on the first stage and Down on the last leave the list (for the panel's next field)."""
 
-    HELP = "Shift+↑/↓ moves a stage, Space adds or removes it; at once."
+    HELP = "Shift+↑/↓ moves a stage, Space adds or removes it; at once. ↑↓ leave the list at its ends."
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("shift+up,ctrl+up", "move(-1)", "Move up", show=False, id="stages.up"),
         Binding("shift+down,ctrl+down", "move(1)", "Move down", show=False, id="stages.down"),
@@ -133,6 +147,19 @@ class StageOrder(OptionList):
     @guarded
     def on_mount(self) -> None:
         self._fill(self.order[0] if self.order else None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Up on the first stage and Down on the last are not the list's: the panel's (the next field)."""
+        if action == "cursor_up":
+            return bool(self.highlighted)
+        if action == "cursor_down":
+            return self.highlighted is not None and self.highlighted < self.option_count - 1
+        return True
+
+    def enter(self, *, from_below: bool) -> None:
+        """The highlight at the end the focus comes from, so Up or Down goes on through the list."""
+        if self.option_count:
+            self.highlighted = self.option_count - 1 if from_below else 0
 
     @property
     def stage(self) -> str | None:

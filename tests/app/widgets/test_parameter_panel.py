@@ -68,3 +68,85 @@ async def test_the_panels_rows_are_every_parameter_once_in_its_groups_order(tmp_
         expected = names_in(parameter_groups(session.params.samplers))
         generation = expected.index("num_predict")  # the system prompt's row comes before its group
         assert rows == [*expected[:generation], "system", *expected[generation:]]
+
+
+def _session(tmp_path: Path) -> ChatSession:
+    history = History(tmp_path / "h.sqlite3")
+    return ChatSession(history, history.create_chat("chat", "default"), PresetStore(tmp_path / "presets"))
+
+
+def shown_rows(app: App) -> list[str]:
+    return [row.id.removeprefix("row-") for row in app.query(".param-row") if row.id and row.display]
+
+
+async def test_typing_in_the_filter_shows_only_those_parameters_and_down_goes_to_the_first(tmp_path: Path):
+    async with _Host(_session(tmp_path)).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pilot.app.query_one(ParameterPanel).focus_first()
+        await pilot.press(*"top p")  # a space finds the underscore
+        assert shown_rows(pilot.app) == ["top_p"]
+        titles = [str(t.render()) for t in pilot.app.query(".param-group") if t.display]
+        assert len(titles) == 1 and titles[0].endswith("top_p")  # its group's title alone
+        await pilot.press("down")
+        assert pilot.app.focused.id == "param-top_p"
+        await pilot.press("escape")  # every parameter again, the field kept
+        assert len(shown_rows(pilot.app)) == len(ALL_SPECS) + 1 and pilot.app.focused.id == "param-top_p"
+
+
+async def test_a_filter_that_matches_nothing_says_so_and_enter_in_the_filter_goes_to_the_first_match(tmp_path):
+    async with _Host(_session(tmp_path)).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pilot.app.query_one(ParameterPanel).focus_first()
+        await pilot.press(*"zzz")
+        assert shown_rows(pilot.app) == []
+        assert "No parameter's name has 'zzz'" in str(pilot.app.query_one("#param-help").render())
+        await pilot.press("backspace", "backspace", "backspace", *"mirostat_e", "enter")
+        assert pilot.app.focused.id == "param-mirostat_eta"
+
+
+async def test_up_and_down_go_from_field_to_field_in_the_panels_order(tmp_path: Path):
+    session = _session(tmp_path)
+    async with _Host(session).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        order = [row.id.removeprefix("row-") for row in pilot.app.query(".param-row") if row.id]
+        start = order.index("temperature")
+        pilot.app.query_one("#param-temperature").focus()
+        await pilot.press("down")
+        assert pilot.app.focused.id == f"param-{order[start + 1]}"
+        await pilot.press("up", "up")
+        assert pilot.app.focused.id == f"param-{order[start - 1]}"
+        pilot.app.query_one("#param-" + order[0]).focus()
+        await pilot.press("up")  # above the first field: the filter box
+        assert pilot.app.focused.id == "parameter-filter"
+
+
+async def test_a_field_of_several_lines_and_the_chains_order_are_left_at_their_edges(tmp_path: Path):
+    async with _Host(_session(tmp_path)).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        order = [row.id.removeprefix("row-") for row in pilot.app.query(".param-row") if row.id]
+        system = pilot.app.query_one("#param-system")
+        system.focus()
+        await pilot.press(*"one", "enter", *"two", "up")  # inside the text the arrows move in it
+        assert pilot.app.focused is system and system.cursor_location[0] == 0
+        await pilot.press("up")  # on its first line: the field above
+        assert pilot.app.focused.id == f"param-{order[order.index('system') - 1]}"
+        await pilot.press("down")  # entered from above: at its first line
+        assert pilot.app.focused is system and system.cursor_location == (0, 0)
+        stages = pilot.app.query_one("#param-samplers")
+        stages.focus()
+        stages.highlighted = 0
+        await pilot.press("down")
+        assert pilot.app.focused is stages and stages.highlighted == 1  # inside the list: the next stage
+        await pilot.press("up", "up")
+        assert pilot.app.focused.id == f"param-{order[order.index('samplers') - 1]}"
+
+
+async def test_focus_field_clears_a_filter_that_hides_it(tmp_path: Path):
+    async with _Host(_session(tmp_path)).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        panel = pilot.app.query_one(ParameterPanel)
+        panel.focus_first()
+        await pilot.press(*"top_k")
+        panel.focus_field("min_p")
+        await pilot.pause()
+        assert pilot.app.focused.id == "param-min_p" and "min_p" in shown_rows(pilot.app)
