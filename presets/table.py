@@ -45,8 +45,8 @@ def groups() -> list[tuple[str, list[ParamSpec]]]:
     sampling = [ALL_SPECS[name] for _, names in parameter_groups() for name in names]
     return [
         (
-            "Sampling, in the chain's default order (logit_bias runs first; mirostat, when on, "
-            "replaces the samplers from penalties to temperature)",
+            "Sampling, in the chain's default order (logit_bias runs first; adaptive_p, when on, runs last "
+            "and picks the token itself; mirostat, when on, replaces the samplers from penalties to adaptive_p)",
             sampling,
         ),
         ("Generation and model", list(GENERATION_SPECS)),

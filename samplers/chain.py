@@ -139,7 +139,7 @@ def build_chain(
         n_vocab = vocab.size
     if n_vocab is not None:
         check_token_ids(p["logit_bias"], n_vocab)
-    stages = [stage.from_params(p, vocab) for stage in selected(p)]
     if seed is None:
         seed = p["seed"]
+    stages = [stage.from_params({**p, "seed": seed}, vocab) for stage in selected(p)]  # adaptive-p's own
     return Chain(stages, None if seed is None or seed < 0 else seed)

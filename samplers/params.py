@@ -140,6 +140,19 @@ SAMPLING_SPECS: tuple[ParamSpec, ...] = (
         min_exclusive=True,
     ),
     _f(
+        "adaptive_target",
+        -1.0,
+        "Adaptive-p: picks the token itself, near this probability, adapting to its recent picks; negative is off.",
+        maximum=1.0,
+    ),
+    _f(
+        "adaptive_decay",
+        0.9,
+        "Adaptive-p: how long it remembers its picks (about 1 / (1 - decay) tokens); lower adapts faster.",
+        minimum=0.0,
+        maximum=0.99,
+    ),
+    _f(
         "tfs_z",
         1.0,
         "Tail free sampling: cut the tail where the sorted probabilities flatten out; 1 is off.",

@@ -7,6 +7,7 @@ its class, one entry here and its ParamSpecs in `params.py`.
 
 from __future__ import annotations
 
+from andon.samplers.adaptive_p import AdaptiveP
 from andon.samplers.logit_bias import LogitBias
 from andon.samplers.mirostat import Mirostat
 from andon.samplers.penalties import Dry, Penalties
@@ -26,7 +27,7 @@ from andon.samplers.truncation import (
 )
 
 # The stages `samplers` orders, in the default order: llama.cpp's, with the samplers it lacks where
-# text-generation-webui puts them relative to the others.
+# text-generation-webui puts them relative to the others, and adaptive-p last (SELECTING).
 ORDERED: tuple[type[Stage], ...] = (
     Penalties,
     Dry,
@@ -42,9 +43,13 @@ ORDERED: tuple[type[Stage], ...] = (
     Xtc,
     Smoothing,
     Temperature,
+    AdaptiveP,
 )
 # Runs before the ordered stages, whatever their order.
 FIRST: type[Stage] = LogitBias
+# Picks the token itself: runs after every other stage wherever `samplers` lists it, as llama.cpp
+# adds adaptive-p at the chain's end in place of its dist sampler.
+SELECTING: type[Stage] = AdaptiveP
 # When active, replaces the ordered stages: logit_bias -> temperature -> mirostat, as in llama.cpp.
 REPLACING: type[Stage] = Mirostat
 # Parameters of the chain as a whole rather than of one stage.
@@ -59,7 +64,8 @@ def selected(p: Params) -> list[type[Stage]]:
     first = [FIRST] if FIRST.active(p) else []
     if REPLACING.active(p):
         return [*first, Temperature, REPLACING]
-    return [*first, *(BY_NAME[name] for name in p["samplers"] if BY_NAME[name].active(p))]
+    ordered = [BY_NAME[name] for name in p["samplers"] if BY_NAME[name].active(p)]
+    return [*first, *(s for s in ordered if s is not SELECTING), *(s for s in ordered if s is SELECTING)]
 
 
 def parameter_groups() -> list[tuple[str, tuple[str, ...]]]:

@@ -38,7 +38,8 @@ class Temperature(Stage):
             return _scaled(c, self.temperature)
         if c.total <= 1:
             return c
-        return _scaled(c, self._dynamic(c))  # llama.cpp sorts first; the order changes nothing here
+        # sorted, as llama.cpp's temp_ext leaves them: adaptive-p's draw reads the order
+        return _scaled(c.sort(), self._dynamic(c))
 
     def _dynamic(self, c: Candidates) -> float:
         low = max(0.0, self.temperature - self.dynatemp_range)

@@ -93,8 +93,12 @@ class NativeChain:
                 self._add(llama_cpp.llama_sampler_init_xtc(p["xtc_probability"], p["xtc_threshold"], mk, seed))
             elif name == "temperature":
                 self._add(temp)
+            elif name == "adaptive_p":
+                continue  # it picks the token: llama.cpp adds it at the chain's end, below
             elif is_active(name, p):
                 raise ValueError(f"llama.cpp has no {name} sampler")
+        if "adaptive_p" in p["samplers"] and is_active("adaptive_p", p):
+            self._add(llama_cpp.llama_sampler_init_adaptive_p(p["adaptive_target"], p["adaptive_decay"], seed))
 
     def _add(self, sampler: Any) -> None:
         llama_cpp.llama_sampler_chain_add(self.chain, sampler)

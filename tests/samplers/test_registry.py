@@ -33,7 +33,7 @@ def test_every_orderable_sampler_runs_when_on():
     on = {
         "repeat_penalty": 1.1, **DRY, "top_n_sigma": 1.0, "top_k": 5, "typical_p": 0.9, "top_p": 0.9,
         "min_p": 0.05, "tfs_z": 0.9, "top_a": 0.1, "epsilon_cutoff": 0.01, "eta_cutoff": 0.01,
-        "xtc_probability": 0.5, "smoothing_factor": 0.3,
+        "xtc_probability": 0.5, "smoothing_factor": 0.3, "adaptive_target": 0.5,
     }  # fmt: skip
     assert names(on) == list(SAMPLER_NAMES)
     assert all(is_active(name, resolve(on)) for name in SAMPLER_NAMES)
