@@ -186,7 +186,7 @@ class Reply:
         self._pending: int | None = None  # the last token taken, not yet evaluated
         self._first_at = 0.0
         self._hit_stop = False
-        self._thought = 0  # tokens of thinking so far
+        self._thought = 0  # tokens of thinking so far, its markers included
         self._forced: list[int] = []  # think_budget: the tokens that close the thinking, still to write
         self._budget_done = False
         bans = Bans.of(params.banned_strings)
@@ -297,9 +297,11 @@ class Reply:
             return "", shown
         was = r.state
         thinking, answer = r.feed(text)
-        if "thinking" in (was, r.state) or "opened" in (was, r.state):
-            self._thought += 1
+        if r.state in ("opened", "thinking"):  # the thinking so far: every token since the reply began
+            self._thought = len(self.tokens)
             self._close_at_budget()
+        elif was in ("opened", "thinking"):  # this token ended it (its end marker)
+            self._thought = len(self.tokens)
         shown, self._hit_stop = self._stops.feed(answer)
         return thinking, shown
 
