@@ -314,6 +314,10 @@ def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, 
     }
     if parameters.get("draft"):  # speculative decoding: drafted tokens verified, and kept
         usage |= {"drafted_tokens": u.drafted_tokens, "accepted_tokens": u.accepted_tokens}
+    if u.thinking_tokens:  # a reasoning model: the thinking's tokens and the answer's apart
+        usage |= {"thinking_tokens": u.thinking_tokens, "answer_tokens": u.completion_tokens - u.thinking_tokens}
+    if parameters.get("banned_strings"):  # how many times a banned phrase was taken back
+        usage["rewinds"] = u.rewinds
     return {
         "text": done.text,
         "thinking": done.thinking,  # a reasoning model's thinking ("" for a model that does not think)
