@@ -220,6 +220,11 @@ def typed_message(text: str) -> tuple[str, bool]:
     return quoted[3:-3].strip("\n"), True
 
 
+TITLE_MAX = 200  # a title, not the message: far past any width the chat list has
+
+
 def _title_from(text: str) -> str:
+    """A chat's title from its first message, on one line and not cut short: the chat list cuts it
+    where its width ends, with an ellipsis."""
     line = " ".join(text.split())
-    return line[:40] + ("…" if len(line) > 40 else "") or "New chat"
+    return line[:TITLE_MAX] + ("…" if len(line) > TITLE_MAX else "") or "New chat"

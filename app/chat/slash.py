@@ -13,7 +13,7 @@ from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, 
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
 
-Action = Literal["quit", "cleared", "settings", "verbose", "quiet", "model"] | None
+Action = Literal["quit", "cleared", "settings", "verbose", "quiet", "model", "continue"] | None
 USAGE_FORMAT = "usage: /set format json | /set format SCHEMA (JSON text or a .json file) | /set noformat"
 
 # /help: these commands, then the keys of the UI that runs them (run_slash's `keys`)
@@ -35,6 +35,7 @@ HELP = """Available commands:
                               changes and system prompt)
   /save NAME                  Save the current settings as a user preset
   /clear                      Clear this chat's messages (a copy is kept in the chat list)
+  /continue                   Continue the last reply where it stopped or was cut (num_predict)
   /help, /?                   Show this help
   /bye                        Quit"""
 
@@ -59,6 +60,8 @@ def run_slash(session: ChatSession, line: str, keys: str = "") -> SlashResult:
             return SlashResult("", "quit")
         if command == "/clear":
             return _clear(session)
+        if command == "/continue":  # the UI continues the reply (it runs the model)
+            return SlashResult("", "continue")
         if command == "/set":
             return _set(session, words[1:])
         if command == "/list":

@@ -74,13 +74,32 @@ class ChatPrompt:
         return () if self.has_template else (TRANSCRIPT_TURN,)
 
     def format(self, messages: Sequence[Message], variables: Mapping[str, Any] | None = None) -> str:
-        """The prompt text, ending where the assistant's reply begins.
+        """The prompt text, ending where the assistant's reply begins; where the last message is the
+        assistant's, inside it (a reply continued, as Ollama and llama-server continue one).
 
         `variables` go to the template as they are (e.g. Qwen3's `enable_thinking`).
         """
         if not self.has_template:
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-            return "\n".join([*lines, "Assistant:"])  # a reply ends where the model writes TRANSCRIPT_TURN
+            ends_open = bool(messages) and messages[-1]["role"] == "assistant"
+            return "\n".join(lines if ends_open else [*lines, "Assistant:"])  # the model writes TRANSCRIPT_TURN next
+        return self._continued(self._templated(messages, variables), messages)
+
+    def _continued(self, text: str, messages: Sequence[Message]) -> str:
+        """The prompt cut right after the last message's text when it is the assistant's (the way
+        transformers' `continue_final_message` cuts it): the model goes on writing that message."""
+        last = messages[-1] if messages else None
+        content = last["content"].strip() if last is not None and last["role"] == "assistant" else ""
+        if not content:
+            return text
+        end = text.rfind(content)
+        if end < 0:
+            raise ChatTemplateError(
+                f"the chat template of {self.model_name} changes a reply's text: it cannot be continued"
+            )
+        return text[: end + len(content)]
+
+    def _templated(self, messages: Sequence[Message], variables: Mapping[str, Any] | None) -> str:
         if self._broken is not None:
             raise ChatTemplateError(self._broken)
         folded = fold_system(messages)

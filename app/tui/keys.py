@@ -51,6 +51,13 @@ KEYS = (
     Key(Binding("ctrl+c", "screen.stop_reply", "Stop", show=False, priority=True, id="reply.stop_ctrl_c")),
     _key("ctrl+r", "regenerate", "Regenerate", "Write the last reply again", "Regenerate", "regenerate",
          "reply.regenerate", show=False),
+    _key("ctrl+g", "continue_reply", "Continue", "Continue the last reply where it stopped or was cut",
+         "Continue reply", "continue reply", "reply.continue", show=False),
+    # priority, only while the message box is empty: there it moves a word (the screen's check_action)
+    _key("ctrl+left", "previous_version", "Version ←", "Show the last reply's previous version",
+         "Previous version of the reply", "previous version", "reply.version_previous", show=False, priority=True),
+    _key("ctrl+right", "next_version", "Version →", "Show the last reply's next version",
+         "Next version of the reply", "next version", "reply.version_next", show=False, priority=True),
     _key("ctrl+l", "edit_last", "Edit last", "Edit the last message and send it again", "Edit last message",
          "edit last", "message.edit", show=False),
     _key("ctrl+t", "next_preset", "Next preset", "Switch this chat to the next preset", "Next preset",

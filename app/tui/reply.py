@@ -66,13 +66,15 @@ class ReplyWriter:
     A reasoning model's thinking is kept apart from the answer, on screen and in the history.
     """
 
-    def __init__(self, history: History, reply: StoredMessage, emit: Emit) -> None:
+    def __init__(self, history: History, reply: StoredMessage, emit: Emit, continued: bool = False) -> None:
         self.history = history
         self.reply = reply
         self.emit = emit
-        self.text: list[str] = []
+        self.before = reply.content if continued else ""  # a reply continued goes on from its text
+        self.thinking_before = reply.thinking if continued else ""
+        self.text: list[str] = [self.before]
         self.batch: list[str] = []
-        self.thinking: list[str] = []
+        self.thinking: list[str] = [self.thinking_before]
         self.thinking_batch: list[str] = []
         self.rate = 0.0
         self.tokens = 0
@@ -108,9 +110,10 @@ class ReplyWriter:
         """The engine's end of the reply: save it, then hand the UI its last text and the Done."""
         status: Status = "stopped" if done.finish_reason == "cancelled" else "complete"
         stats = reply_stats(done)
-        self.history.update_message(self.reply.id, done.text, status, stats, done.thinking)
-        self.reply.content, self.reply.status, self.reply.stats = done.text, status, stats
-        self.reply.thinking = done.thinking
+        text, thinking = self.before + done.text, "\n".join(t for t in (self.thinking_before, done.thinking) if t)
+        self.history.update_message(self.reply.id, text, status, stats, thinking)
+        self.reply.content, self.reply.status, self.reply.stats = text, status, stats
+        self.reply.thinking = thinking
         self.flush()
         self.emit(done)
 
@@ -133,16 +136,19 @@ def write_reply(
     reply: StoredMessage,
     cancelled: Callable[[], bool],
     emit: Emit,
+    continued: bool = False,
 ) -> None:
-    """Write `reply` for the session's messages; every outcome ends with one Done emitted."""
-    writer = ReplyWriter(history, reply, emit)
+    """Write `reply` for the session's messages (or go on writing it: `continued`, the prompt then
+    ends inside it); every outcome ends with one Done emitted."""
+    writer = ReplyWriter(history, reply, emit, continued)
     while not host.loaded.wait(0.1):  # a message sent before the model loaded waits for it
         if cancelled():
             return writer.end("stopped")
     try:
         with host.lock:
             engine = host.engine_for(session.params)
-            for event in engine.stream(session.engine_messages(), session.params, cancelled=cancelled):
+            messages = session.engine_messages(reply if continued else None)
+            for event in engine.stream(messages, session.params, cancelled=cancelled):
                 if isinstance(event, Delta):
                     writer.add(event)
                 elif isinstance(event, Done):

@@ -9,6 +9,7 @@ model controller's callbacks the model's.
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -117,9 +118,10 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
     # --- chats --------------------------------------------------------------------------------
 
     def _first_chat(self) -> Chat:
-        """The latest chat no other andon is writing, else a new one (always new with --preset or --model)."""
+        """The chat last viewed that no other andon is writing (an empty one is the new chat), else a
+        new one (always new with --preset or --model)."""
         if not self.start_preset and not self.host.start_model:
-            for chat in self.history.chats():
+            for chat in self.history.last_viewed():
                 if self.history.claim_chat(chat.id):
                     return chat
         return self._new_chat()
@@ -142,6 +144,8 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
                 await old.remove()  # and it gives up its chat
             view = ChatView(session, self.host, self)  # it writes the chat's status fields here
             await self.query_one("#chat").mount(view, before=0)
+        with suppress(HistoryError):  # not remembered: andon then reopens the newest chat
+            self.history.mark_viewed(chat.id)
         self._chat_changed(session)
         self.models.follow_model(session, model, gone)
         self.query_one(InspectorPanel).show_for(session, draft=self._draft())
@@ -162,6 +166,8 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
     async def _chat_chosen(self, event: ChatList.Chosen) -> None:
         if event.chat.id != self.view.session.chat.id:
             await self.open_chat(event.chat)
+        if self.chats.search.strip():  # a search result: at the message found
+            await self.view.show_match(self.chats.search)
         self._end_search()
 
     @guarded
@@ -363,6 +369,13 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
             return bool(views) and views.first().replying
         if action in DIALOGS:
             return not any(w.group == "dialog" and not w.is_finished for w in self.workers)
+        if action in ("previous_version", "next_version"):  # elsewhere Ctrl+Left/Right move a word
+            focused = self.focused
+            return (
+                focused is None
+                or isinstance(focused, ChatView)
+                or (isinstance(focused, ChatInput) and not focused.text)
+            )
         return True
 
     @guarded
@@ -373,6 +386,19 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
     async def action_regenerate(self) -> None:
         if not self.view.replying:
             await self.view.regenerate()
+
+    @guarded
+    async def action_continue_reply(self) -> None:
+        """Ctrl+G (and /continue): the last reply, stopped or cut, goes on in the same message."""
+        await self.view.continue_reply()
+
+    @guarded
+    async def action_previous_version(self) -> None:
+        await self.view.step_version(-1)
+
+    @guarded
+    async def action_next_version(self) -> None:
+        await self.view.step_version(1)
 
     @guarded
     def action_edit_last(self) -> None:

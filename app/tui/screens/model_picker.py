@@ -1,4 +1,5 @@
-"""The model picker (Ctrl+O, `/model`): every model `andon models` lists, read on a thread.
+"""The model picker (Ctrl+O, `/model`): every model `andon models` lists, read on a thread, and
+narrowed as you type (each word in the name, where it was found, its architecture or quantization).
 
 `ModelWanted` is what the conversation posts for `/model NAME` and `/load MODEL`; the chat screen
 switches the chat to that model (app/tui/model_switch.py).
@@ -18,7 +19,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 NAME_WIDTH = 36  # at most; longer names are cut in the list (the whole name is in the line below it)
@@ -56,11 +57,21 @@ def model_row(model: ListedModel, current: bool, name_width: int = NAME_WIDTH) -
     return line + Content.styled(where + (f" · {name}" if shown != name else ""), "dim")
 
 
+def _searched(model: ListedModel) -> str:
+    """What the picker's filter looks in: the name, where it was found, architecture, quantization."""
+    info = model.info
+    return f"{model.entry.name} {model.entry.source} {info.architecture} {info.quantization}".casefold()
+
+
 class ModelPicker(ModalScreen[str | None]):
     """Choose the chat's model: name, size, parameters, quantization, trained context."""
 
-    AUTO_FOCUS = "OptionList"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Cancel")]
+    AUTO_FOCUS = "#model-filter"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss_none", "Cancel"),
+        Binding("down", "move(1)", "Next model", show=False),  # the filter keeps the focus
+        Binding("up", "move(-1)", "Previous model", show=False),
+    ]
     DEFAULT_CSS = """
     ModelPicker { align: center middle; }
     ModelPicker .model-dialog {
@@ -69,17 +80,21 @@ class ModelPicker(ModalScreen[str | None]):
     }
     ModelPicker OptionList { height: auto; max-height: 20; }
     ModelPicker #model-status { color: $text-muted; }
+    ModelPicker #model-filter { margin: 1 0 0 0; }
     """
 
     def __init__(self, current: str) -> None:
         super().__init__()
         self.current = current  # the chat's model, by its name in `andon models` (or its path)
-        self.names: list[str] = []  # the models listed, in order
+        self.models: list[ListedModel] = []  # every model found
+        self.problems: list[str] = []  # the files skipped, and why
+        self.names: list[str] = []  # the models listed (those the filter keeps), in order
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="model-dialog"):
             yield Label("Model for this chat (it loads at once; Esc keeps the current one)")
             yield Label("Looking for models…", id="model-status", markup=False)
+            yield Input(placeholder="Type to filter the models · ↑/↓ choose · Enter loads", id="model-filter")
             yield OptionList(id="models")
 
     @guarded
@@ -93,17 +108,47 @@ class ModelPicker(ModalScreen[str | None]):
         self.app.call_from_thread(self._show, listed, problems)
 
     def _show(self, listed: list[ListedModel], problems: list[str]) -> None:
+        self.models, self.problems = listed, problems
+        self._filter(self.query_one(Input).value)
+
+    def _filter(self, text: str) -> None:
+        """List the models with every word of `text` (any case); the chat's model is marked."""
+        words = text.casefold().split()
+        shown = [m for m in self.models if all(w in _searched(m) for w in words)]
         options = self.query_one(OptionList)
-        current = [i for i, m in enumerate(listed) if self.current in (m.entry.name, str(m.entry.path))]
-        self.names = [m.entry.name for m in listed]
+        options.clear_options()
+        current = [i for i, m in enumerate(shown) if self.current in (m.entry.name, str(m.entry.path))]
+        self.names = [m.entry.name for m in shown]
         width = options.scrollable_content_region.width or self.app.size.width - 12  # 80 columns: one line each
         name_width = max(12, min(NAME_WIDTH, width - COLUMNS_WIDTH))
-        options.add_options([Option(model_row(m, i in current, name_width)) for i, m in enumerate(listed)])
-        if current:
-            options.highlighted = current[0]
-        skipped = f"; {len(problems)} file(s) skipped: {'; '.join(problems)}" if problems else ""
-        found = f"{len(listed)} model(s) found" if listed else "No models found"
+        options.add_options([Option(model_row(m, i in current, name_width)) for i, m in enumerate(shown)])
+        options.highlighted = current[0] if current else (0 if shown else None)
+        skipped = f"; {len(self.problems)} file(s) skipped: {'; '.join(self.problems)}" if self.problems else ""
+        found = f"{len(self.models)} model(s) found" if self.models else "No models found"
+        if words and self.models:
+            found = f"{len(shown)} of {len(self.models)} model(s) have “{text.strip()}”"
         self.query_one("#model-status", Label).update(f"{found} (`andon models` lists the same){skipped}")
+
+    @on(Input.Changed, "#model-filter")
+    @guarded
+    def _typed(self, event: Input.Changed) -> None:
+        self._filter(event.value)
+
+    @on(Input.Submitted, "#model-filter")
+    @guarded
+    def _entered(self, event: Input.Submitted) -> None:
+        """Enter in the filter loads the model highlighted (nothing when none is listed)."""
+        index = self.query_one(OptionList).highlighted
+        if index is not None and index < len(self.names):
+            self.dismiss(self.names[index])
+
+    @guarded
+    def action_move(self, step: int) -> None:
+        options = self.query_one(OptionList)
+        if step > 0:
+            options.action_cursor_down()
+        else:
+            options.action_cursor_up()
 
     @on(OptionList.OptionSelected)
     @guarded

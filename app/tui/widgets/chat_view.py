@@ -15,7 +15,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, replace
 
-from andon.app.chat.history import HistoryError, StoredMessage
+from andon.app.chat.history import HistoryError, StoredMessage, first_match
 from andon.app.chat.session import ChatSession
 from andon.app.engine.engine import Done
 from andon.app.engine.structured import check_change
@@ -24,7 +24,13 @@ from andon.app.tui.failures import guarded
 from andon.app.tui.keys import help_keys, keys_of, welcome_hints
 from andon.app.tui.reply import ReplyError, ReplyNote, TextBatch, Update, write_reply
 from andon.app.tui.widgets.conversation import Conversation
-from andon.app.tui.widgets.message_box import MessageBox, StatusFields, last_code_block, preset_summary
+from andon.app.tui.widgets.message_box import (
+    EarlierMessages,
+    MessageBox,
+    StatusFields,
+    last_code_block,
+    preset_summary,
+)
 from andon.app.tui.widgets.panels import parse_field
 from andon.presets.parameters import ParameterError
 from textual import work
@@ -43,6 +49,15 @@ def timings(done: Done) -> str:
         f"{prompt_rate:.1f} tokens/s, first token after {u.ttft_s:.2f}s) · reply: {u.completion_tokens} tokens, "
         f"{u.tokens_per_second:.1f} tokens/s{_drafts(done)} · finish reason: {done.finish_reason}"
     )
+
+
+def _not_continued(reply: StoredMessage | None) -> str:
+    """Why the reply cannot be continued ("" when it can): only one that did not end by itself."""
+    if reply is None:
+        return "There is no reply to continue."
+    if reply.status == "complete" and reply.stats.get("finish_reason") != "length":
+        return "The last reply ended by itself; Ctrl+R writes another version of it."
+    return ""
 
 
 def _drafts(done: Done) -> str:
@@ -195,16 +210,20 @@ class ChatView(Conversation):
             return
         box = MessageBox(reply, json_reply=bool(self.session.params.format))
         await self.add(box)
+        self._stream(reply, box)
+
+    def _stream(self, reply: StoredMessage, box: MessageBox, continued: bool = False) -> None:
+        """Write the reply into its box (a new reply, a new version, or more of a reply: `continued`)."""
         self.anchor()
         self._context_before = self.status.context_used  # the count moves from here while the reply streams
         if not self.host.loaded.is_set():
             self.status.chat_note = "waiting for the model to load…"
         ended = threading.Event()
-        self._run = ReplyRun(self._write(reply, box, ended), ended)
+        self._run = ReplyRun(self._write(reply, box, ended, continued), ended)
 
     @work(thread=True, exclusive=True, group="reply", exit_on_error=False)
     @guarded
-    def _write(self, reply: StoredMessage, box: MessageBox, ended: threading.Event) -> None:
+    def _write(self, reply: StoredMessage, box: MessageBox, ended: threading.Event, continued: bool) -> None:
         worker = get_current_worker()
         # The reply thread needs the GIL back quickly after each llama.cpp call; the UI thread
         # renders in between. A shorter switch interval while a reply streams keeps tokens flowing.
@@ -215,7 +234,8 @@ class ChatView(Conversation):
             self.post_message(self.ReplyUpdate(box, update))
 
         try:
-            write_reply(self.host, self.session.history, self.session, reply, lambda: worker.is_cancelled, emit)
+            write_reply(self.host, self.session.history, self.session, reply, lambda: worker.is_cancelled, emit,
+                        continued)  # fmt: skip
         finally:
             sys.setswitchinterval(interval)
             ended.set()
@@ -294,6 +314,8 @@ class ChatView(Conversation):
             self.settings_changed()
         if result.action in ("verbose", "quiet"):
             self.verbose = result.action == "verbose"
+        if result.action == "continue":
+            await self.continue_reply()
         if result.action == "model":  # /model, /load MODEL: the screen switches the chat's model
             from andon.app.tui.screens.model_picker import ModelWanted
 
@@ -307,12 +329,13 @@ class ChatView(Conversation):
         return f"\n    engine            process {engine.pid}" + ("" if engine.alive() else " (stopped)")
 
     async def regenerate(self) -> None:
-        """Write the chat's last reply, as stored now (another andon may have written since), again."""
+        """Write the chat's last reply, as stored now (another andon may have written since), again;
+        the reply's earlier text is kept as one of its versions."""
         synced, failed = self.session.synced, ""
         try:
             last = self.session.reply_to_regenerate()
             if last is not None:
-                self.session.truncate_from(last)
+                self.session.new_version(last)
         except HistoryError as exc:
             last, failed = None, f"error: nothing was regenerated: {exc}"
         if last is not None or self.session.synced != synced:
@@ -322,7 +345,78 @@ class ChatView(Conversation):
         elif last is None:
             self.notify("There is no reply to regenerate.", severity="warning")
         else:
-            await self.start_reply()
+            self._stream(last, await self._box_of(last))
+
+    async def continue_reply(self) -> None:
+        """Go on writing the last reply (stopped, or cut at num_predict) in the same message: the
+        model continues its text, and what it writes is added to the reply and stored."""
+        if self.replying:
+            self.notify("A reply is still being written: Esc stops it.", severity="warning")
+            return
+        synced, why = self.session.synced, ""
+        try:
+            last = self.session.reply_to_regenerate()
+            why = _not_continued(last)
+            if not why and last is not None:
+                self.session.continue_reply(last)
+        except HistoryError as exc:
+            last, why = None, f"error: nothing was continued: {exc}"
+        if self.session.synced != synced:
+            await self.recompose()
+        if why:
+            self.notify(why, severity="warning", markup=False)
+        elif last is not None:
+            box = await self._box_of(last)
+            box.header.update(box.header_text())
+            self._stream(last, box, continued=True)
+
+    async def show_match(self, search: str) -> None:
+        """Scroll to the first message holding the search's words (the most of them), highlighted;
+        an earlier message not mounted yet is mounted with those after it."""
+        shown = self.messages()
+        index = first_match(shown, search)
+        if index is None:
+            return
+        if index < self.hidden:
+            earlier, self.window = shown[index : self.hidden], self.window + self.hidden - index
+            self.hidden = index
+            await self.mount_all([MessageBox(m) for m in earlier], after=self.query_one(EarlierMessages))
+            await self._show_hidden()
+        for box in self.query(MessageBox):
+            box.set_class(box.message is shown[index], "found")
+        box = await self._box_of(shown[index])
+        self.release_anchor()
+        self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=True)
+
+    async def _box_of(self, reply: StoredMessage) -> MessageBox:
+        """The reply's box on screen (the view is composed again if it is not mounted)."""
+        boxes = [b for b in self.query(MessageBox) if b.message is reply]
+        if not boxes:
+            await self.recompose()
+            boxes = [b for b in self.query(MessageBox) if b.message is reply]
+        return boxes[-1]
+
+    async def step_version(self, step: int) -> None:
+        """Show the last reply's previous (-1) or next (+1) version: the conversation goes on from it."""
+        last = self.session.messages[-1] if self.session.messages else None
+        if self.replying or last is None or last.role != "assistant" or last.versions < 2:
+            return
+        number = last.version + step
+        if not 1 <= number <= last.versions:
+            self.notify(
+                f"This is the {'first' if step < 0 else 'last'} version of the reply ({last.version}/{last.versions})."
+            )
+            return
+        try:
+            self.session.show_version(last, number)
+        except HistoryError as exc:
+            self.say(f"error: the version shown is unchanged: {exc}", error=True)
+            return
+        box = await self._box_of(last)
+        await self.mount(MessageBox(last), after=box)
+        await box.remove()
+        self.scroll_end(animate=False)
+        self.status.context_used = self._last_context()
 
     def edit_last(self) -> str | None:
         """The last message, to edit in the input box; sending it replaces it and what followed."""

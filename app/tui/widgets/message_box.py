@@ -203,7 +203,8 @@ class MessageBox(Vertical):
         yield self.body
 
     def header_text(self) -> str:
-        note = ENDING.get(self.message.status, "")
+        note = f" · version {self.message.version}/{self.message.versions}" if self.message.versions > 1 else ""
+        note += ENDING.get(self.message.status, "")
         stats = self.message.stats
         if stats.get("tokens_per_second"):
             note += f" · {stats['completion_tokens']} tokens, {stats['tokens_per_second']:.1f} tok/s"
