@@ -58,7 +58,7 @@ class BanWatch:
         index = position - self.first
         mark = self.marks[index]
         self.held, self.marks = self.held[: mark.start], self.marks[:index]
-        self.banned = {p: ts for p, ts in self.banned.items() if p < position}
+        self.banned = {p: ts for p, ts in self.banned.items() if p <= position}
         self.banned.setdefault(position, set()).add(token)
         self.rewinds += 1
         return mark.state

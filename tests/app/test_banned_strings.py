@@ -119,3 +119,12 @@ def test_the_chain_s_state_is_that_of_the_rewound_position(engine):
     banned, _, _ = reply(engine, banned_strings=[target], **settings)
     assert target not in banned.text.lower()
     assert banned.text[:at] == free.text[:at]
+
+
+@pytest.mark.model
+def test_two_phrases_the_model_would_write_at_one_place_are_both_kept_out(engine):
+    """After "The sea is a" the model writes "vast", then, that banned, "mysterious": both stay
+    banned there (each rewind adds to the position's bans) and the reply goes on."""
+    done, shown, _ = reply(engine, banned_strings=["vast", r"re:myster\w{0,5}"])
+    assert "vast" not in done.text.lower() and "myster" not in done.text.lower()
+    assert done.finish_reason in ("stop", "length") and len(done.text) > 40 and shown == done.text
