@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 from andon.presets import bans
 from andon.samplers.params import SAMPLING_SPECS, ParameterError, ParamSpec, unknown_name_message
-from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, create_model
+from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, create_model, model_validator
+
+MAX_SEARCH = 64  # most beams or MBR samples: each is a sequence of its own in one batch
+MBR_UTILITIES = ("chrf", "bleu")
 
 GENERATION_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -97,7 +100,39 @@ OUTPUT_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("rpc", "endpoint_list", (), "llama.cpp RPC servers (host:port) that hold some of the model's layers."),
 )
 
-ALL_SPECS: dict[str, ParamSpec] = {s.name: s for s in (*SAMPLING_SPECS, *GENERATION_SPECS, *OUTPUT_SPECS)}
+# Search decoding (app/engine/beams.py, app/engine/mbr.py): Hugging Face generate's names and meanings.
+SEARCH_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "num_beams",
+        "int",
+        1,
+        "Beam search with this many beams; 1 is off. Penalties, DRY, logit_bias and grammar apply; "
+        "truncation and temperature do not.",
+        minimum=1,
+        maximum=MAX_SEARCH,
+    ),
+    ParamSpec(
+        "length_penalty",
+        "float",
+        1.0,
+        "Beam search: a finished beam's score is its log-probability / length^length_penalty.",
+        minimum=-10.0,
+        maximum=10.0,
+    ),
+    ParamSpec("early_stopping", "bool", False, "Beam search: stop as soon as num_beams beams have finished."),
+    ParamSpec(
+        "mbr_samples",
+        "int",
+        0,
+        "Minimum Bayes risk: draw this many replies and keep the one most like the others; 0 is off.",
+        minimum=0,
+        maximum=MAX_SEARCH,
+    ),
+    ParamSpec("mbr_utility", "str", "chrf", 'Minimum Bayes risk: how replies are compared, "chrf" or "bleu".'),
+)
+
+_TABLES = (*SAMPLING_SPECS, *GENERATION_SPECS, *OUTPUT_SPECS, *SEARCH_SPECS)
+ALL_SPECS: dict[str, ParamSpec] = {s.name: s for s in _TABLES}
 SAMPLING_NAMES: frozenset[str] = frozenset(s.name for s in SAMPLING_SPECS)
 MODEL_NAMES: frozenset[str] = frozenset({"num_ctx", "num_gpu", "num_thread", "num_batch"})
 
@@ -112,6 +147,8 @@ def _serialize_list(value: tuple[str, ...]) -> list[str]:
 
 def _validator(spec: ParamSpec) -> Any:
     """The spec's check, and for banned_strings each item's (a bounded regular expression)."""
+    if spec.name == "mbr_utility":
+        return _utility
     if spec.name != "banned_strings":
         return spec.validate
 
@@ -122,6 +159,24 @@ def _validator(spec: ParamSpec) -> Any:
             raise ParameterError(str(exc)) from None
 
     return validate
+
+
+def _utility(value: Any) -> str:
+    if value not in MBR_UTILITIES:
+        raise ParameterError(f"mbr_utility: {value!r} is not allowed (must be one of {', '.join(MBR_UTILITIES)})")
+    return str(value)
+
+
+def _search_conflict(p: Any) -> str | None:
+    """The one line for a search setting that cannot go with another, or None."""
+    if p.num_beams > 1 and p.mbr_samples > 0:
+        return (
+            f"num_beams {p.num_beams} and mbr_samples {p.mbr_samples} cannot be used together: "
+            "set num_beams to 1 or mbr_samples to 0"
+        )
+    if p.num_beams > 1 and p.draft:
+        return f'num_beams {p.num_beams} cannot be used with draft {p.draft!r}: set draft to "" for beam search'
+    return None
 
 
 def _field(spec: ParamSpec) -> tuple[Any, Any]:
@@ -145,6 +200,12 @@ _Base = create_model(  # type: ignore[call-overload]
 
 class Parameters(_Base):  # type: ignore[misc, valid-type]
     """The effective generation parameters. Build with `Parameters.of(...)` for andon's messages."""
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Parameters:
+        if (conflict := _search_conflict(self)) is not None:
+            raise ParameterError(conflict)
+        return self
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | None = None, base: Parameters | None = None) -> Parameters:
@@ -194,4 +255,13 @@ def describe(name: str) -> str:
 
 DEFAULTS = Parameters()
 
-__all__ = ["ALL_SPECS", "DEFAULTS", "GENERATION_SPECS", "OUTPUT_SPECS", "ParameterError", "Parameters", "describe"]
+__all__ = [
+    "ALL_SPECS",
+    "DEFAULTS",
+    "GENERATION_SPECS",
+    "OUTPUT_SPECS",
+    "SEARCH_SPECS",
+    "ParameterError",
+    "Parameters",
+    "describe",
+]
