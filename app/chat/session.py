@@ -8,13 +8,16 @@ defaults win over the model's, and the chat's own changes (`/set`) over both.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from andon.app.chat.history import Chat, History, StoredMessage
 from andon.app.engine.engine import Message, messages_for
+from andon.app.engine.errors import ModelLoadError
+from andon.app.engine.loading import check_memory
 from andon.presets.commands import apply
 from andon.presets.modelfile import ImportedModelfile, with_model_defaults
-from andon.presets.parameters import Parameters
+from andon.presets.parameters import ParameterError, Parameters
 from andon.presets.preset import Preset, check_name
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 
@@ -28,6 +31,8 @@ class ChatSession:
         self.store = store
         self.model_defaults = model_defaults  # the chat's model's own defaults (an Ollama model's layers)
         self.model_ref = chat.model  # the model it replies with (the one in use where its own is gone)
+        self.model_path: Path | None = None  # that model's file, once the UI resolved it
+        self._switched: Preset | None = None  # the preset just switched to, until the UI takes it
         self.warning: str | None = None
         try:
             self.preset = self._preset(chat.preset)
@@ -58,8 +63,23 @@ class ChatSession:
     # (ParameterError) or a history that cannot be written (HistoryError) changes nothing.
 
     def set_parameters(self, values: dict[str, Any]) -> Parameters:
-        self._save_settings(self.preset, apply(self.params, values), self.chat.system)
+        params = apply(self.params, values)
+        if params.num_ctx != self.params.num_ctx:
+            self._check_context(params.num_ctx)
+        self._save_settings(self.preset, params, self.chat.system)
         return self.params
+
+    def _check_context(self, num_ctx: int) -> None:
+        """ParameterError for a num_ctx whose KV cache cannot fit in memory with the chat's model (the
+        load's own check, said when the value is set rather than at the next message)."""
+        if self.model_path is None:
+            return
+        try:
+            check_memory(self.model_path, num_ctx)
+        except ModelLoadError as exc:
+            raise ParameterError(str(exc)) from None
+        except OSError:
+            return  # the model's file cannot be read: its load says so
 
     def reset_parameter(self, name: str) -> None:
         self._save_settings(
@@ -74,6 +94,12 @@ class ChatSession:
         preset = self._preset(name)
         changes = self.changes if keep_changes else {}
         self._save_settings(preset, apply(preset.parameters, changes), self.chat.system if keep_changes else None)
+        self._switched = preset
+        return preset
+
+    def take_switched_preset(self) -> Preset | None:
+        """The preset a switch has just chosen, once (the UI then follows it to its model), else None."""
+        preset, self._switched = self._switched, None
         return preset
 
     def params_on(self, model_defaults: ImportedModelfile | None) -> Parameters:
@@ -124,7 +150,8 @@ class ChatSession:
             for m in self.messages
             if m.role in ("user", "assistant") and (m.status != "streaming" or (m is prefill and m.content.strip()))
         ]
-        return messages_for(self.system, [{"role": m.role, "content": m.content} for m in history])  # type: ignore[typeddict-item]
+        said = [{"role": m.role, "content": m.content} for m in history]
+        return messages_for(self.system, [*self.preset.example_messages(), *said])  # type: ignore[list-item]
 
     def stored_messages(self) -> list[StoredMessage]:
         """The chat's messages as stored now: another andon may have written the chat since this

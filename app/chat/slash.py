@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from andon.app.chat.history import HistoryError
 from andon.app.chat.session import ChatSession
 from andon.app.engine.structured import check_change, resolve_set_line, resolve_value
 from andon.app.models.files import ModelPathError
-from andon.presets.commands import USAGE_SET, confirm_set, parse_set_parameter, parse_words, show_parameters
+from andon.presets.commands import (
+    confirm_set,
+    parameter_listing,
+    parse_set_parameter,
+    parse_words,
+    show_parameters,
+)
 from andon.presets.parameters import ParameterError
 from andon.presets.store import PresetError
 
@@ -18,11 +25,11 @@ USAGE_FORMAT = "usage: /set format json | /set format SCHEMA (JSON text or a .js
 
 # /help: these commands, then the keys of the UI that runs them (run_slash's `keys`)
 HELP = """Available commands:
-  /set parameter NAME VALUE   Set a parameter (e.g. /set parameter temperature 0.7)
+  /set parameter NAME VALUE   Set a parameter (alone: list them all with their values)
   /set system TEXT            Set the system prompt for this chat
   /set format json            Reply in JSON (or: /set format SCHEMA, a JSON schema or .json file)
   /set noformat               Reply in free text again
-  /show parameters            Show the preset's parameters and this chat's changes
+  /show parameters            Show the values the preset, the model and this chat set
   /show system                Show the system prompt
   /show info                  Show the model's details (architecture, size, context length)
   /show modelfile             Show this chat's settings as an Ollama Modelfile
@@ -109,8 +116,8 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
     if not args:
         return SlashResult("usage: /set parameter NAME VALUE | /set system TEXT", ok=False)
     if args[0] == "parameter":
-        if len(args) < 2:
-            return SlashResult(USAGE_SET, ok=False)
+        if len(args) < 2:  # as `ollama run` lists them, with this chat's values
+            return SlashResult(parameter_listing(session.params))
         name, value = parse_set_parameter(resolve_set_line(args[1]))
         check_change(session.params, {name: value})
         session.set_parameters({name: value})
@@ -153,7 +160,7 @@ def _set_format(session: ChatSession, args: list[str]) -> SlashResult:
 def _show(session: ChatSession, args: list[str]) -> SlashResult:
     what = args[0] if args else ""
     if what == "parameters":
-        return SlashResult(show_parameters(session.preset.parameters, session.changes))
+        return _show_parameters(session)
     if what == "system":
         return SlashResult(session.system or "No system message was specified for this model.")
     if what == "modelfile":
@@ -164,6 +171,15 @@ def _show(session: ChatSession, args: list[str]) -> SlashResult:
     if what == "info":
         return _show_info(session)
     return SlashResult("usage: /show info | /show modelfile | /show parameters | /show system", ok=False)
+
+
+def _show_parameters(session: ChatSession) -> SlashResult:
+    """Ollama's `/show parameters`, each value marked as the preset's, the model's or this chat's."""
+    own = session.store.load(session.preset.name).parameters.changed()  # the preset's, without the model's
+    defaults = session.model_defaults.parameters if session.model_defaults else {}
+    model = Path(session.model_ref).name if "/" in session.model_ref else session.model_ref
+    names = (session.preset.name, model)
+    return SlashResult(show_parameters(session.preset.parameters, session.changes, own, defaults, names))
 
 
 def _list() -> SlashResult:

@@ -167,11 +167,14 @@ def model_for(model: str | None, preset: Preset | None = None) -> ModelEntry:
         try:
             return find_model(preset.model)
         except ModelPathError as exc:
-            raise ModelPathError(
-                f"preset {preset.name!r} is made for the model {preset.model!r}, which cannot be used: {exc}; "
-                "pass --model to use another model with it"
-            ) from None
+            problem = preset_model_problem(preset.name, preset.model, str(exc))
+            raise ModelPathError(f"{problem}; pass --model to use another model with it") from None
     return embedded_entry()
+
+
+def preset_model_problem(preset: str, model: str, error: str) -> str:
+    """The line for a preset whose model (its FROM) cannot be found, in `ask` and in the app."""
+    return f"preset {preset!r} is made for the model {model!r}, which cannot be used: {error}"
 
 
 def resolve_from(arg: str, modelfile_folder: Path) -> str | None:

@@ -7,6 +7,12 @@ model that is gone (file deleted, name no longer found) is said in one line and 
 stays, the chat's messages and its stored model untouched. Ctrl+O, `/model`, `/load MODEL` and the
 command palette switch the open chat's model; a reply being written is stopped first (it is kept,
 as Esc keeps it), and a load that fails is one line while the model loaded before stays in use.
+
+A preset made for a model (a Modelfile's FROM) brings it, as `ollama run mario` and `andon ask
+--preset mario` do: a chat with no model of its own starts on it (unless andon was started with
+--model, which wins as it does for `ask`), and switching a chat to such a preset (F3, Ctrl+T,
+`/preset`, `/load`, the palette) switches the model the same way Ctrl+O does. A preset without a
+model keeps the model in use; a preset's model that cannot be found is one line, the model stays.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ from typing import TYPE_CHECKING, Any
 from andon.app.chat.history import Chat, HistoryError
 from andon.app.chat.session import ChatSession
 from andon.app.chat.settings import context_warning, trained_context
+from andon.app.models.catalog import preset_model_problem
 from andon.app.models.files import ModelPathError
 from andon.app.tui.engine_host import EngineHost, ModelChoice, choice_of
 from andon.app.tui.failures import guarded
 from andon.app.tui.screens.model_picker import ModelPicker, model_summary
+from andon.presets.modelfile import TEMPLATE_UNUSED
+from andon.presets.preset import Preset
 from andon.presets.store import PresetError
 from textual.worker import get_current_worker
 
@@ -52,6 +61,7 @@ class LoadRequest:
     session: ChatSession
     explicit: bool  # asked for by the user (announced, remembered by the chat)
     presets: tuple[str, ...] = ()  # /load NAME: said as well when NAME is no model
+    preset: str = ""  # the preset whose model this is (named if it cannot be found)
 
 
 @dataclass
@@ -103,26 +113,32 @@ class ModelController:
 
     # --- which model a chat uses ----------------------------------------------------------------
 
-    async def model_of(self, chat: Chat) -> tuple[ModelChoice, str | None]:
-        """The chat's model (resolved on a thread) and, if it is gone, why; then the model in use."""
+    async def model_of(self, chat: Chat, preset: Preset | None = None) -> tuple[ModelChoice, str | None]:
+        """The chat's model (resolved on a thread): its own, else its preset's (not over --model), else
+        the model in use; and, if the one it should use cannot be found, the line that says so."""
+        wanted = chat.model or (preset.model if preset is not None and not self.host.start_model else None) or ""
         try:
-            choice = await asyncio.to_thread(self.host.resolve, chat.model)
+            choice = await asyncio.to_thread(self.host.resolve, wanted)
             gone = None
         except ModelPathError as exc:
-            choice, gone = await asyncio.to_thread(self.host.resolve, ""), str(exc)
+            choice = await asyncio.to_thread(self.host.resolve, "")
+            using = choice.name or choice.path.name
+            if chat.model or preset is None:
+                gone = (f"This chat's model {chat.model!r} cannot be used ({exc}): it goes on with {using}, and "
+                        "its messages are kept. Ctrl+O or /model picks another.")  # fmt: skip
+            else:
+                gone = f"error: {preset_model_problem(preset.name, wanted, str(exc))}; {using} stays in use."
         self.chat_model = choice
         return choice, gone
 
     def follow_model(self, session: ChatSession, choice: ModelChoice, gone: str | None) -> None:
         """After a chat opened: say if its model is gone, and load its model if another is in use."""
-        session.model_ref = choice.ref
+        session.model_ref, session.model_path = choice.ref, choice.path
         if gone is not None:
-            self.view.say(
-                f"This chat's model {session.chat.model!r} cannot be used ({gone}): it goes on with "
-                f"{choice.name or choice.path.name}, and its messages are kept. Ctrl+O or /model picks another.",
-                error=True,
-            )
+            self.view.say(gone, error=True)
         self._say_notes(choice)
+        if session.preset.template:
+            self.say_once(f"preset {session.preset.name}: {TEMPLATE_UNUSED}", key=("template", session.preset.name))
         loaded = self.host.current
         if self._loads and (loaded is None or loaded.path != choice.path):
             self.load_model(choice, session, explicit=False)
@@ -134,8 +150,9 @@ class ModelController:
     # --- switching -----------------------------------------------------------------------------
 
     @guarded
-    async def switch_model(self, name: str, presets: tuple[str, ...] = ()) -> None:
-        """Switch the open chat to the model `name`; a reply being written is stopped (and kept) first."""
+    async def switch_model(self, name: str, presets: tuple[str, ...] = (), preset: str = "") -> None:
+        """Switch the open chat to the model `name` (`preset`'s, if it is a preset's); a reply being
+        written is stopped (and kept) first."""
         view = self.view
         if not view.owned:
             view.say("This chat is read-only here (another andon writes it): its model stays.", error=True)
@@ -143,7 +160,20 @@ class ModelController:
         if view.replying:
             await view.stop_reply()
             view.say("The reply was stopped to switch models (what it wrote is kept).")
-        self.load_model(name, view.session, explicit=True, presets=presets)
+        self.load_model(name, view.session, explicit=True, presets=presets, preset=preset)
+
+    def follow_preset(self, session: ChatSession) -> None:
+        """After the chat's settings changed: a preset switched to that is made for another model
+        brings it (loaded as Ctrl+O loads one, its progress shown); its Go TEMPLATE is said unused once."""
+        preset = session.take_switched_preset()
+        if preset is None:
+            return
+        if preset.template:
+            self.say_once(f"preset {preset.name}: {TEMPLATE_UNUSED}", key=("template", preset.name))
+        if preset.model and preset.model not in (session.model_ref, str(session.model_path)):
+            self.screen.run_worker(
+                self.switch_model(preset.model, preset=preset.name), group="dialog", exit_on_error=False
+            )
 
     @guarded
     def choose_model(self, name: str) -> None:
@@ -167,14 +197,19 @@ class ModelController:
     # --- loading ---------------------------------------------------------------------------------
 
     def load_model(
-        self, wanted: str | ModelChoice, session: ChatSession, explicit: bool, presets: tuple[str, ...] = ()
+        self,
+        wanted: str | ModelChoice,
+        session: ChatSession,
+        explicit: bool,
+        presets: tuple[str, ...] = (),
+        preset: str = "",
     ) -> None:
         self._loads += 1
         self.host.loaded.clear()  # a message sent now waits for this model
         self._loading = wanted if isinstance(wanted, str) else (wanted.name or wanted.path.name)
         self._shown = -1.0
         self._note(f"loading {self._loading}…")
-        request = LoadRequest(self._loads, wanted, session, explicit, presets)
+        request = LoadRequest(self._loads, wanted, session, explicit, presets, preset)
         self.screen.run_worker(
             partial(self._load, request), name="_load", group="load", exclusive=True, thread=True, exit_on_error=False
         )
@@ -260,7 +295,7 @@ class ModelController:
     def _remember(self, request: LoadRequest, choice: ModelChoice) -> None:
         """The chat keeps the model it was switched to (a new chat, the model it started on)."""
         session = request.session
-        session.model_ref = choice.ref
+        session.model_ref, session.model_path = choice.ref, choice.path
         fresh = not session.chat.model and not session.messages
         if not choice.ref or session.chat.model == choice.ref or not (request.explicit or fresh):
             return
@@ -294,7 +329,9 @@ class ModelController:
 
 
 def _unknown(request: LoadRequest, error: str) -> str:
+    name = request.wanted if isinstance(request.wanted, str) else request.wanted.ref
+    if request.preset:
+        return preset_model_problem(request.preset, name, error)
     if not request.presets:
         return error
-    name = request.wanted if isinstance(request.wanted, str) else request.wanted.ref
     return f"{name!r} is not a preset ({', '.join(request.presets)}) nor a model: {error}"

@@ -9,8 +9,8 @@ model controller's callbacks the model's.
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from functools import partial
 
 from andon.app.chat.history import Chat, History, HistoryError
@@ -26,6 +26,7 @@ from andon.app.tui.widgets.chat_view import ChatView
 from andon.app.tui.widgets.footer import KeysFooter
 from andon.app.tui.widgets.message_box import ChatInput, StatusBar, StatusFields, earlier_messages, preset_summary
 from andon.app.tui.widgets.panels import InspectorPanel, ParameterPanel
+from andon.presets.preset import Preset
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -126,6 +127,13 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
                     return chat
         return self._new_chat()
 
+    def _preset_of(self, chat: Chat) -> Preset | None:
+        """The chat's preset as stored (its model, if it names one, is the chat's), None if it cannot be read."""
+        try:
+            return self.store.load(chat.preset)
+        except PresetError:
+            return None
+
     def _new_chat(self) -> Chat:
         preset = self.start_preset or DEFAULT_PRESET
         try:
@@ -137,7 +145,8 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
     async def open_chat(self, chat: Chat) -> None:
         """Show the chat in a new view; a reply being written in the old one is stopped and saved."""
         async with self._opening:
-            model, gone = await self.models.model_of(chat)  # its model, or the one in use if it is gone
+            # its model, else its preset's, else the one in use (and the line saying why, if one is gone)
+            model, gone = await self.models.model_of(chat, self._preset_of(chat))
             session = ChatSession(self.history, chat, self.store, model.defaults)
             for old in self.query(ChatView):
                 await old.stop_reply()
@@ -158,6 +167,7 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
 
     def _chat_changed(self, session: ChatSession) -> None:
         self.chats.reload(session.chat.id)
+        self.models.follow_preset(session)  # a preset switched to may bring its model
         self.models.check_context(session)  # num_ctx past the model's trained context: said once
         self.query_one(ParameterPanel).show(session)
 
