@@ -99,9 +99,14 @@ def test_a_pattern_is_taken_back_every_time(engine):
 
 
 @pytest.mark.model
-def test_a_ban_that_leaves_no_way_on_ends_with_a_clear_finish(engine):
+def test_a_ban_that_leaves_no_way_on_ends_with_a_clear_finish(engine, monkeypatch):
+    # the grammar allows only "Hello": every way to begin it is banned in turn, then nothing is left
+    done, shown, notices = reply(engine, banned_strings=["hello"], grammar='root ::= "Hello"')
+    assert (done.finish_reason, shown) == ("grammar", "") and "allows none of the model's tokens" in notices[0]
+    # a reply that keeps finding another way into a ban ends after MAX_REWINDS of them
+    monkeypatch.setattr("andon.app.engine.generation.MAX_REWINDS", 5)
     done, shown, notices = reply(engine, banned_strings=["re:[a-zA-Z]"])
-    assert done.finish_reason == "banned" and not re.search("[a-zA-Z]", shown)
+    assert done.finish_reason == "banned" and done.usage.rewinds == 5 and not re.search("[a-zA-Z]", shown)
     assert notices == [
         'banned_strings: the reply could not go on without a banned phrase: it ends here (finish reason "banned")'
     ]
