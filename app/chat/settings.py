@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from andon.app.engine.engine import Message, messages_for
 from andon.app.engine.speculative import check_draft
 from andon.app.engine.structured import grammar_for, resolve_assignment
 from andon.app.models.catalog import model_for
@@ -24,6 +25,11 @@ class Settings:
     model_path: Path
     notes: tuple[str, ...] = ()  # what andon left out of the model's own defaults, and why
     warnings: tuple[str, ...] = ()  # allowed, but worth a line on standard error (num_ctx past training)
+
+    def messages(self, prompt: str) -> list[Message]:
+        """A one-shot prompt's messages: the system prompt, the preset's example exchange (its Modelfile's
+        MESSAGE lines), then the prompt."""
+        return messages_for(self.system, self.preset.example_messages(), prompt)  # type: ignore[arg-type]
 
 
 def model_path_for(model: str | None, preset: Preset | None = None) -> Path:

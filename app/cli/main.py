@@ -245,14 +245,14 @@ def _stream_reply(engine: EngineProcess, settings: Settings, prompt: str, args: 
                   stderr: stdio.Output) -> Done:  # fmt: skip
     """Write the reply as it comes (its thinking on standard error); Ctrl-C stops it between
     tokens, keeping what was written. A write that fails stops the engine at once."""
-    from andon.app.engine.engine import Delta, Done, ReplyNotice, messages_for
+    from andon.app.engine.engine import Delta, Done, ReplyNotice
 
     done: Done | None = None
     thinking = ThinkingOutput(stderr, hide=args.hide_thinking or args.json)
     with stdio.ReplyInterrupt() as interrupted:
         # the engine computes a token only when asked for the next event: a write that fails
         # (a closed pipe, a full disk) leaves the loop, and no token is computed after it
-        for event in engine.stream(messages_for(settings.system, (), prompt), settings.params, cancelled=interrupted):
+        for event in engine.stream(settings.messages(prompt), settings.params, cancelled=interrupted):
             if isinstance(event, Delta) and not args.json:
                 thinking.write(event.thinking)
                 if event.text:

@@ -11,7 +11,7 @@ from andon.app.chat.settings import model_path_for, resolve_settings
 from andon.app.cli.progress import ProgressReport
 from andon.app.cli.prompt import STDIN_HELP, read_prompt
 from andon.app.engine.client import EngineProcess
-from andon.app.engine.engine import ModelOptions, messages_for
+from andon.app.engine.engine import ModelOptions
 from andon.app.errors import UsageError
 from andon.app.models.files import embedded_model_path
 from andon.app.study.evaluation import compare, evaluate, questions
@@ -72,7 +72,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     temps = _temperatures(args.temperatures)
     prompt = read_prompt(args.prompt)
     s = resolve_settings(args.preset, args.set, args.system, args.model)
-    messages = messages_for(s.system, (), prompt)
+    messages = s.messages(prompt)
     with closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))) as engine:
         tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
         result = engine.inspect(tokens, s.params, args.top, temps)
