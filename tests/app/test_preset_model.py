@@ -210,3 +210,18 @@ async def test_a_num_ctx_that_cannot_fit_in_memory_is_refused_when_set(tmp_path,
         (error,) = errors(app)
         assert error.startswith("error: num_ctx 16000000 needs about") and "lower num_ctx" in error
         assert app.session.params.num_ctx == 4096 and app.session.changes == {}
+
+
+def test_andon_ask_sends_the_presets_example_exchange_after_the_system_prompt(tmp_path):
+    """`andon ask --preset mario` (and `andon inspect`) take their messages from these settings."""
+    from andon.app.chat.settings import resolve_settings
+
+    save_preset(tmp_path, "mario", MARIO.format(model="alpha"))
+    settings = resolve_settings("mario", store=PresetStore(tmp_path / "presets"))
+    assert settings.model_path.name == "alpha.gguf" and settings.params.num_ctx == 2048
+    assert [(m["role"], m["content"]) for m in settings.messages("Hello")] == [
+        ("system", "You are Mario from Super Mario Bros."),
+        ("user", "Who are you?"),
+        ("assistant", "It's-a me, Mario!"),
+        ("user", "Hello"),
+    ]
