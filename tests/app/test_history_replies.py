@@ -5,7 +5,10 @@ width, a search result opens at the message found, and the model picker filters 
 
 from __future__ import annotations
 
+import pytest
 from andon.app.chat.history import History
+from andon.app.engine.engine import Delta, Done
+from andon.app.engine.prompt import ChatPrompt
 from andon.app.tui.screens.model_picker import ModelPicker
 from andon.app.tui.widgets.chat_list import ChatItem, ChatList
 from andon.app.tui.widgets.chat_view import ChatView
@@ -191,3 +194,38 @@ async def test_the_model_picker_filters_as_you_type(tmp_path, folder):  # noqa: 
         await until(pilot, lambda: not isinstance(app.screen, ModelPicker))
         await until(pilot, lambda: models.loaded == "alpha.gguf")
         assert notices(app)  # the app goes on
+
+
+# --- continue on the embedded model: the prompt ends inside the reply ------------------------------
+
+JAPAN = {"role": "user", "content": "What is the capital of Japan?"}
+
+
+@pytest.mark.model
+def test_a_continued_reply_s_prompt_ends_inside_it_in_the_model_s_own_template(engine):
+    """SmolLM2's ChatML, written out by hand: the reply's turn is left open (no <|im_end|>, no new
+    assistant turn); a model without a template gets the transcript's open last line."""
+    cut = {"role": "assistant", "content": "The capital of Japan is"}
+    assert engine.format_chat([JAPAN, cut]).endswith(
+        "<|im_start|>user\nWhat is the capital of Japan?<|im_end|>\n<|im_start|>assistant\nThe capital of Japan is"
+    )
+    plain = ChatPrompt(None, engine.texts, "base")
+    assert plain.format([JAPAN, cut]) == "User: What is the capital of Japan?\nAssistant: The capital of Japan is"
+
+
+@pytest.mark.model
+def test_a_greedy_reply_cut_and_continued_is_the_reply_written_whole(engine):
+    """At temperature 0 a reply cut at num_predict and then continued reads as the same reply
+    written in one go: the model went on from where it was cut, in the same message."""
+    from andon.presets import Parameters
+
+    whole = "".join(d.text for d in engine.stream([JAPAN], Parameters.of({"temperature": 0, "num_predict": 16}))
+                    if isinstance(d, Delta))  # fmt: skip
+    first = "".join(d.text for d in engine.stream([JAPAN], Parameters.of({"temperature": 0, "num_predict": 6}))
+                    if isinstance(d, Delta))  # fmt: skip
+    assert first and whole.startswith(first) and whole != first
+    cut = [JAPAN, {"role": "assistant", "content": first}]
+    rest = [e for e in engine.stream(cut, Parameters.of({"temperature": 0, "num_predict": 10}))]
+    done = rest[-1]
+    assert isinstance(done, Done)
+    assert (first + done.text).split() == whole.split()

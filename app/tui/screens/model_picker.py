@@ -94,7 +94,9 @@ class ModelPicker(ModalScreen[str | None]):
         with Vertical(classes="model-dialog"):
             yield Label("Model for this chat (it loads at once; Esc keeps the current one)")
             yield Label("Looking for models…", id="model-status", markup=False)
-            yield Input(placeholder="Type to filter the models · ↑/↓ choose · Enter loads", id="model-filter")
+            yield Input(
+                placeholder="Type to filter the models · ↑/↓ choose · Enter loads", id="model-filter", compact=True
+            )
             yield OptionList(id="models")
 
     @guarded
