@@ -141,3 +141,45 @@ def test_a_model_path_with_spaces_and_andons_own_text_parameters_round_trip():
     assert back == preset and not notes
     assert "FROM /models/my model.gguf\n" in text
     assert all(line.isprintable() for line in text.splitlines())  # one line each, nothing a terminal obeys
+
+
+ROLES = st.sampled_from(["system", "user", "assistant"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(st.tuples(ROLES, ANY_TEXT), max_size=4), template=ANY_TEXT)
+@example(messages=[("user", "Who are you?"), ("assistant", "It's-a me,\nMario!")], template="{{ .Prompt }}")
+@example(messages=[("user", 'ends with """\nx'), ("assistant", "\x1b[31m")], template='"""\n')
+def test_any_example_exchange_and_template_survive_export_and_import_in_order(messages, template):
+    preset = Preset(name="p", messages=[{"role": r, "content": c} for r, c in messages], template=template)
+    back, notes, text = round_trip(preset)
+    assert back.messages == preset.messages and back.template == template
+    unheld = [c for _, c in messages if unwritable(c)]
+    assert len(notes) == len(unheld) + bool(template and unwritable(template))
+    seen = [(role, value) for directive, role, value in commands(text) if directive == "MESSAGE"]
+    assert seen == [(r, c) for r, c in messages if not unwritable(c)]  # Ollama reads the others, in order
+
+
+def test_message_lines_are_the_presets_example_exchange_and_a_template_is_kept_with_one_note():
+    modelfile = (
+        'FROM ./m.gguf\nTEMPLATE """{{ if .System }}<|system|>{{ .System }}{{ end }}{{ .Prompt }}"""\n'
+        'MESSAGE user Is Toronto in Canada?\nMESSAGE assistant """yes"""\nMESSAGE user "Is Sacramento in Canada?"\n'
+        "MESSAGE assistant no\n"
+    )
+    imported = parse_modelfile(modelfile)
+    preset = imported.to_preset("geo")
+    assert [(m.role, m.content) for m in preset.messages] == [
+        ("user", "Is Toronto in Canada?"),
+        ("assistant", "yes"),
+        ("user", "Is Sacramento in Canada?"),
+        ("assistant", "no"),
+    ]
+    assert preset.template == "{{ if .System }}<|system|>{{ .System }}{{ end }}{{ .Prompt }}"
+    (note,) = imported.notes
+    assert note.startswith("line 2: TEMPLATE is kept") and "model's own chat template" in note
+    exported = export_modelfile(preset, "m")
+    assert 'TEMPLATE """{{ if .System }}<|system|>{{ .System }}{{ end }}{{ .Prompt }}"""\n' in exported
+    assert exported.endswith(
+        "MESSAGE user Is Toronto in Canada?\nMESSAGE assistant yes\n"
+        "MESSAGE user Is Sacramento in Canada?\nMESSAGE assistant no\n"
+    )
