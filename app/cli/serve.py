@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     warning = warning_for(args.host)
     if warning:
         print(f"andon: warning: {warning}", file=sys.stderr)
-    print(f"andon: serving Ollama's and OpenAI's APIs at {server.url} (Ctrl+C stops)", file=sys.stderr, flush=True)
+    print(f"andon serve: {server.url} (Ollama's and OpenAI's APIs; Ctrl+C stops)", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:

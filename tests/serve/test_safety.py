@@ -119,4 +119,4 @@ def test_another_address_is_said_with_a_warning():
         proc.terminate()
         proc.wait(timeout=10)
     assert first.startswith("andon: warning: listening on 0.0.0.0: other machines") and "--api-key" in first
-    assert second.startswith("andon: serving Ollama's and OpenAI's APIs at http://0.0.0.0:")
+    assert second.startswith("andon serve: http://0.0.0.0:") and len(second.rstrip("\n")) <= 80
