@@ -132,7 +132,7 @@ class Completion:
                 text.append(event.text)
                 thinking.append(event.thinking)
             elif isinstance(event, Done):
-                choice = self._choice("".join(text), "".join(thinking), FINISH.get(event.finish_reason, "stop"), delta=False)
+                choice = self._choice("".join(text), "".join(thinking), _finish(event), delta=False)
                 return self._head() | {"choices": [choice], "usage": usage(event)}
         raise RuntimeError("the engine ended the reply without its last event")
 
@@ -145,12 +145,17 @@ class Completion:
             if isinstance(event, Delta) and (event.text or event.thinking):
                 yield self._head(suffix) | {"choices": [self._choice(event.text, event.thinking, None, delta=True)]}
             elif isinstance(event, Done):
-                last = self._choice("", "", FINISH.get(event.finish_reason, "stop"), delta=True)
+                last = self._choice("", "", _finish(event), delta=True)
                 if self.chat:
                     last["delta"] = {}
                 yield self._head(suffix) | {"choices": [last]}
                 if self.include_usage:
                     yield self._head(suffix) | {"choices": [], "usage": usage(event)}
+
+
+def _finish(done: Done) -> str:
+    """OpenAI's finish_reason: "length" at num_predict, else "stop" (an end of turn, a stop string...)."""
+    return FINISH.get(done.finish_reason, "stop")
 
 
 def usage(done: Done) -> dict[str, Any]:
