@@ -338,6 +338,7 @@ def _event(line: dict[str, Any]) -> Event:
             dropped_turns=extra["dropped_turns"],
             tokens=list(extra["tokens"]),
             thinking=extra["thinking"],
+            candidates=list(extra.get("candidates", [])),
         )
     if "notice" in extra:
         return ReplyNotice(extra["notice"])

@@ -45,7 +45,7 @@ from andon.app.engine.prompt import ChatPrompt, ChatTemplateError, ContextFullEr
 from andon.app.engine.speculative import Speculator
 from andon.app.engine.structured import grammar_for
 from andon.app.engine.tokens import TextDecoder, TokenTexts
-from andon.presets.parameters import Parameters
+from andon.presets.parameters import ParameterError, Parameters
 from andon.samplers import Chain, Vocab, build_chain
 from numpy.typing import NDArray
 
@@ -120,6 +120,9 @@ class Engine:
         yield from self._notices(fitted.dropped)
         yield from self._think_notice(params)
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
+        if params.num_beams > 1 or params.mbr_samples > 0:  # several sequences: beams.py, mbr.py
+            yield from self._search(fitted.tokens, params, seed, fitted.dropped, cancelled, started)
+            return
         if chain is None:
             chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
         if constraint is None:
@@ -152,6 +155,19 @@ class Engine:
         finally:
             if speculation is not None and not remembered:  # a reply given up before its end
                 self.speculator.remember()
+
+    def _search(self, tokens: list[int], params: Parameters, seed: int, dropped: int,
+                cancelled: CancelCheck | None, started: float) -> Iterator[Event]:  # fmt: skip
+        """A reply by beam search (num_beams) or minimum Bayes risk (mbr_samples)."""
+        from andon.app.engine import beams, mbr
+
+        if params.mbr_samples and params.num_predict <= 0 and not self.prompt.has_template and not params.stop:
+            raise ParameterError(
+                f"mbr_samples {params.mbr_samples} with num_predict {params.num_predict}: {self.model_name} has no "
+                "chat template, so its samples may never end; set num_predict > 0 or a stop string"
+            )
+        events = beams.beam_events if params.num_beams > 1 else mbr.mbr_events
+        yield from events(self, tokens, params, seed, dropped, cancelled, started)
 
     def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
         """llama.cpp's grammar for `format` / `grammar`, over this model's vocabulary; None for

@@ -68,6 +68,7 @@ class Done:
     dropped_turns: int = 0
     tokens: list[int] = field(default_factory=list)
     thinking: str = ""  # the reasoning before the answer, apart from `text` (the answer)
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # beams or MBR samples, best first
 
 
 Event = Delta | ReplyNotice | Done

@@ -77,6 +77,7 @@ def event_line(event: Event, model: str) -> dict[str, Any]:
                 "seed": event.seed,
                 "dropped_turns": event.dropped_turns,
                 "tokens": event.tokens,
+                "candidates": event.candidates,
             },
         }
     return line
