@@ -1,0 +1,103 @@
+"""Beam search (app/engine/beams.py): the same beams as a plain reference beam search in numpy over
+the very logits llama.cpp gave (recorded per prefix), and the refusals of bad combinations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from andon.app.cli.main import main
+from andon.app.engine.beams import BeamSearch, shaper
+from andon.app.engine.sequences import Sequences
+from andon.presets.parameters import ParameterError, Parameters
+
+
+class Recorded(Sequences):
+    """Sequences that keep the logits they return, by the tokens the sequence holds."""
+
+    seen: dict[tuple[int, ...], np.ndarray]
+
+    def fill(self, seq, tokens, cancelled=None):  # type: ignore[no-untyped-def]
+        out = super().fill(seq, tokens, cancelled)
+        self.seen = {tuple(self.tokens[seq]): out}
+        return out
+
+    def step(self, next_tokens):  # type: ignore[no-untyped-def]
+        out = super().step(next_tokens)
+        self.seen |= {tuple(self.tokens[s]): v for s, v in out.items()}
+        return out
+
+
+def reference(seen, prompt, is_end, k, max_tokens, length_penalty=1.0):  # type: ignore[no-untyped-def]
+    """Textbook beam search (transformers' rules) over recorded logits: a list of (score, tokens)."""
+
+    def logp(x):  # type: ignore[no-untyped-def]
+        x = x.astype(np.float64)
+        return x - (x.max() + math.log(np.exp(x - x.max()).sum()))
+
+    beams, done = [((), 0.0)], []
+    for length in range(1, max_tokens + 1):
+        pairs = []
+        for b, (toks, total) in enumerate(beams):
+            lp = logp(seen[tuple(prompt) + toks])
+            pairs += [(-(total + lp[t]), b, t) for t in range(lp.shape[0])]
+        pairs.sort()
+        nxt = []
+        for rank, (neg, b, t) in enumerate(pairs[: 2 * k]):
+            if is_end(t):
+                if rank < k:
+                    done.append((-neg / length**length_penalty, beams[b][0]))
+                    done = sorted(done, reverse=True)[:k]
+            else:
+                nxt.append((beams[b][0] + (t,), -neg))
+            if len(nxt) == k:
+                break
+        best = -pairs[0][0]
+        if len(done) == k and min(d[0] for d in done) >= best / length**length_penalty:
+            return done
+        beams = nxt
+    done += [(total / len(toks) ** length_penalty, toks) for toks, total in beams]
+    return sorted(done, reverse=True)[:k]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("question", "k"), [("Name a colour.", 3), ("What is 2+2? One word.", 2)])
+def test_beams_equal_a_reference_beam_search_over_the_same_logits(engine, question, k):
+    prompt = engine.chat_tokens([{"role": "user", "content": question}])
+    params = Parameters.of({"num_beams": k})
+    with Recorded(engine.llm, k, len(prompt) + k * 8 + 16) as seqs:
+        search = BeamSearch(seqs, prompt, shaper(engine, params), engine.is_end_of_turn, num_beams=k, max_tokens=6)
+        list(search.steps())
+        expected = reference(seqs.seen, prompt, engine.is_end_of_turn, k, 6)
+    got = search.hypotheses.best_first()
+    assert [h.tokens for h in got] == [tuple(t) for _, t in expected]
+    assert [h.score for h in got] == pytest.approx([s for s, _ in expected], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"num_beams": 0}, "num_beams: 0 is not allowed"),
+        ({"num_beams": 1000}, "num_beams: 1000 is not allowed"),
+        ({"num_beams": 4, "draft": "ngram"}, "cannot be used with draft"),
+        ({"num_beams": 4, "mbr_samples": 4}, "cannot be used together"),
+    ],
+)
+def test_bad_combinations_are_one_line(values, words):
+    with pytest.raises(ParameterError, match=words) as err:
+        Parameters.of(values)
+    assert "\n" not in str(err.value)
+
+
+def test_ask_refuses_beams_with_draft_and_exits_2(capsys):
+    assert main(["ask", "--set", "num_beams=4", "--set", "draft=ngram", "hi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("andon: ") and "draft" in err[0]
+
+
+def test_beams_over_a_draft_preset_leave_the_preset_as_it_was():
+    base = Parameters.of({"draft": "ngram"})
+    with pytest.raises(ParameterError):
+        Parameters.of({"num_beams": 2}, base=base)
+    assert base.num_beams == 1 and base.draft == "ngram"
