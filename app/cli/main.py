@@ -326,7 +326,7 @@ def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, 
         "parameters": parameters,
         "seed": done.seed,
         "model": model,
-    }
+    } | ({"candidates": done.candidates} if done.candidates else {})  # num_beams / mbr_samples: each, best first
 
 
 def print_usage(done: Done) -> None:
