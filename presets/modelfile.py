@@ -49,8 +49,7 @@ ANDON_SECTION = "# andon parameters that Ollama does not know:"
 OLLAMA_IGNORED = OLLAMA_UNIMPLEMENTED  # Ollama parameters andon does not use (some deprecated in Ollama itself)
 _TASKS: tuple[str, ...] = get_args(Task)
 TEMPLATE_UNUSED = (
-    "TEMPLATE is kept (and exported back) but not used: it is Ollama's Go template, and andon formats "
-    "the chat with the model's own chat template"
+    "TEMPLATE (Ollama's Go template) is kept for export, not used: andon uses the model's own chat template"
 )
 
 

@@ -76,8 +76,9 @@ class ChatSession:
             return
         try:
             check_memory(self.model_path, num_ctx)
-        except ModelLoadError as exc:
-            raise ParameterError(str(exc)) from None
+        except ModelLoadError as exc:  # named as the chat names its model (an Ollama blob's file name says nothing)
+            named = self.model_ref if self.model_ref and "/" not in self.model_ref else self.model_path.name
+            raise ParameterError(str(exc).replace(self.model_path.name, named)) from None
         except OSError:
             return  # the model's file cannot be read: its load says so
 

@@ -286,7 +286,8 @@ class ModelController:
             self.say_once(message.warning, key=(str(choice.path), str(request.session.params.num_ctx)))
 
     def _failed(self, message: LoadEnded, still_loaded: bool) -> None:
-        current = self.host.current if message.choice is not None else None
+        # a model found that did not load, or a preset's model not found: the model in use stays
+        current = self.host.current if message.choice is not None or message.request.preset else None
         using = f" {current.name or current.path.name} stays in use." if still_loaded and current else ""
         self._ended(None)
         self._note("" if still_loaded else "model not loaded")

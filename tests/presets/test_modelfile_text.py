@@ -176,7 +176,10 @@ def test_message_lines_are_the_presets_example_exchange_and_a_template_is_kept_w
     ]
     assert preset.template == "{{ if .System }}<|system|>{{ .System }}{{ end }}{{ .Prompt }}"
     (note,) = imported.notes
-    assert note.startswith("line 2: TEMPLATE is kept") and "model's own chat template" in note
+    assert (
+        note.startswith("line 2: TEMPLATE (Ollama's Go template) is kept for export, not used")
+        and "model's own chat template" in note
+    )
     exported = export_modelfile(preset, "m")
     assert 'TEMPLATE """{{ if .System }}<|system|>{{ .System }}{{ end }}{{ .Prompt }}"""\n' in exported
     assert exported.endswith(
