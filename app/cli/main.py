@@ -13,12 +13,14 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from andon.app.cli import stdio
 from andon.app.cli.prompt import STDIN_HELP
+from andon.app.cli.summary import LOG_HELP
 from andon.app.cli.version import VersionAction, version_text
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ class Parser(argparse.ArgumentParser):
         from andon.app.errors import UsageError
 
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+VERBOSE_HELP = "after the reply, show its timings and the model's summary on standard error (as ollama run --verbose)"
 
 
 def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
@@ -55,7 +60,8 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
         "--grammar", dest="set", action="append", type=grammar_option, metavar="FILE.gbnf",
         help="the reply must be a sentence of this GBNF grammar (a file, or the grammar's text)",
     )  # fmt: skip
-    p.add_argument("--verbose", action="store_true", help="show llama.cpp's log and timings")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    p.add_argument("--log", action="store_true", help=LOG_HELP)
 
 
 def build_parser() -> Parser:
@@ -206,6 +212,7 @@ def _engine_died() -> tuple[type[Exception], ...]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """One prompt answered: the reply on standard output, everything else on standard error."""
+    started = time.monotonic()
     sys.stdout.write("")  # a closed standard output is said at once, not once the model has loaded
     # Ctrl-C before the reply begins has nothing to keep: it ends the process at once
     with stdio.sigint(stdio.exit_interrupted), stdio.shown_stderr() as stderr:
@@ -218,27 +225,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
         settings = resolve_settings(args.preset, args.set, args.system, args.model)
         for note in settings.notes:  # the model's own defaults that andon does not use
             print(f"andon: {args.model or settings.preset.model}: {note}", file=sys.stderr)
-        engine = EngineProcess(ModelOptions.from_parameters(settings.model_path, settings.params, args.verbose))
+        loading = time.monotonic()
+        engine = EngineProcess(ModelOptions.from_parameters(settings.model_path, settings.params, args.log))
+        load_s = time.monotonic() - loading
         try:
             for warning in settings.warnings:  # e.g. num_ctx past the model's trained context (once it loaded)
                 print(f"andon: warning: {warning}", file=sys.stderr)
             done = _stream_reply(engine, settings, prompt, args, stderr)
         finally:
             engine.close()
-        if args.json:
-            from andon.app.models.catalog import (
-                display_name,
-            )  # the name `--model` takes back, as `andon models` lists it
+        _print_reply_end(done, settings, args)
+        if args.verbose:
+            from andon.app.cli.summary import model_lines, reply_lines
 
-            model = display_name(settings.model_path)
-            print(json.dumps(ask_result(done, settings.params.to_plain(), model), ensure_ascii=False))
-        else:
-            sys.stdout.write("\n")
-            if done.finish_reason == "cancelled":
-                print("andon: reply stopped", file=sys.stderr)
-            if args.verbose:
-                print_usage(done)
+            lines = [
+                *reply_lines(done, time.monotonic() - started, load_s),
+                *model_lines(settings.model_path, engine.n_ctx),
+            ]
+            print("\n".join(lines), file=sys.stderr)
     return stdio.INTERRUPTED if done.finish_reason == "cancelled" else 0
+
+
+def _print_reply_end(done: Done, settings: Settings, args: argparse.Namespace) -> None:
+    """The reply's end on standard output: its line's newline, or (--json) the whole JSON object."""
+    if args.json:
+        from andon.app.models.catalog import display_name  # the name `--model` takes back, as `andon models` lists it
+
+        result = ask_result(done, settings.params.to_plain(), display_name(settings.model_path))
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    sys.stdout.write("\n")
+    if done.finish_reason == "cancelled":
+        print("andon: reply stopped", file=sys.stderr)
 
 
 def _stream_reply(engine: EngineProcess, settings: Settings, prompt: str, args: argparse.Namespace,
@@ -327,21 +345,6 @@ def ask_result(done: Done, parameters: dict[str, Any], model: str) -> dict[str, 
         "seed": done.seed,
         "model": model,
     } | ({"candidates": done.candidates} if done.candidates else {})  # num_beams / mbr_samples: each, best first
-
-
-def print_usage(done: Done) -> None:
-    u = done.usage
-    print(
-        f"prompt tokens:      {u.prompt_tokens} ({u.prompt_eval_tokens} evaluated)\n"
-        f"completion tokens:  {u.completion_tokens}\n"
-        f"time to first token: {u.ttft_s:.3f} s\n"
-        f"tokens per second:  {u.tokens_per_second:.1f}\n"
-        f"finish reason:      {done.finish_reason}\n"
-        f"seed:               {done.seed}",
-        file=sys.stderr,
-    )
-    if u.drafted_tokens:
-        print(f"drafted tokens:     {u.drafted_tokens} ({u.accepted_tokens} accepted)", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

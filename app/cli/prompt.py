@@ -10,6 +10,7 @@ Imports beyond the standard library are made when a prompt is read (see andon.ap
 
 from __future__ import annotations
 
+import os
 import sys
 
 from andon.app.cli.stdio import ClosedInput
@@ -41,13 +42,14 @@ def read_prompt(argument: str | None) -> str:
 
 
 def _piped() -> bool:
-    """Whether standard input holds text for the prompt: a pipe, a file, /dev/null; not a terminal, not closed."""
+    """Whether standard input holds text for the prompt: a pipe, a file, /dev/null. Not a terminal,
+    not a stream the caller closed, nor one without a file (a test's stand-in that refuses reads)."""
     stdin = sys.stdin
     if stdin is None or isinstance(stdin, ClosedInput):
         return False
     try:
-        return not stdin.isatty()
-    except (OSError, ValueError):  # closed by Python: nothing to read
+        return not os.isatty(stdin.fileno())
+    except (OSError, ValueError):  # no file descriptor, or closed by Python: nothing to read
         return False
 
 

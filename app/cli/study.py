@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+import textwrap
 from contextlib import closing
+from pathlib import Path
 
 from andon.app.chat.settings import model_path_for, resolve_settings
 from andon.app.cli.progress import ProgressReport
 from andon.app.cli.prompt import STDIN_HELP, read_prompt
+from andon.app.cli.summary import LOG_HELP, model_lines
 from andon.app.engine.client import EngineProcess
 from andon.app.engine.engine import ModelOptions
 from andon.app.errors import UsageError
 from andon.app.models.files import embedded_model_path
-from andon.app.study.evaluation import compare, evaluate, questions
+from andon.app.study.evaluation import EvalResult, Question, compare, evaluate, questions
 from andon.app.study.inspector import prompt_tokens, render
 from andon.presets.commands import apply
 from andon.presets.parameters import DEFAULTS
 from andon.presets.store import PresetStore
+
+VERBOSE_HELP = "show the model's summary on standard error"
 
 
 def add_parsers(sub, common) -> None:
@@ -40,7 +46,8 @@ def add_parsers(sub, common) -> None:
     cmp.add_argument("--model", metavar="PATH")
     cmp.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="applied to every preset")
     cmp.add_argument("--json", action="store_true")
-    cmp.add_argument("--verbose", action="store_true")
+    cmp.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    cmp.add_argument("--log", action="store_true", help=LOG_HELP)
     cmp.set_defaults(func=cmd_compare)
 
     ev = sub.add_parser("eval", help="accuracy of presets on the shipped knowledge questions")
@@ -50,7 +57,10 @@ def add_parsers(sub, common) -> None:
     ev.add_argument("--model", metavar="PATH")
     ev.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="applied to every preset")
     ev.add_argument("--json", action="store_true")
-    ev.add_argument("--verbose", action="store_true")
+    ev.add_argument(
+        "--verbose", action="store_true", help="show each question, its expected answer and every preset's answer"
+    )
+    ev.add_argument("--log", action="store_true", help=LOG_HELP)
     ev.set_defaults(func=cmd_eval)
 
 
@@ -73,14 +83,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     s = resolve_settings(args.preset, args.set, args.system, args.model)
     messages = s.messages(prompt)
-    with closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.verbose))) as engine:
+    with closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.log))) as engine:
         tokens = prompt_tokens(engine, None if args.raw else messages, prompt if args.raw else None)
         result = engine.inspect(tokens, s.params, args.top, temps)
+    if args.verbose:
+        _model_summary(s.model_path, engine.n_ctx)
     if args.json:
         print(json.dumps({"preset": s.preset.name, **result.to_json()}, ensure_ascii=False))
     else:
         print(render(result))
     return 0
+
+
+def _model_summary(path: Path, n_ctx: int) -> None:
+    """--verbose: the model's file, architecture, size and context on standard error."""
+    print("\n".join(model_lines(path, n_ctx)), file=sys.stderr)
 
 
 def _runs(names: str, sets: list[str]):
@@ -98,12 +115,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed}: must be >= 0 (reply i uses seed + i, so a run can be repeated)")
     prompt = read_prompt(args.prompt)
     runs = _runs(args.presets or ",".join(PresetStore().builtin_names()), args.set)
-    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose)
+    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.log)
     with (
         closing(EngineProcess(options)) as engine,
         ProgressReport("compare", args.n * len(runs), "replies") as bar,
     ):
         results = compare(engine, prompt, runs, args.n, args.seed, bar.advance)
+    if args.verbose:
+        _model_summary(options.path, engine.n_ctx)
     if args.json:
         print(
             json.dumps({"prompt": prompt, "n": args.n, "presets": [r.to_json() for r in results]}, ensure_ascii=False)
@@ -128,7 +147,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     apply(DEFAULTS, {"seed": args.seed})  # a seed the parameter refuses is refused before the model loads
     qs = questions()[: args.limit]
     runs = _runs(args.presets, args.set)
-    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.verbose)
+    options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.log)
     with closing(EngineProcess(options)) as engine, ProgressReport("eval", len(qs) * len(runs), "answers") as bar:
         results = evaluate(engine, runs, qs, seed=args.seed, progress=bar.advance)
     if args.json:
@@ -136,7 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "questions": len(qs), "seed": args.seed,
             "model": str(args.model or embedded_model_path().name),
             "presets": [{"preset": r.preset, "accuracy": round(r.accuracy, 4), "correct": sum(r.correct),
-                         "answers": [{"question": q.question, "reply": t, "correct": c}
+                         "answers": [{"question": q.question, "expected": list(q.answers), "reply": t, "correct": c}
                                      for q, t, c in zip(qs, r.replies, r.correct, strict=True)]}
                         for r in results],
         }, ensure_ascii=False))  # fmt: skip
@@ -145,4 +164,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{'preset':<12} {'accuracy':>8} {'correct':>8}")
     for r in results:
         print(f"{r.preset:<12} {r.accuracy * 100:>7.1f}% {sum(r.correct):>5}/{len(qs)}")
+    if args.verbose:
+        _print_answers(qs, results)
     return 0
+
+
+def _print_answers(qs: list[Question], results: list[EvalResult]) -> None:
+    """--verbose: each question, its expected answers, and each preset's reply (✓ right, ✗ wrong) on one
+    line of 80 columns (shortened at a word with …; --json has every reply whole)."""
+    width = max(len(r.preset) for r in results)
+    for i, q in enumerate(qs):
+        print(f"\n{i + 1}. {q.question}\n   expected: {' / '.join(q.answers)}")
+        for r in results:
+            reply = textwrap.shorten(r.replies[i], 80 - 6 - width, placeholder=" …") or "(empty reply)"
+            print(f"   {'✓' if r.correct[i] else '✗'} {r.preset:<{width}}  {reply}")

@@ -133,7 +133,7 @@ def test_a_chat_template_that_fails_is_one_line_and_exit_2(tmp_path, model_path,
 
 
 def test_usage_errors_are_one_line_too():
-    assert_user_error(andon("ask"), "PROMPT")
+    assert_user_error(andon("ask"), "the prompt is empty")  # nothing piped, no argument
     assert_user_error(andon("frobnicate"), "frobnicate")
     assert_user_error(andon("ask", "   "), "empty")
 

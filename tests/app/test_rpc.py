@@ -150,7 +150,7 @@ def offloaded(log: str) -> tuple[int, int]:
 @pytest.mark.model
 def test_all_layers_on_the_rpc_device_and_the_same_greedy_reply(server):
     local = andon("ask", PROMPT, "--json", *GREEDY)
-    remote = andon("ask", PROMPT, "--json", "--verbose", *GREEDY, "--set", f"rpc={server.endpoint}")
+    remote = andon("ask", PROMPT, "--json", "--log", *GREEDY, "--set", f"rpc={server.endpoint}")
     assert local.returncode == 0, local.stderr[-2000:]
     assert remote.returncode == 0, remote.stderr[-2000:]
     log = remote.stderr
@@ -166,7 +166,7 @@ def test_all_layers_on_the_rpc_device_and_the_same_greedy_reply(server):
 @pytest.mark.model
 def test_one_server_named_twice_is_one_device(server):
     port = server.endpoint.rsplit(":", 1)[1]
-    r = andon("ask", PROMPT, "--verbose", *GREEDY, "--set", f"rpc={server.endpoint},localhost:{port},{server.endpoint}")
+    r = andon("ask", PROMPT, "--log", *GREEDY, "--set", f"rpc={server.endpoint},localhost:{port},{server.endpoint}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "using device RPC0" in r.stderr
     assert "RPC1" not in r.stderr
@@ -174,7 +174,7 @@ def test_one_server_named_twice_is_one_device(server):
 
 @pytest.mark.model
 def test_num_gpu_counts_layers_on_the_rpc_device(server):
-    r = andon("ask", PROMPT, "--verbose", *GREEDY, "--set", "num_gpu=10", "--set", f"rpc={server.endpoint}")
+    r = andon("ask", PROMPT, "--log", *GREEDY, "--set", "num_gpu=10", "--set", f"rpc={server.endpoint}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert offloaded(r.stderr)[0] == 10
     assert "Tokyo" in r.stdout

@@ -178,9 +178,9 @@ def test_on_a_terminal_no_escape_from_the_model_reaches_it(tmp_path, model_path)
     assert status == 0 and received.count(b"\x1b[2m") == received.count(b"\x1b[0m") > 0
     assert b"\x1b" not in received.replace(b"\x1b[2m", b"").replace(b"\x1b[0m", b"")
     assert "plan^[]2;t^G" in received.decode().replace("\x1b[2m", "").replace("\x1b[0m", "")
-    # --verbose: llama.cpp's log quotes the file's metadata, here a name with an escape sequence
+    # --log: llama.cpp's log quotes the file's metadata, here a name with an escape sequence
     renamed = with_gguf_text(model_path, tmp_path / "renamed.gguf", "general.name", "\x1b]2;pwned\x07")
-    status, received = run_in_pty([*ANDON, "ask", "hi", "--model", str(renamed), "--verbose",
+    status, received = run_in_pty([*ANDON, "ask", "hi", "--model", str(renamed), "--log",
                                    "--set", "num_predict=2"])  # fmt: skip
     assert status == 0 and b"\x1b" not in received
     assert "^[]2;pwned^G" in received.decode()
