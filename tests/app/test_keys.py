@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from andon.app.tui import keys
 from andon.app.tui.app import AndonApp
+from andon.app.tui.widgets.chat_view import ChatView
+from andon.app.tui.widgets.message_box import ChatInput
+from andon.app.tui.widgets.panels import InspectorPanel
 from textual.binding import Binding
+from textual.widgets import OptionList
 
-from tests.app.test_tui import SIZE, make_app, notices
+from tests.app.test_tui import SIZE, make_app, notices, send
 
 
 def app_bindings() -> list[Binding]:
@@ -45,10 +49,11 @@ def test_the_apps_bindings_are_the_keys_declared():
 def test_help_keys_keep_their_columns_and_fit_80_columns():
     lines = keys.help_keys().splitlines()
     assert lines[0] == "Keys:"
-    assert lines[1] == "  Enter send          Ctrl+J new line       Esc or Ctrl+C stop the reply"
-    assert lines[-2] == "  Ctrl+F search chats Ctrl+B hide/show the chat list   F1 this help"
-    assert lines[-1] == "  Ctrl+P command palette (every action)     Ctrl+Q quit"
-    assert all(len(line) <= 78 for line in lines)
+    assert lines[1] == "  Enter send          Ctrl+J new line       Up / Down earlier messages"
+    assert lines[-1] == "  Ctrl+D quit (on an empty box)"
+    assert all(len(line) <= 76 for line in lines)  # the conversation's width in an 80-column terminal
+    entries = " ".join(" ".join(lines).split())
+    assert "F1 this help Ctrl+P command palette (every action) Ctrl+Q quit" in entries
 
 
 async def test_the_welcome_text_names_the_keys_bound(tmp_path):
@@ -67,3 +72,82 @@ def test_the_key_names():
     assert keys.key_name("ctrl+n") == "Ctrl+N" and keys.key_name("escape") == "Esc"
     assert keys.key_name("f10") == "F10" and keys.key_name("ctrl+j,shift+enter") == "Ctrl+J / Shift+Enter"
     assert keys.keys_of("preset.pick", "preset.next") == "F3 or Ctrl+T"
+
+
+async def test_the_palettes_parameter_entry_opens_the_panel_on_that_field(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p", *"Parameter: mirostat_eta")
+        await pilot.pause(0.3)  # the palette searches on a worker
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "param-mirostat_eta"
+        assert "mirostat_eta:" in str(app.query_one("#param-help").render())  # what it does
+        assert app.focused.region.y < 24  # scrolled to
+
+
+async def test_f4_and_a_few_letters_reach_temperature(tmp_path):
+    """The issue's case: temperature was 22 Tabs away."""
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("f4")
+        await pilot.pause()
+        await pilot.press(*"temperature", "enter")
+        assert app.focused is not None and app.focused.id == "param-temperature"
+        await pilot.press(*"0.3", "enter")  # the value is selected as the field takes the focus: typed over
+        await pilot.pause()
+        assert app.session.params.temperature == 0.3
+
+
+async def test_up_on_an_empty_box_recalls_this_chats_messages_then_the_other_chats(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "in the first chat")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await send(pilot, "in the second chat")
+        box = app.query_one(ChatInput)
+        await pilot.press("up")
+        assert box.text == "in the second chat"
+        await pilot.press("up")
+        assert box.text == "in the first chat"
+        await pilot.press("down", "down")
+        assert box.text == ""
+
+
+async def test_f5_focuses_the_inspectors_list_its_arrows_choose_and_typing_goes_to_the_box(tmp_path):
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "hello")
+        await pilot.press("f5")
+        await pilot.pause()
+        tokens = app.query_one("#inspector-tokens", OptionList)
+        assert app.focused is tokens and tokens.highlighted == 0
+        app.query_one(InspectorPanel).set_tokens(["Hello", " from", " the"])  # the fake's replies keep no ids
+        await pilot.press("down", "down")
+        assert tokens.highlighted == 2
+        await pilot.press(*"hi")
+        assert app.query_one(ChatInput).text == "hi" and app.focused is app.query_one(ChatInput)
+        await pilot.press("f5")  # closed: the message box keeps the focus
+        assert app.focused is app.query_one(ChatInput)
+
+
+async def test_tab_reaches_the_chat_and_it_scrolls_with_the_keys(tmp_path):
+    app, _ = make_app(tmp_path, script=["line\n\n"] * 40)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "a long reply please")
+        chat = app.query_one(ChatView)
+        await pilot.press("tab")
+        assert app.focused is chat
+        bottom = chat.scroll_y
+        assert bottom == chat.max_scroll_y > 0
+        for key, moved in [("pageup", lambda y: y < bottom), ("home", lambda y: y == 0), ("down", lambda y: y == 1),
+                           ("end", lambda y: y == bottom), ("up", lambda y: y == bottom - 1)]:  # fmt: skip
+            await pilot.press(key)
+            await pilot.pause(0.5)  # a page scrolls with an animation
+            assert moved(chat.scroll_y), key
+        await pilot.press("tab", "tab")  # round to it again, past the message box
+        assert app.focused is chat

@@ -309,3 +309,29 @@ def test_closing_the_terminal_mid_reply_with_the_real_model(tmp_path):
     [(status, content)] = rows(db, "SELECT status, content FROM messages WHERE role='assistant'")
     assert status == "stopped" and len(content) > 40
     assert rows(db, "SELECT * FROM writers") == []
+
+
+SHORT_REPLIES = APP.replace('script=["word "] * 5000, delay=0.01', 'script=["ok"]')
+
+
+def test_ctrl_j_then_typing_keeps_the_order_typed_up_recalls_it_and_ctrl_d_quits_in_a_real_terminal(tmp_path):
+    """Ctrl+J and the characters after it in one write (a fast typist, a terminal's buffer): the new
+    line where it was typed. Up on the empty box recalls the message; Ctrl+D on the empty box quits."""
+    db = tmp_path / "h.sqlite3"
+    sent = "SELECT content FROM messages WHERE role='user' ORDER BY id"
+    replies = "SELECT 1 FROM messages WHERE role='assistant' AND status != 'streaming'"
+    term = Terminal([sys.executable, "-c", SHORT_REPLIES, str(tmp_path)], env_for(tmp_path))
+    try:
+        assert term.read_until(lambda: b"fake-model" in term.screen, 60)
+        term.write(b"ab\x0acd\r")
+        assert term.read_until(lambda: len(rows(db, replies)) == 1, 30)
+        term.write(b"\x1b[A")  # Up
+        time.sleep(0.3)  # the parser waits a moment for the rest of an escape sequence
+        term.write(b"\r")
+        assert term.read_until(lambda: len(rows(db, replies)) == 2, 30)
+        assert rows(db, sent) == [("ab\ncd",), ("ab\ncd",)]
+        term.write(b"\x04")  # Ctrl+D
+        assert term.read_until(lambda: term.proc.poll() is not None, 10)
+        assert term.proc.returncode == 0
+    finally:
+        term.end()

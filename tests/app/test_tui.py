@@ -790,7 +790,7 @@ async def test_parameter_panel_follows_the_chain_keeps_focus_and_says_what_chang
 
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f4")  # opens the panel and focuses its first field
+        await pilot.press("f4")  # opens the panel and focuses its filter box
         await pilot.pause()
         groups = [str(g.render()) for g in app.query(".param-group")]
         samplers = app.session.params.samplers
@@ -799,6 +799,8 @@ async def test_parameter_panel_follows_the_chain_keeps_focus_and_says_what_chang
         rows = [r.param for r in app.query(ParamRow)]
         assert rows[:4] == ["repeat_last_n", "repeat_penalty", "presence_penalty", "frequency_penalty"]
         assert sorted(rows) == sorted(app.session.params.to_plain())  # each parameter once
+        assert app.focused is app.query_one("#parameter-filter")
+        await pilot.press("down")  # the first field
         assert app.focused is app.query_one("#param-repeat_last_n")
         await pilot.press("tab")
         await pilot.pause()
