@@ -18,25 +18,26 @@ class Recorded(Sequences):
 
     seen: dict[tuple[int, ...], np.ndarray]
 
-    def fill(self, seq, tokens, cancelled=None):  # type: ignore[no-untyped-def]
+    def fill(self, seq, tokens, cancelled=None):
         out = super().fill(seq, tokens, cancelled)
         self.seen = {tuple(self.tokens[seq]): out}
         return out
 
-    def step(self, next_tokens):  # type: ignore[no-untyped-def]
+    def step(self, next_tokens):
         out = super().step(next_tokens)
         self.seen |= {tuple(self.tokens[s]): v for s, v in out.items()}
         return out
 
 
-def reference(seen, prompt, is_end, k, max_tokens, length_penalty=1.0):  # type: ignore[no-untyped-def]
+def reference(seen, prompt, is_end, k, max_tokens, length_penalty=1.0):
     """Textbook beam search (transformers' rules) over recorded logits: a list of (score, tokens)."""
 
-    def logp(x):  # type: ignore[no-untyped-def]
+    def logp(x):
         x = x.astype(np.float64)
         return x - (x.max() + math.log(np.exp(x - x.max()).sum()))
 
-    beams, done = [((), 0.0)], []
+    beams: list[tuple[tuple[int, ...], float]] = [((), 0.0)]
+    done: list[tuple[float, tuple[int, ...]]] = []
     for length in range(1, max_tokens + 1):
         pairs = []
         for b, (toks, total) in enumerate(beams):

@@ -9,7 +9,7 @@ from andon.presets.parameters import ParameterError, Parameters
 from sacrebleu import sentence_bleu, sentence_chrf
 
 
-def mean_utility(texts, i, metric):  # type: ignore[no-untyped-def]
+def mean_utility(texts, i, metric):
     others = [t for j, t in enumerate(texts) if j != i]
     return sum(metric(texts[i], [o]).score for o in others) / len(others)
 
