@@ -88,6 +88,11 @@ def build_parser() -> Parser:
         "--hide-thinking", action="store_true",
         help="do not show a reasoning model's thinking (shown on standard error by default; never on standard output)",
     )  # fmt: skip
+    from andon.app.cli.raw import add_raw_options, logprobs_count
+
+    add_raw_options(ask)
+    ask.add_argument("--logprobs", type=logprobs_count, metavar="K",
+                     help="with --json: each token's log-probability and its K likeliest alternatives")  # fmt: skip
     ask.set_defaults(func=cmd_ask)
 
     from andon.app.cli import presets as presets_cli
@@ -221,6 +226,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         from andon.app.engine.client import EngineProcess
         from andon.app.engine.loading import ModelOptions
 
+        from andon.app.cli.raw import check_raw
+
+        check_raw(args)
         prompt = read_prompt(args.prompt)
         settings = resolve_settings(args.preset, args.set, args.system, args.model)
         for note in settings.notes:  # the model's own defaults that andon does not use
@@ -252,6 +260,8 @@ def _print_reply_end(done: Done, settings: Settings, args: argparse.Namespace) -
         from andon.app.models.catalog import display_name  # the name `--model` takes back, as `andon models` lists it
 
         result = ask_result(done, settings.params.to_plain(), display_name(settings.model_path))
+        if args.logprobs is not None:  # OpenAI's shape: logprobs.content, one entry per token
+            result["logprobs"] = {"content": done.logprobs}
         print(json.dumps(result, ensure_ascii=False))
         return
     sys.stdout.write("\n")
@@ -270,7 +280,12 @@ def _stream_reply(engine: EngineProcess, settings: Settings, prompt: str, args: 
     with stdio.ReplyInterrupt() as interrupted:
         # the engine computes a token only when asked for the next event: a write that fails
         # (a closed pipe, a full disk) leaves the loop, and no token is computed after it
-        for event in engine.stream(settings.messages(prompt), settings.params, cancelled=interrupted):
+        from andon.app.cli.raw import raw_prompt
+
+        raw = raw_prompt(args, engine, prompt)
+        events = engine.stream(settings.messages(prompt), settings.params, cancelled=interrupted, prompt=raw,
+                               logprobs=args.logprobs)  # fmt: skip
+        for event in events:
             if isinstance(event, Delta) and not args.json:
                 thinking.write(event.thinking)
                 if event.text:

@@ -35,6 +35,7 @@ from andon.presets.parameters import Parameters
 
 if TYPE_CHECKING:
     from andon.app.engine.inspection import Inspection
+    from andon.app.engine.perplexity import Perplexity
 
 log = logging.getLogger("andon.engine")
 STDERR_KEPT = 40  # the engine's last lines of standard error, for the line that says why it stopped
@@ -59,6 +60,9 @@ class EngineLike(Protocol):
         messages: Sequence[Message],
         params: Parameters,
         cancelled: CancelCheck | None = None,
+        *,
+        prompt: Sequence[int] | None = None,
+        logprobs: int | None = None,
     ) -> Iterator[Event]: ...
 
     def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]: ...
@@ -166,14 +170,27 @@ class EngineConnection:
                 "temperatures": list(temperatures), "reply": list(reply)}  # fmt: skip
         return Inspection.from_wire(self._call("/andon/inspect", body))
 
+    def perplexity(self, tokens: Sequence[int], n_ctx: int) -> Perplexity:
+        """llama-perplexity's figure for a text's tokens in chunks of n_ctx (engine/perplexity.py)."""
+        from andon.app.engine.perplexity import Perplexity
+
+        return Perplexity(**self._call("/andon/perplexity", {"tokens": list(tokens), "n_ctx": n_ctx}))
+
     def stream(
-        self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None
-    ) -> Iterator[Event]:
+        self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None,
+        *, prompt: Sequence[int] | None = None, logprobs: int | None = None,
+    ) -> Iterator[Event]:  # fmt: skip
         """The reply's events, as Engine.stream yields them. `cancelled` is asked every 50 ms while
         the reply runs; once true, the engine ends the reply ("cancelled") between prompt blocks or
-        tokens, and the Done that says so arrives as usual. EngineDied if the process ends first."""
+        tokens, and the Done that says so arrives as usual. EngineDied if the process ends first.
+        `prompt` and `logprobs` as Engine.stream takes them."""
         rid = uuid.uuid4().hex
-        body = {"messages": list(messages), "options": params.to_plain(), "stream": True, "andon": {"id": rid}}
+        extra: dict[str, Any] = {"id": rid}
+        if prompt is not None:
+            extra["prompt"] = list(prompt)
+        if logprobs is not None:
+            extra["logprobs"] = logprobs
+        body = {"messages": list(messages), "options": params.to_plain(), "stream": True, "andon": extra}
         finished = threading.Event()
         if cancelled is not None:  # watched from the start: the answer's headers wait for its first line
             threading.Thread(target=self._watch, args=(rid, cancelled, finished), daemon=True).start()
@@ -339,6 +356,7 @@ def _event(line: dict[str, Any]) -> Event:
             tokens=list(extra["tokens"]),
             thinking=extra["thinking"],
             candidates=list(extra.get("candidates", [])),
+            logprobs=list(extra.get("logprobs", [])),
         )
     if "notice" in extra:
         return ReplyNotice(extra["notice"])
@@ -355,6 +373,7 @@ def _error(body: dict[str, Any]) -> Exception:
 
 def _error_class(kind: str) -> type[Exception]:
     from andon.app.engine.grammar import GrammarError
+    from andon.app.engine.perplexity import PerplexityError
     from andon.app.engine.prompt import ChatTemplateError, ContextFullError
     from andon.app.engine.speculative import DraftModelError
     from andon.presets.parameters import ParameterError
@@ -365,6 +384,7 @@ def _error_class(kind: str) -> type[Exception]:
         "GrammarError": GrammarError,
         "DraftModelError": DraftModelError,
         "ParameterError": ParameterError,
+        "PerplexityError": PerplexityError,
         "ModelLoadError": ModelLoadError,
         "RequestError": ValueError,
         "ValueError": ValueError,

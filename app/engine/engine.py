@@ -41,7 +41,16 @@ from andon.app.engine.generation import (
 )
 from andon.app.engine.grammar import GrammarConstraint
 from andon.app.engine.loading import ModelLoadError, ModelOptions, load_llama
-from andon.app.engine.prompt import ChatPrompt, ChatTemplateError, ContextFullError, Message, PromptFitter, messages_for
+from andon.app.engine.logprobs import LogprobRecorder
+from andon.app.engine.prompt import (
+    ChatPrompt,
+    ChatTemplateError,
+    ContextFullError,
+    Fitted,
+    Message,
+    PromptFitter,
+    messages_for,
+)
 from andon.app.engine.speculative import Speculator
 from andon.app.engine.structured import grammar_for
 from andon.app.engine.tokens import TextDecoder, TokenTexts
@@ -51,6 +60,7 @@ from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from andon.app.engine.inspection import Inspection
+    from andon.app.engine.perplexity import Perplexity
 
 __all__ = [
     "PREFILL_BLOCK",
@@ -106,18 +116,26 @@ class Engine:
         cancelled: CancelCheck | None = None,
         chain: Chain | None = None,
         constraint: TokenConstraint | None = None,
+        *,
+        prompt: Sequence[int] | None = None,
+        logprobs: int | None = None,
     ) -> Iterator[Event]:
         """Stream a reply: Delta events of whole characters, maybe ReplyNotices, then one Done.
 
         `constraint` (a grammar) limits what the reply may be; None asks `constraint_for(params)`.
+        `prompt`: these tokens continued as they are (a raw prompt: no chat template, `messages`
+        unused); `logprobs`: each token's log-probabilities and this many alternatives in Done.logprobs.
         """
         started = time.perf_counter()
         if extra := [s for s in self.prompt.stops() if s not in params.stop]:
             params = params.model_copy(update={"stop": (*params.stop, *extra)})
         reserve = params.num_predict if params.num_predict > 0 else min(256, self.n_ctx // 4)
         variables = self.prompt.variables(params.think)  # Qwen3's enable_thinking
-        fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids(), variables)
-        yield from self._notices(fitted.dropped)
+        if prompt is not None:
+            fitted = self._raw(prompt)
+        else:
+            fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids(), variables)
+            yield from self._notices(fitted.dropped)
         yield from self._think_notice(params)
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
         if params.num_beams > 1 or params.mbr_samples > 0:  # several sequences: beams.py, mbr.py
@@ -128,7 +146,7 @@ class Engine:
         if constraint is None:
             constraint = self.constraint_for(params)
         # None unless `draft` is set; a reply that may rewind (banned_strings) is decoded a token at a time
-        speculation = None if params.banned_strings else self.speculator.for_reply(params)
+        speculation = None if params.banned_strings or logprobs is not None else self.speculator.for_reply(params)
         if isinstance(self.context, rpc.GuardedContext):
             self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
         try:
@@ -142,7 +160,8 @@ class Engine:
         reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
         reply = Reply(self.context, self.texts, chain, params, seed, prompt,
                       cancelled=cancelled, constraint=constraint, started=started,
-                      speculation=speculation, reasoning=reasoning)  # fmt: skip
+                      speculation=speculation, reasoning=reasoning,
+                      logprobs=None if logprobs is None else LogprobRecorder(self.texts, logprobs))  # fmt: skip
         remembered = False
         try:
             for event in reply.events():
@@ -168,6 +187,14 @@ class Engine:
             )
         events = beams.beam_events if params.num_beams > 1 else mbr.mbr_events
         yield from events(self, tokens, params, seed, dropped, cancelled, started)
+
+    def _raw(self, tokens: Sequence[int]) -> Fitted:
+        """A raw prompt's tokens as they are; ContextFullError where they leave no room for a reply."""
+        if not tokens or len(tokens) >= self.n_ctx:
+            raise ContextFullError(
+                f"the raw prompt has {len(tokens)} tokens: it must have 1 to {self.n_ctx - 1} (num_ctx {self.n_ctx})"
+            )
+        return Fitted([], [int(t) for t in tokens], 0)
 
     def constraint_for(self, params: Parameters) -> GrammarConstraint | None:
         """llama.cpp's grammar for `format` / `grammar`, over this model's vocabulary; None for
@@ -237,6 +264,12 @@ class Engine:
         from andon.app.engine.inspection import inspect_next
 
         return inspect_next(self, tokens, params, top, temperatures, reply)
+
+    def perplexity(self, tokens: Sequence[int], n_ctx: int, cancelled: CancelCheck | None = None) -> Perplexity:
+        """llama-perplexity's figure for a text's tokens (`tokenize(text, add_bos=True)`), chunks of n_ctx."""
+        from andon.app.engine.perplexity import perplexity
+
+        return perplexity(self.llm, tokens, n_ctx, self.texts.bos if self.texts.adds_bos else None, cancelled)
 
     def is_end_of_turn(self, token: int) -> bool:
         return self.texts.is_end_of_turn(token)

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from andon.app.engine.banning import MAX_REWINDS, BanWatch
 from andon.app.engine.context import KVContext
+from andon.app.engine.logprobs import LogprobRecorder
 from andon.app.engine.reasoning import TRANSITION, ThinkingSplitter
 from andon.app.engine.tokens import TextDecoder, TokenTexts
 from andon.presets.bans import Bans
@@ -69,6 +70,7 @@ class Done:
     tokens: list[int] = field(default_factory=list)
     thinking: str = ""  # the reasoning before the answer, apart from `text` (the answer)
     candidates: list[dict[str, Any]] = field(default_factory=list)  # beams or MBR samples, best first
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # asked for: each token's (logprobs.py)
 
 
 Event = Delta | ReplyNotice | Done
@@ -172,10 +174,11 @@ class Reply:
         started: float | None = None,
         speculation: Speculation | None = None,
         reasoning: ThinkingSplitter | None = None,
+        logprobs: LogprobRecorder | None = None,
     ) -> None:
         self.context, self.texts, self.chain, self.params = context, texts, chain, params
         self.seed, self.prompt, self.cancelled, self.constraint = seed, prompt, cancelled, constraint
-        self.speculation, self.reasoning = speculation, reasoning
+        self.speculation, self.reasoning, self.logprobs = speculation, reasoning, logprobs
         self.rng = np.random.default_rng([seed, 1])
         self.started = time.perf_counter() if started is None else started
         self.tokens: list[int] = []
@@ -240,18 +243,26 @@ class Reply:
             if not np.isfinite(logits).any():
                 return ALL_BANNED
         if self.constraint is None:
-            return sample(self.chain.candidates_after(input_ids, logits), self.rng)
+            return self._draw(input_ids, logits)
         before = _SamplingState(self.chain, self.rng)
-        token = sample(self.chain.candidates_after(input_ids, logits), self.rng)
+        token = self._draw(input_ids, logits)
         if self.constraint.allows(token):
             return token
         before.restore(self.chain, self.rng)
         masked = self.constraint.mask(np.array(logits, dtype=np.float32))
         if not np.isfinite(masked).any():
             return NO_TOKEN  # not even end of turn: the reply cannot go on, nor end complete
-        token = sample(self.chain.candidates_after(input_ids, masked), self.rng)
+        token = self._draw(input_ids, masked, logits)
         # the chain never leaves only -inf, but should it, the best token allowed is the answer
         return token if np.isfinite(masked[token]) else int(np.argmax(masked))
+
+    def _draw(self, input_ids: NDArray[np.intc], logits: NDArray[np.float32],
+              model_logits: NDArray[np.float32] | None = None) -> int:  # fmt: skip
+        """Sample from the chain's distribution; with `logprobs`, note what it was drawn from."""
+        candidates = self.chain.candidates_after(input_ids, logits)
+        if self.logprobs is not None:
+            self.logprobs.seen(logits if model_logits is None else model_logits, candidates)
+        return sample(candidates, self.rng)
 
     def take(self, token: int) -> Delta | None:
         """Add a chosen token to the reply: the text it shows, if any; `finish` set if it ends."""
@@ -264,6 +275,8 @@ class Reply:
             self.finish = "stop"
             return None
         self.tokens.append(token)
+        if self.logprobs is not None:
+            self.logprobs.keep(token)
         if self.constraint is not None:
             self.constraint.accept(token)
         text = self._decoder.feed(self._piece(token))
@@ -321,6 +334,8 @@ class Reply:
         sampling.restore(self.chain, self.rng)
         self._decoder = copy.deepcopy(decoder)
         self.tokens = self.tokens[:position]
+        if self.logprobs is not None:
+            self.logprobs.cut(position)
         self._forced = []
         if self.constraint is not None:
             self.constraint.reset()
@@ -349,7 +364,8 @@ class Reply:
         yield from self._finish_notices()
         thinking = "".join(self._thinking).strip()
         yield Done("".join(self._text), self.finish or "stop", self._usage(), self.seed, self.prompt.dropped,
-                   self.tokens, thinking)  # fmt: skip
+                   self.tokens, thinking,
+                   logprobs=self.logprobs.entries if self.logprobs is not None else [])  # fmt: skip
 
     def _usage(self) -> Usage:
         end = time.perf_counter()

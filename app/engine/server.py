@@ -78,6 +78,7 @@ def event_line(event: Event, model: str) -> dict[str, Any]:
                 "dropped_turns": event.dropped_turns,
                 "tokens": event.tokens,
                 "candidates": event.candidates,
+                "logprobs": event.logprobs,
             },
         }
     return line
@@ -124,6 +125,11 @@ class EngineService:
         with self.lock:
             return self.engine.inspect(tokens, params, top, temperatures, reply).to_wire()
 
+    def perplexity(self, body: dict[str, Any]) -> dict[str, Any]:
+        tokens, n_ctx = _tokens(body, "tokens", self.engine.n_vocab), _field(body, "n_ctx", int)
+        with self.lock:
+            return self.engine.perplexity(tokens, n_ctx).to_json()
+
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._cancels_lock:
             event = self.cancels.get(str(body.get("id", "")))
@@ -137,7 +143,10 @@ class EngineService:
         """The reply's lines; the first is pulled before the response starts, so a refusal (a bad
         grammar, a chat template that fails) is still an HTTP error."""
         messages, params = _messages(body), _parameters(body)
-        rid = str(body.get("andon", {}).get("id", "")) if isinstance(body.get("andon"), dict) else ""
+        extra: dict[str, Any] = body["andon"] if isinstance(body.get("andon"), dict) else {}
+        rid = str(extra.get("id", ""))
+        prompt = _tokens(extra, "prompt", self.engine.n_vocab) if "prompt" in extra else None  # raw: no template
+        logprobs = _field(extra, "logprobs", int) if "logprobs" in extra else None
         stop = threading.Event()
         if rid:
             with self._cancels_lock:
@@ -149,7 +158,8 @@ class EngineService:
         try:
             with self.lock:
                 model = self.engine.model_name
-                for event in self.engine.stream(messages, params, cancelled=cancelled):
+                for event in self.engine.stream(messages, params, cancelled=cancelled, prompt=prompt,
+                                                logprobs=logprobs):  # fmt: skip
                     yield event_line(event, model)
         finally:
             if rid:
@@ -229,6 +239,7 @@ class Handler(BaseHTTPRequestHandler):
                 "/andon/chat_tokens": service.chat_tokens,
                 "/andon/token_texts": service.token_texts,
                 "/andon/inspect": service.inspect,
+                "/andon/perplexity": service.perplexity,
                 "/andon/cancel": service.cancel,
             }
             route = routes.get(self.path)
