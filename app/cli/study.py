@@ -16,6 +16,7 @@ from andon.app.cli.prompt import STDIN_HELP, read_prompt
 from andon.app.cli.summary import LOG_HELP, model_lines
 from andon.app.engine.client import EngineProcess
 from andon.app.engine.engine import ModelOptions
+from andon.app.engine.perplexity import DEFAULT_CTX, needed
 from andon.app.errors import UsageError
 from andon.app.models.files import embedded_model_path
 from andon.app.study.evaluation import EvalResult, Question, compare, evaluate, questions
@@ -36,6 +37,9 @@ def add_parsers(sub, common) -> None:
     ins.add_argument("--top", type=int, default=10, metavar="N", help="candidates to show (default 10)")
     ins.add_argument("--temperatures", metavar="T,T,...", help="also show the candidates under these temperatures")
     ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.add_argument("--perplexity", metavar="FILE", help="the text's perplexity under the model, as llama-perplexity computes it")
+    ins.add_argument("--ctx", type=int, default=DEFAULT_CTX, metavar="N",
+                     help=f"--perplexity: chunk size in tokens (default {DEFAULT_CTX}, as llama-perplexity)")  # fmt: skip
     ins.set_defaults(func=cmd_inspect)
 
     cmp = sub.add_parser("compare", help="generate N replies per preset and measure their diversity")
@@ -77,6 +81,8 @@ def _temperatures(text: str | None) -> list[float]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.perplexity is not None:
+        return cmd_perplexity(args)
     if args.top < 1:
         raise UsageError("--top must be at least 1")
     temps = _temperatures(args.temperatures)
@@ -93,6 +99,35 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         print(render(result))
     return 0
+
+
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    """inspect --perplexity FILE [--ctx N]: llama-perplexity's figure for the file's text."""
+    text = _read_text(args.perplexity)
+    s = resolve_settings(args.preset, [*args.set, f"num_ctx={max(args.ctx, 1)}"], None, args.model)
+    with closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.log))) as engine:
+        tokens = engine.tokenize(text, special=False, add_bos=True)  # common_tokenize(ctx, text, true)
+        if (why := needed(len(tokens), args.ctx)) is not None:
+            raise UsageError(f"{args.perplexity}: {why}")
+        result = engine.perplexity(tokens, args.ctx)
+    if args.verbose:
+        _model_summary(s.model_path, engine.n_ctx)
+    if args.json:
+        print(json.dumps({"file": args.perplexity, **result.to_json()}, ensure_ascii=False))
+    else:
+        print(f"perplexity: {result.perplexity:.4f} ({result.chunks} chunks of {result.n_ctx} tokens, "
+              f"{result.scored} tokens scored of {result.tokens})")  # fmt: skip
+    return 0
+
+
+def _read_text(path: str) -> str:
+    """A UTF-8 text file; UsageError (one line) where it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--perplexity {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--perplexity {path}: not UTF-8 text") from None
 
 
 def _model_summary(path: Path, n_ctx: int) -> None:
