@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, Validat
 
 MAX_SEARCH = 64  # most beams or MBR samples: each is a sequence of its own in one batch
 MBR_UTILITIES = ("chrf", "bleu")
+THINK_LEVELS = ("low", "medium", "high")  # `think`'s reasoning efforts, as Ollama's and llama.cpp's
 
 GENERATION_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -82,7 +83,11 @@ OUTPUT_SPECS: tuple[ParamSpec, ...] = (
         maximum=1.0,
     ),
     ParamSpec(
-        "think", "bool", True, "Let reasoning models think before answering, where their chat template allows it."
+        "think",
+        "bool",
+        True,
+        "Let reasoning models think before answering; low/medium/high go to a template's reasoning_effort.",
+        levels=THINK_LEVELS,
     ),
     ParamSpec(
         "think_budget",
@@ -106,8 +111,7 @@ SEARCH_SPECS: tuple[ParamSpec, ...] = (
         "num_beams",
         "int",
         1,
-        "Beam search with this many beams; 1 is off. Penalties, DRY, logit_bias and grammar apply; "
-        "truncation and temperature do not.",
+        "Beams of a beam search; 1 is off. Penalties, DRY, logit_bias, grammar apply; truncation, temperature do not.",
         minimum=1,
         maximum=MAX_SEARCH,
     ),

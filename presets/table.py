@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from andon.presets.parameters import ALL_SPECS, GENERATION_SPECS, OUTPUT_SPECS
+from andon.presets.parameters import ALL_SPECS, GENERATION_SPECS, OUTPUT_SPECS, SEARCH_SPECS
 from andon.samplers import parameter_groups
 from andon.samplers.params import ParamSpec
 
@@ -51,6 +51,7 @@ def groups() -> list[tuple[str, list[ParamSpec]]]:
         ),
         ("Generation and model", list(GENERATION_SPECS)),
         ("Structured output, speculative decoding, thinking and RPC placement", list(OUTPUT_SPECS)),
+        ("Search decoding: beam search and minimum Bayes risk (Hugging Face generate's names)", list(SEARCH_SPECS)),
     ]
 
 
@@ -76,10 +77,15 @@ def default_text(spec: ParamSpec) -> str:
     return str(value)
 
 
+def type_text(spec: ParamSpec) -> str:
+    """The type column: a bool with levels (think) lists them after true/false."""
+    return "/".join((_TYPES[spec.kind], *spec.levels))
+
+
 def _markdown(title: str, specs: Sequence[ParamSpec]) -> str:
     lines = [f"**{title}**", "", "| name | type | default | allowed | what it does |", "|---|---|---|---|---|"]
     for spec in specs:
-        cells = [f"`{spec.name}`", _TYPES[spec.kind], f"`{default_text(spec)}`", spec.summary, spec.description]
+        cells = [f"`{spec.name}`", type_text(spec), f"`{default_text(spec)}`", spec.summary, spec.description]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -59,6 +59,7 @@ class ParamSpec:
     min_exclusive: bool = False
     max_exclusive: bool = False
     choices: tuple[int, ...] = field(default=())
+    levels: tuple[str, ...] = field(default=())  # words a "bool" also takes (think's low/medium/high)
 
     @property
     def allowed(self) -> str:
@@ -72,7 +73,7 @@ class ParamSpec:
         if self.kind == "bias_map":
             return f"must be a map of token ids or text to a number from -{MAX_BIAS:g} to {MAX_BIAS:g}, or false"
         if self.kind == "bool":
-            return "must be true or false"
+            return "must be " + " or ".join(", ".join(("true", "false", *self.levels)).rsplit(", ", 1))
         if self.kind == "str":
             return "must be text"
         if self.kind == "format":
@@ -116,6 +117,8 @@ class ParamSpec:
         if self.kind == "bool":
             if isinstance(value, bool):
                 return value
+            if isinstance(value, str) and value.strip().lower() in self.levels:
+                return value.strip().lower()
             raise self.refuse(value)
         if self.kind == "str":
             if isinstance(value, str):

@@ -10,7 +10,8 @@ The rules, the same everywhere:
 - A list of text (`stop`, `dry_sequence_breakers`) is one item, or with `words=True` (the habit of
   `/set parameter stop a b`, as in `ollama run`) one item per word; a quoted word ("a b" or 'a b')
   keeps its spaces. Sampler names and RPC servers may be separated by commas or spaces.
-- Numbers as Python reads them ("1e-3", "2.0" for a whole number); true/false, yes/no, on/off, 1/0.
+- Numbers as Python reads them ("1e-3", "2.0" for a whole number); true/false, yes/no, on/off, 1/0,
+  and a bool's levels where it has them (`think high`).
 """
 
 from __future__ import annotations
@@ -133,8 +134,10 @@ def _whole_string(text: str) -> str | None:
     return value if end == len(text) and isinstance(value, str) else None
 
 
-def _bool(spec: ParamSpec, text: str) -> bool:
+def _bool(spec: ParamSpec, text: str) -> bool | str:
     word = text.lower()
+    if word in spec.levels:
+        return word
     if word in _TRUE:
         return True
     if word in _FALSE:

@@ -17,7 +17,7 @@ from andon.presets.commands import (
     parse_words,
     show_parameters,
 )
-from andon.presets.parameters import ParameterError
+from andon.presets.parameters import THINK_LEVELS, ParameterError
 from andon.presets.store import PresetError
 
 Action = Literal["quit", "cleared", "settings", "verbose", "quiet", "model", "continue"] | None
@@ -127,11 +127,8 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
         return SlashResult("Set 'verbose' mode." if verbose else "Set 'quiet' mode.", "verbose" if verbose else "quiet")
     if args[0] in ("format", "noformat"):
         return _set_format(session, args)
-    if args[0] in ("think", "nothink"):  # Ollama's words for the `think` parameter
-        if len(args) > 1:
-            return SlashResult("usage: /set think | /set nothink (nothing after them)", ok=False)
-        session.set_parameters({"think": args[0] == "think"})
-        return SlashResult(f"Set '{args[0]}' mode.", "settings")
+    if args[0] in ("think", "nothink"):
+        return _set_think(session, args)
     if args[0] == "system":
         if len(args) < 2 or not args[1].strip():
             return SlashResult("usage: /set system TEXT", ok=False)
@@ -141,6 +138,16 @@ def _set(session: ChatSession, args: list[str]) -> SlashResult:
         session.set_system(text)
         return SlashResult("Set system message.", "settings")
     return SlashResult(f"Unknown command '/set {args[0]}'. Type /? for help", ok=False)
+
+
+def _set_think(session: ChatSession, args: list[str]) -> SlashResult:
+    """Ollama's `/set think [LEVEL]` and `/set nothink`: the `think` parameter (a level is low,
+    medium or high, which a template with a reasoning effort is given)."""
+    level = args[1].strip().lower() if len(args) > 1 else ""
+    if level and (args[0] == "nothink" or level not in THINK_LEVELS):
+        return SlashResult(f"usage: /set think [{'|'.join(THINK_LEVELS)}] | /set nothink", ok=False)
+    session.set_parameters({"think": level or args[0] == "think"})
+    return SlashResult(f"Set 'think' mode to '{level}'." if level else f"Set '{args[0]}' mode.", "settings")
 
 
 def _set_format(session: ChatSession, args: list[str]) -> SlashResult:

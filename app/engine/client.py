@@ -65,7 +65,7 @@ class EngineLike(Protocol):
         logprobs: int | None = None,
     ) -> Iterator[Event]: ...
 
-    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]: ...
+    def chat_tokens(self, messages: Sequence[Message], think: bool | str = True) -> list[int]: ...
 
     def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]: ...
 
@@ -144,7 +144,7 @@ class EngineConnection:
         finally:
             response.close()
 
-    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]:
+    def chat_tokens(self, messages: Sequence[Message], think: bool | str = True) -> list[int]:
         return list(self._call("/andon/chat_tokens", {"messages": list(messages), "think": think})["tokens"])
 
     def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:

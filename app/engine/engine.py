@@ -51,6 +51,7 @@ from andon.app.engine.prompt import (
     PromptFitter,
     messages_for,
 )
+from andon.app.engine.reasoning import Think
 from andon.app.engine.speculative import Speculator
 from andon.app.engine.structured import grammar_for
 from andon.app.engine.tokens import TextDecoder, TokenTexts
@@ -101,6 +102,7 @@ class Engine:
         self.speculator = Speculator(options, self.texts, self.model_name, self.n_ctx)  # `draft`
         self._told_plain = False
         self._told_no_switch = False  # `think` false where the template cannot switch it off
+        self._told_no_effort = False  # `think` low/medium/high where the template has no reasoning effort
         self._told_dropped = 0  # the drop told last: a chat past num_ctx hears of each new drop once
 
     @property
@@ -207,14 +209,22 @@ class Engine:
         return GrammarConstraint(llama_cpp.llama_model_get_vocab(self.llm.model), spec.text, spec.root)
 
     def _think_notice(self, params: Parameters) -> Iterator[ReplyNotice]:
-        """`think` false where the template has no switch for it: said once, never dropped silently."""
-        if params.think or not self.prompt.has_template or self.prompt.switches_thinking or self._told_no_switch:
+        """`think` false, or a level, where the template has no switch for it: said once each,
+        never dropped silently."""
+        if not self.prompt.has_template:
             return
-        self._told_no_switch = True
-        yield ReplyNotice(
-            f"think is false, but the chat template of {self.model_name} has no switch for reasoning "
-            "(enable_thinking): it cannot be asked not to think; any thinking is still shown apart"
-        )
+        if params.think is False and not self.prompt.switches_thinking and not self._told_no_switch:
+            self._told_no_switch = True
+            yield ReplyNotice(
+                f"think is false, but the chat template of {self.model_name} has no switch for reasoning "
+                "(enable_thinking): it cannot be asked not to think; any thinking is still shown apart"
+            )
+        if isinstance(params.think, str) and not self.prompt.switches_effort and not self._told_no_effort:
+            self._told_no_effort = True
+            yield ReplyNotice(
+                f"think is {params.think}, but the chat template of {self.model_name} has no reasoning effort "
+                "(reasoning_effort): the level is not given to it; it thinks as with think true"
+            )
 
     def _notices(self, dropped: int) -> Iterator[ReplyNotice]:
         if not self.prompt.has_template and not self._told_plain:
@@ -236,7 +246,7 @@ class Engine:
         """The prompt text for these messages, by the chat template stored in the GGUF."""
         return self.prompt.format(messages)
 
-    def chat_tokens(self, messages: Sequence[Message], think: bool = True) -> list[int]:
+    def chat_tokens(self, messages: Sequence[Message], think: Think = True) -> list[int]:
         """The prompt tokens of these messages, as `stream` makes them (`think` reaches the template)."""
         return self.prompt.tokens(messages, self.prompt.variables(think))
 

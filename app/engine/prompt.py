@@ -8,7 +8,16 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 from andon.app.engine.errors import ModelLoadError
-from andon.app.engine.reasoning import Markers, ThinkingSplitter, markers_for, opens_thinking, switches_thinking
+from andon.app.engine.reasoning import (
+    Markers,
+    Think,
+    ThinkingSplitter,
+    markers_for,
+    opens_thinking,
+    switches_effort,
+    switches_thinking,
+    template_variables,
+)
 from andon.app.engine.tokens import TokenTexts
 from numpy.typing import NDArray
 
@@ -58,6 +67,7 @@ class ChatPrompt:
         self._broken: str | None = None  # why the template does not compile (the error's message)
         self.markers: Markers = markers_for(template)  # a reasoning model's thinking markers
         self.switches_thinking = switches_thinking(template)  # `think` false can ask for none
+        self.switches_effort = switches_effort(template)  # `think` low/medium/high reach it
         if template:
             try:
                 self._formatter = _compile(template, _special_text(texts, texts.bos), _special_text(texts, texts.eos))
@@ -123,10 +133,11 @@ class ChatPrompt:
             tokens = tokens[1:]  # the template wrote BOS itself
         return tokens
 
-    def variables(self, think: bool) -> dict[str, Any]:
-        """What the template is given besides the messages: `enable_thinking` (`think`), as
-        llama.cpp's server gives every template; one that does not read it ignores it."""
-        return {"enable_thinking": think}
+    def variables(self, think: Think) -> dict[str, Any]:
+        """What the template is given besides the messages: `enable_thinking` (`think`), and
+        `reasoning_effort` for a level, as llama.cpp's server gives every template (Ollama's
+        chat_template_kwargs); one that does not read them ignores them."""
+        return dict(template_variables(think))
 
     def splitter(self, prompt: Sequence[int], begins_as_answer: bool = False) -> ThinkingSplitter:
         """A reply's thinking splitter for this prompt: it begins inside thinking when the prompt's

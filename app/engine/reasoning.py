@@ -7,8 +7,10 @@ is thinking; a reply may also begin inside it, when the template's generation pr
 opened it (DeepSeek-R1's ends with `<think>\\n`). Whitespace right after either marker is dropped.
 A marker written later in the answer is the answer's text.
 
-The chat template decides two things here: which markers (`markers_for`), and whether `think`
-can switch reasoning off (a template that reads `enable_thinking`, as Qwen3's does).
+The chat template decides three things here: which markers (`markers_for`), whether `think`
+can switch reasoning off (a template that reads `enable_thinking`, as Qwen3's does), and whether
+`think`'s levels (low, medium, high) reach it (a template that reads `reasoning_effort`, as
+gpt-oss's does; llama-server and Ollama pass the level to it by that name).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ KNOWN_MARKERS = (
     THINK,
 )
 SWITCH = "enable_thinking"  # the template variable llama.cpp and Qwen3's templates use
+EFFORT = "reasoning_effort"  # the one gpt-oss's template reads for think's level
+Think = bool | str  # `think`: on, off, or a level (low, medium, high), which is on
 # think_budget: written for the model when its thinking reaches the budget, before the end marker
 TRANSITION = "\n\nOkay, time to answer.\n"
 
@@ -49,6 +53,17 @@ def markers_for(template: str | None) -> Markers:
 def switches_thinking(template: str | None) -> bool:
     """Whether the template reads `enable_thinking`, so `think` false can ask for no reasoning."""
     return bool(template) and SWITCH in (template or "")
+
+
+def switches_effort(template: str | None) -> bool:
+    """Whether the template reads `reasoning_effort`, so `think` low/medium/high reaches it."""
+    return bool(template) and EFFORT in (template or "")
+
+
+def template_variables(think: Think) -> dict[str, Think]:
+    """What a template is given for `think`, as llama-server's chat_template_kwargs from Ollama:
+    `enable_thinking` (a level is on), and `reasoning_effort` when `think` is a level."""
+    return {SWITCH: bool(think), EFFORT: think} if isinstance(think, str) else {SWITCH: think}
 
 
 def opens_thinking(prompt_tail: str, markers: Markers) -> bool:

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from andon.app.engine import rpc
 from andon.app.engine.engine import ContextFullError, Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
-from andon.presets.parameters import Parameters
+from andon.presets.parameters import ALL_SPECS, Parameters
 
 SOCKET_FOLDER_PREFIX = "andon-engine-"  # the private folder EngineProcess makes for the socket
 MAX_BODY = 64 * 1024 * 1024  # a request's body: a long chat fits many times over
@@ -112,7 +112,8 @@ class EngineService:
         return {"tokens": self.engine.tokenize(text, special=special, add_bos=bos)}
 
     def chat_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"tokens": self.engine.chat_tokens(_messages(body), bool(body.get("think", True)))}
+        think = ALL_SPECS["think"].validate(body.get("think", True))  # true, false or a level
+        return {"tokens": self.engine.chat_tokens(_messages(body), think)}
 
     def token_texts(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"texts": self.engine.token_texts(_tokens(body, "tokens", self.engine.n_vocab))}

@@ -24,7 +24,6 @@ from andon.app.serve.jobs import Job, make_job, message
 from andon.presets.commands import parameter_lines
 from andon.presets.parameters import ParameterError
 
-THINK_LEVELS = ("high", "medium", "low")  # gpt-oss's levels: andon's think is on or off
 NOT_SERVED = {  # a field Ollama takes that andon cannot honour: refused in one line, never ignored
     "tools": "tools: tool calling is not served by andon",
     "images": "images: andon's models read text only",
@@ -60,9 +59,8 @@ def options(body: dict[str, Any]) -> dict[str, Any]:
     out = dict(given or {})
     if body.get("format") is not None:
         out["format"] = body["format"]
-    think = body.get("think")
-    if think is not None:
-        out["think"] = True if think in THINK_LEVELS else think
+    if body.get("think") is not None:  # true, false, or a level (low, medium, high), as andon's think
+        out["think"] = body["think"]
     return out
 
 

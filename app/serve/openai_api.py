@@ -52,8 +52,8 @@ def _options(body: dict[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
             out["num_predict"] = value
         elif name == "response_format":
             out["format"] = response_format(value)
-        elif name == "reasoning_effort":
-            out["think"] = value != "none"
+        elif name == "reasoning_effort":  # think's level; OpenAI's ends clamped to it, as Ollama does
+            out["think"] = False if value == "none" else {"minimal": "low", "xhigh": "high"}.get(value, value)
         else:
             out[name] = value  # SAME_NAMES and every andon parameter
     return out

@@ -108,8 +108,13 @@ async def test_set_think_and_nothink(tmp_path):
         await send(pilot, "/set nothink please")
         notices = [str(n.render()) for n in app.query(NoticeLine)]
         assert "Set 'nothink' mode." in notices and "Set 'think' mode." in notices
-        assert notices[-1] == "usage: /set think | /set nothink (nothing after them)"
+        assert notices[-1] == "usage: /set think [low|medium|high] | /set nothink"
         assert app.session.params.think is True  # the refused command changed nothing
+        await send(pilot, "/set think HIGH")  # Ollama's level, which a template's reasoning_effort is given
+        assert app.session.params.think == "high"
+        assert str(app.query(NoticeLine).last().render()) == "Set 'think' mode to 'high'."
+        await send(pilot, "/set think max")
+        assert app.session.params.think == "high"  # refused: not a level andon takes
 
 
 async def test_a_reply_without_thinking_has_no_thoughts(tmp_path):
