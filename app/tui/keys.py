@@ -64,9 +64,10 @@ KEYS = (
          "next preset", "preset.next", show=False),
     _key("f3", "pick_preset", "Presets", "Choose this chat's preset", "Pick a preset", "pick a preset",
          "preset.pick"),
+    # F4 is priority: it runs as it arrives, so the letters typed right after it go to the panel's filter
     _key("f4", "toggle_parameters", "Parameters",
          "The parameter panel: every sampling and model setting of this chat", "Parameters", "parameters",
-         "parameters.toggle"),
+         "parameters.toggle", priority=True),
     _key("ctrl+o", "pick_model", "Model", "Choose this chat's model (loads it; also 'Model: NAME')",
          "Pick a model", "pick a model", "model.pick"),
     _key("f5", "toggle_inspector", "Inspector", "Next-token candidates through the sampler chain",

@@ -8,8 +8,9 @@ from andon.app.tui.app import AndonApp
 from andon.app.tui.widgets.chat_view import ChatView
 from andon.app.tui.widgets.message_box import ChatInput
 from andon.app.tui.widgets.panels import InspectorPanel
+from textual import events
 from textual.binding import Binding
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList
 
 from tests.app.test_tui import SIZE, make_app, notices, send
 
@@ -151,3 +152,17 @@ async def test_tab_reaches_the_chat_and_it_scrolls_with_the_keys(tmp_path):
             assert moved(chat.scroll_y), key
         await pilot.press("tab", "tab")  # round to it again, past the message box
         assert app.focused is chat
+
+
+async def test_letters_typed_at_once_after_f4_go_to_the_panels_filter(tmp_path):
+    """F4 and "temp" in one write (a terminal delivers keys typed quickly together): the letters filter
+    the panel, none is left in the message box."""
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for key in ["f4", *"temp"]:
+            app.post_message(events.Key(key, None if key == "f4" else key))
+        for _ in range(5):
+            await pilot.pause(0.05)
+        assert app.query_one(ChatInput).text == ""
+        assert app.query_one("#parameter-filter", Input).value == "temp"

@@ -55,9 +55,9 @@ STARTS = {"num_predict": GENERATION, "format": "output", "draft": "speculative d
           "rpc": "remote (rpc)"}  # fmt: skip
 MULTILINE = ("grammar",)  # text parameters edited over several lines
 FILTER = "parameter-filter"  # the box at the top of the panel
-FILTER_HELP = (
-    "Type part of a parameter's name to show only those (Esc: all again); ↓ or Enter goes to them, ↑↓ from field "
-    "to field (a list or text of several lines: at its first or last line)."
+FILTER_HELP = (  # four lines at 80 columns
+    "Type part of a name: only those parameters show (Esc: all). ↓ or Enter goes to them; ↑↓ move between "
+    "fields, Enter applies."
 )
 
 
@@ -143,9 +143,10 @@ def block_text(name: str, value: Any) -> str:
     return items_text(value) if isinstance(value, list) else str(value)
 
 
-BLOCK_HELP = "One per line, \\n a newline in one; Tab applies."
+BLOCK_HELP = "One per line, \\n a newline in one; applied on leaving it."
 SYSTEM_HELP = (
-    "system: the system prompt, the chat's first message (as /set system). Several lines; Tab applies, empty is none."
+    "system: the system prompt, the chat's first message (as /set system). Several lines, applied on leaving "
+    "them; empty is none."
 )
 
 
@@ -241,8 +242,7 @@ class ParameterPanel(Vertical):
         self._chat_id: int | None = None  # the chat whose values are shown
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Parameters (↑↓ move, Enter applies, {keys_of('parameters.toggle')} closes)",
-                    classes="panel-title")  # fmt: skip
+        yield Label(f"Parameters (↑↓ moves, {keys_of('parameters.toggle')} closes)", classes="panel-title")
         yield Static("", id="param-changes", markup=False)
         yield Static(FILTER_HELP, id="param-help", markup=False)
         yield Input(placeholder="filter: type part of a name", id=FILTER, compact=True)
@@ -303,8 +303,9 @@ class ParameterPanel(Vertical):
                 rows.move_child(after, after=before)
 
     def focus_first(self) -> None:
-        """The filter box: typing there finds a parameter."""
-        self.query_one(f"#{FILTER}", Input).focus()
+        """The filter box, at once (`focus` waits a turn: keys typed right after F4 went elsewhere):
+        typing there finds a parameter."""
+        self.screen.set_focus(self.query_one(f"#{FILTER}", Input))
 
     def focus_field(self, name: str) -> None:
         """One parameter's field (`system`: the system prompt's), focused and scrolled to; the
