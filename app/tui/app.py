@@ -14,19 +14,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from andon.app.chat.history import History
-from andon.app.chat.session import ChatSession
 from andon.app.tui.commands import ModelCommands, ParameterCommands, PresetCommands
-from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
 from andon.app.tui.failures import Unexpected, guarded, record
 from andon.app.tui.keys import bindings, palette
-from andon.app.tui.screens.chat import ChatScreen
+from andon.app.tui.screens.start import StartScreen
 from andon.app.tui.terminal import AndonDriver, TerminalGone
 from andon.app.tui.ui_settings import UiSettings, log_line
-from andon.presets.store import PresetStore
-from textual import events
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import BindingType
 from textual.driver import Driver
@@ -35,7 +32,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 
-__all__ = ["AndonApp", "EngineFactory", "EngineLike"]
+if TYPE_CHECKING:  # the chat screen and what it needs are read when the chat is built (fast_start)
+    from andon.app.chat.session import ChatSession
+    from andon.app.tui.engine_host import EngineFactory, EngineHost, EngineLike
+    from andon.app.tui.screens.chat import ChatScreen
+    from andon.presets.store import PresetStore
+
+__all__ = ["AndonApp"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -63,31 +66,69 @@ class AndonApp(App[None]):
         rpc: tuple[str, ...] = (),
         model: str = "",  # how --model named the model at model_path ("": not given)
         ui_settings: UiSettings | None = None,
+        fast_start: bool = False,  # draw a message box first, read the chat screen behind it (`andon`)
     ) -> None:
         super().__init__()
-        self.host = EngineHost(engine_factory, model_path, verbose, rpc, model)
         self.history = history or History()
-        self.store = store or PresetStore()
-        self.chat_screen = ChatScreen(self.host, self.history, self.store, preset)
-        self._early_keys: list[events.Key] | None = []  # typed before the chat screen is ready
         self.ui_settings = ui_settings or UiSettings()
         self._saved_theme = ""
+        self._early_keys: list[events.Key] | None = []  # typed before the chat screen is ready
+        self._chat_arguments = (engine_factory, model_path, verbose, rpc, model, store, preset)
+        self._chat: ChatScreen | None = None
+        self._host: EngineHost | None = None
+        self.fast_start = fast_start
+        if not fast_start:
+            self.build_chat()
+
+    def build_chat(self) -> ChatScreen:
+        """The engine host and the chat screen (reading the modules they need, most of andon)."""
+        if self._chat is None:
+            from andon.app.tui.engine_host import EngineHost
+            from andon.app.tui.screens.chat import ChatScreen
+            from andon.presets.store import PresetStore
+
+            factory, path, verbose, rpc, model, store, preset = self._chat_arguments
+            self._host = EngineHost(factory, path, verbose, rpc, model)
+            self.store = store or PresetStore()
+            self._chat = ChatScreen(self._host, self.history, self.store, preset)
+        return self._chat
+
+    @property
+    def chat_screen(self) -> ChatScreen:
+        return self.build_chat()
+
+    @property
+    def host(self) -> EngineHost:
+        self.build_chat()
+        assert self._host is not None
+        return self._host
 
     @guarded
     async def on_event(self, event: events.Event) -> None:
-        """Keys typed while andon starts wait for the chat screen (they were lost in a terminal);
-        typing after a click on the conversation or on empty space goes to the message box."""
-        if isinstance(event, events.Key) and self._early_keys is not None:
-            self._early_keys.append(event)
+        """Keys typed while andon starts wait for the chat screen (they were lost in a terminal),
+        shown meanwhile in the first frame's box; typing after a click on the conversation or on
+        empty space goes to the message box."""
+        if isinstance(event, (events.Key, events.Paste)) and self._early_keys is not None:
+            self._early_keys.append(event)  # type: ignore[arg-type]
+            if self.screen_stack and isinstance(self.screen_stack[-1], StartScreen):
+                self.screen_stack[-1].echo(_typed(event))
             return
-        if isinstance(event, events.Key) and self.screen_stack and isinstance(self.screen_stack[-1], ChatScreen):
-            self.screen_stack[-1].catch_typing(event)  # typing after a click elsewhere still goes in
+        if (
+            isinstance(event, events.Key)
+            and self._chat is not None
+            and self.screen_stack
+            and self.screen_stack[-1] is self._chat
+        ):
+            self._chat.catch_typing(event)  # typing after a click elsewhere still goes in
         await super().on_event(event)
 
     def input_ready(self) -> None:
         """The chat screen has its message box: the keys typed until now go to it, in order."""
         keys, self._early_keys = self._early_keys or [], None
         for key in keys:
+            if isinstance(key, events.Paste):
+                self.post_message(events.Paste(key.text))
+                continue
             # before raw mode the terminal turned Enter into a newline (ctrl+j): it was an Enter
             name, character = ("enter", "\r") if key.key == "ctrl+j" else (key.key, key.character)
             self.post_message(events.Key(name, character))
@@ -95,7 +136,7 @@ class AndonApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Textual's own (theme, keys, quit...) and, on the chat screen, every action of andon's."""
         yield from super().get_system_commands(screen)
-        if not isinstance(screen, ChatScreen):
+        if screen is not self._chat:
             return
         for title, text, action in palette():
             yield SystemCommand(title, text, partial(screen.run_action, action))
@@ -106,8 +147,9 @@ class AndonApp(App[None]):
         driver = super().get_driver_class()
         return AndonDriver if driver is LinuxDriver else driver
 
-    def get_default_screen(self) -> ChatScreen:
-        return self.chat_screen
+    def get_default_screen(self) -> Screen[None]:
+        """The chat screen; with fast_start, first a message box drawn from Textual alone."""
+        return StartScreen() if self._chat is None else self._chat
 
     @property
     def session(self) -> ChatSession:
@@ -123,6 +165,23 @@ class AndonApp(App[None]):
         self._catch_signals(True)
         self._restore_theme()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self._chat is None:
+            self.call_after_refresh(self._read_the_rest)  # once the first frame is on the screen
+
+    @work(thread=True, exclusive=True, group="start", exit_on_error=False)
+    @guarded
+    def _read_the_rest(self) -> None:
+        """Read the chat screen's modules behind the first frame (a thread: the box echoes keys
+        meanwhile), then build the chat screen and show it in the first frame's place."""
+        import andon.app.tui.engine_host
+        import andon.app.tui.screens.chat
+        import andon.presets.store  # noqa: F401
+
+        self.call_from_thread(self._show_chat)
+
+    @guarded
+    async def _show_chat(self) -> None:
+        await self.push_screen(self.build_chat())  # over the first frame, which stays below unseen
 
     # --- the theme, remembered ----------------------------------------------------------------
 
@@ -154,7 +213,8 @@ class AndonApp(App[None]):
         """The one handler not guarded (it is where the guard ends): it must not fail."""
         line = record(message.error)
         try:
-            self.chat_screen.view.say(line, error=True)
+            assert self._chat is not None
+            self._chat.view.say(line, error=True)
         except Exception:
             self.notify(line, severity="error", markup=False)
 
@@ -175,7 +235,8 @@ class AndonApp(App[None]):
     @guarded
     async def on_andon_app_terminate(self, message: Terminate) -> None:
         """SIGTERM or SIGHUP: save the reply being written as stopped, then exit cleanly."""
-        await self.chat_screen.stop_all()
+        if self._chat is not None:
+            await self._chat.stop_all()
         self.exit(return_code=128 + message.signum)
 
     @guarded
@@ -187,5 +248,18 @@ class AndonApp(App[None]):
     def on_unmount(self) -> None:
         self._catch_signals(False)
         self.workers.cancel_all()
-        with self.host.lock:  # a reply thread still ending keeps the engine until it is done
-            self.host.close()
+        if self._host is None:  # ended before the chat was built: no engine was started
+            return
+        with self._host.lock:  # a reply thread still ending keeps the engine until it is done
+            self._host.close()
+
+
+def _typed(event: events.Key | events.Paste) -> str:
+    """What a key or a paste typed before the chat screen was ready shows in the first frame."""
+    if isinstance(event, events.Paste):
+        return event.text
+    if event.key in ("backspace", "ctrl+h"):
+        return "\b"
+    if event.key in ("enter", "ctrl+j"):
+        return "\n"
+    return event.character if event.is_printable and event.character else ""

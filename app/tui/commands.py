@@ -8,7 +8,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol, runtime_checkable
 
-from andon.presets.parameters import ALL_SPECS
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
@@ -91,6 +90,8 @@ class ParameterCommands(ListedCommands):
         screen = self.screen
         self._entries = []
         if isinstance(screen, ParameterOpener):
+            from andon.presets.parameters import ALL_SPECS  # read with the chat screen, not before the first frame
+
             described = [*((name, spec.description) for name, spec in ALL_SPECS.items()), SYSTEM_ENTRY]
             self._entries = [(f"Parameter: {name}", partial(screen.edit_parameter, name), about)
                              for name, about in described]  # fmt: skip

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
+# the message box's placeholder: the first keys a newcomer needs (the chat screen's and the first frame's)
+PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
+
 NAMES = {"escape": "Esc", "enter": "Enter", "tab": "Tab", "up": "Up", "down": "Down", "left": "Left", "right": "Right"}
 
 

@@ -5,34 +5,50 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from andon.app.engine.client import EngineProcess
-from andon.app.engine.loading import ModelOptions
-from andon.app.models.catalog import find_model
-from andon.app.models.files import embedded_model_path
-
 if TYPE_CHECKING:
+    from andon.app.engine.client import EngineProcess
+    from andon.app.engine.loading import ModelOptions
     from andon.app.tui.app import AndonApp
 
 
 def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False, rpc: str | None = None) -> int:
-    from andon.app.engine.rpc import use
     from andon.app.tui.app import AndonApp
-    from andon.presets.parameters import ALL_SPECS
-    from andon.presets.store import PresetStore
 
     if preset is not None:
+        from andon.presets.store import PresetStore
+
         PresetStore().load(preset)  # an unknown preset is one clear line before the app starts
-    # so are a malformed host:port, a build without RPC and a server that does not answer
-    servers: tuple[str, ...] = use(ALL_SPECS["rpc"].parse(rpc)) if rpc else ()
+    servers: tuple[str, ...] = ()
+    if rpc:  # so are a malformed host:port, a build without RPC and a server that does not answer
+        from andon.app.engine.rpc import use
+        from andon.presets.parameters import ALL_SPECS
+
+        servers = use(ALL_SPECS["rpc"].parse(rpc))
 
     def factory(options: ModelOptions) -> EngineProcess:  # the engine in a process of its own
+        from andon.app.engine.client import EngineProcess
+
         return EngineProcess(options, show_log=False)  # llama.cpp's log would write over the screen
 
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
-    path = find_model(model).load_path() if model else embedded_model_path
-    return run_to_end(AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers, model=model or ""))
+    path = _found(model) if model else _embedded_model_path
+    app = AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers, model=model or "", fast_start=True)
+    return run_to_end(app)
+
+
+def _found(model: str) -> Path:
+    from andon.app.models.catalog import find_model
+
+    return find_model(model).load_path()
+
+
+def _embedded_model_path() -> Path:
+    from andon.app.models.files import embedded_model_path
+
+    return embedded_model_path()
 
 
 def run_to_end(app: AndonApp) -> int:

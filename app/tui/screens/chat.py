@@ -18,6 +18,7 @@ from andon.app.chat.session import ChatSession
 from andon.app.tui.copying import copy_choices
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import guarded
+from andon.app.tui.keys import PLACEHOLDER
 from andon.app.tui.model_switch import ModelController
 from andon.app.tui.screens.dialogs import CopyPicker, PresetPicker
 from andon.app.tui.screens.model_picker import ModelWanted
@@ -36,8 +37,6 @@ from textual.widgets import LoadingIndicator
 
 # the actions that open a dialog (each in a "dialog" worker, awaiting its answer)
 DIALOGS = frozenset({"rename_chat", "delete_chat", "pick_preset", "pick_model", "copy_any"})
-
-PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
 
 class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar shows
