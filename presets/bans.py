@@ -47,6 +47,24 @@ class Bans:
         found = self.pattern.search(text, partial=True)
         return None if found is None or found.start() >= len(text) else found.start()
 
+    def completed_by(self, text: str, pieces: Sequence[str]) -> list[int]:
+        """The indices of `pieces` (token texts) that, written after `text`, complete a banned
+        match that `text` alone does not hold: the tokens a reply cannot keep at this position."""
+        while (at := self.first_match(text)) is not None:  # a match written before the bans were set
+            text = text[at + 1 :]
+        own = _matching(self, tuple(pieces))  # a match inside the token's own text
+        start = self.may_begin(text)
+        if start is None:
+            return list(own)
+        tail = text[start:]  # no match can begin before the first partial one
+        return sorted({*own, *(i for i, piece in enumerate(pieces) if self.pattern.search(tail + piece))})
+
+
+@lru_cache(maxsize=4)
+def _matching(bans: Bans, pieces: tuple[str, ...]) -> tuple[int, ...]:
+    """The indices of the pieces that hold a banned match themselves (once per list and vocabulary)."""
+    return tuple(i for i, piece in enumerate(pieces) if bans.pattern.search(piece))
+
 
 @lru_cache(maxsize=16)
 def _compiled(items: tuple[str, ...]) -> Bans:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from andon.presets.bans import Bans
 from andon.presets.parameters import Parameters
 from andon.samplers import Candidates, build_chain, softmax
 
@@ -97,9 +98,11 @@ def inspect_next(
 ) -> Inspection:
     """The top candidates for the token after `tokens`, through every stage of the chain.
 
-    Under `format` or `grammar` the grammar is the first stage (what it removes, given the
-    `reply` tokens written so far, the end of `tokens`): the view of llama.cpp's fallback, where
-    the grammar masks the candidates and the chain runs on what is left.
+    Masks come first, in the order a reply applies them, each a stage of its own: `bans` (with
+    banned_strings: the tokens that would complete a banned phrase after the `reply` tokens written
+    so far, which a reply rewinds from), then `grammar` (under `format` or `grammar`: what it
+    removes after `reply`, the view of llama.cpp's fallback, where the grammar masks the
+    candidates and the chain runs on what is left).
     """
     engine.prefill(tokens)
     logits = np.array(engine.logits(), dtype=np.float32)
@@ -107,14 +110,12 @@ def inspect_next(
     seed = params.seed if params.seed >= 0 else 0
     views: list[tuple[str, Candidates]] = []
     chain = build_chain(params.sampling(), vocab=engine.vocab_for(params), n_vocab=engine.n_vocab, seed=seed)
-    masked = _grammar_mask(engine, params, reply, logits)
-    if masked is not None:
+    masks = _masks(engine, params, reply, logits)
+    if masks:
         views.append(("input", chain.candidates(logits)))
-    chain.candidates_after(
-        context,
-        logits if masked is None else masked,
-        lambda name, c: views.append(("grammar" if masked is not None and name == "input" else name, c)),
-    )
+        views.extend((name, chain.candidates(masked)) for name, masked in masks[:-1])
+    last = masks[-1] if masks else ("input", logits)
+    chain.candidates_after(context, last[1], lambda name, c: views.append((last[0] if name == "input" else name, c)))
     before = softmax(logits)
     final = views[-1][1]
     final_p = softmax(final.logits)
@@ -132,6 +133,31 @@ def inspect_next(
     for temp in temperatures:
         result.temperatures[temp] = tempered(logits, temp, shown)
     return result
+
+
+def _masks(
+    engine: Engine, params: Parameters, reply: Sequence[int], logits: np.ndarray
+) -> list[tuple[str, np.ndarray]]:
+    """The masks a reply applies before the chain, each over the one before: (stage name, logits)."""
+    out: list[tuple[str, np.ndarray]] = []
+    banned = _banned(engine, params, reply)
+    if banned:
+        logits = logits.copy()
+        logits[banned] = -np.inf
+        out.append(("bans", logits))
+    masked = _grammar_mask(engine, params, reply, logits)
+    if masked is not None:
+        out.append(("grammar", masked))
+    return out
+
+
+def _banned(engine: Engine, params: Parameters, reply: Sequence[int]) -> list[int]:
+    """With banned_strings: the tokens that would complete a banned phrase after `reply`."""
+    bans = Bans.of(params.banned_strings)
+    if bans is None:
+        return []
+    text = b"".join(engine.piece(t) for t in reply).decode("utf-8", "ignore")
+    return bans.completed_by(text, engine.vocab.texts)
 
 
 def _grammar_mask(engine: Engine, params: Parameters, reply: Sequence[int], logits: np.ndarray) -> np.ndarray | None:
