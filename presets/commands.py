@@ -167,9 +167,9 @@ def parameter_listing(params: Parameters, width: int = 76) -> str:
     rows = [f"{left:<{cell}}  {right}".rstrip() for left, right in zip(cells[::2], [*cells[1::2], ""], strict=False)]
     return "\n".join(
         [
-            "Parameters and their values in this chat (/set parameter NAME VALUE changes one;",
-            "`andon presets parameters` says what each does and allows):",
+            "Parameters in this chat (/set parameter NAME VALUE changes one):",
             *rows,
+            "`andon presets parameters` says what each one does and allows.",
         ]
     )
 
