@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import secrets
 import sys
 import textwrap
 from contextlib import closing
@@ -13,19 +14,23 @@ from pathlib import Path
 from andon.app.chat.settings import model_path_for, resolve_settings
 from andon.app.cli.progress import ProgressReport
 from andon.app.cli.prompt import STDIN_HELP, read_prompt
+from andon.app.cli.raw import RAW_HELP, add_raw_options, check_raw, raw_prompt
 from andon.app.cli.summary import LOG_HELP, model_lines
 from andon.app.engine.client import EngineProcess
 from andon.app.engine.engine import ModelOptions
 from andon.app.engine.perplexity import DEFAULT_CTX, needed
 from andon.app.errors import UsageError
 from andon.app.models.files import embedded_model_path
-from andon.app.study.evaluation import EvalResult, Question, compare, evaluate, questions
+from andon.app.study.evaluation import TOKENIZERS, EvalResult, Question, compare, evaluate, questions
 from andon.app.study.inspector import prompt_tokens, render
+from andon.app.study.sweep import Sweep, cells_for, parse_grid, run_sweep
+from andon.app.study.sweep import render as sweep_render
 from andon.presets.commands import apply
 from andon.presets.parameters import DEFAULTS
 from andon.presets.store import PresetStore
 
 VERBOSE_HELP = "show the model's summary on standard error"
+OUT_SUFFIXES = (".svg", ".html", ".txt")  # rich's recorded console: save_svg, save_html, save_text
 
 
 def add_parsers(sub, common) -> None:
@@ -37,9 +42,11 @@ def add_parsers(sub, common) -> None:
     ins.add_argument("--top", type=int, default=10, metavar="N", help="candidates to show (default 10)")
     ins.add_argument("--temperatures", metavar="T,T,...", help="also show the candidates under these temperatures")
     ins.add_argument("--json", action="store_true", help="print one JSON object")
-    ins.add_argument("--perplexity", metavar="FILE", help="the text's perplexity under the model, as llama-perplexity computes it")
+    ins.add_argument(
+        "--perplexity", metavar="FILE", help="the text's perplexity under the model, as llama-perplexity computes it"
+    )
     ins.add_argument("--ctx", type=int, default=DEFAULT_CTX, metavar="N",
-                     help=f"--perplexity: chunk size in tokens (default {DEFAULT_CTX}, as llama-perplexity)")  # fmt: skip
+                     help=f"--perplexity: chunk size in tokens (default {DEFAULT_CTX})")  # fmt: skip
     ins.set_defaults(func=cmd_inspect)
 
     cmp = sub.add_parser("compare", help="generate N replies per preset and measure their diversity")
@@ -52,6 +59,21 @@ def add_parsers(sub, common) -> None:
     cmp.add_argument("--json", action="store_true")
     cmp.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     cmp.add_argument("--log", action="store_true", help=LOG_HELP)
+    cmp.add_argument(
+        "--grid",
+        metavar="NAME=V1,V2,...",
+        action="append",
+        default=[],
+        help="sweep: a parameter's values (one or two --grid); N replies per combination, as a heat map",
+    )
+    cmp.add_argument("--preset", metavar="NAME", help="--grid: the preset the grid changes (default: balanced)")
+    cmp.add_argument("--eval", action="store_true", help="--grid: also the accuracy on the factual questions")
+    cmp.add_argument("--limit", type=int, metavar="N", help="--eval: only the first N questions")
+    cmp.add_argument("--csv", action="store_true", help="--grid: print the figures as CSV")
+    cmp.add_argument("--out", metavar="FILE.svg|FILE.html|FILE.txt", help="--grid: save the heat maps")
+    cmp.add_argument("--tokenize", choices=TOKENIZERS, help="Self-BLEU's tokenizer (default: by the replies' script)")
+    cmp.add_argument("--raw", action="store_true", help=RAW_HELP)
+    add_raw_options(cmp, raw=False)  # fmt: skip
     cmp.set_defaults(func=cmd_compare)
 
     ev = sub.add_parser("eval", help="accuracy of presets on the shipped knowledge questions")
@@ -144,6 +166,8 @@ def _runs(names: str, sets: list[str]):
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.grid:
+        return cmd_sweep(args)
     if args.n < 2:
         raise UsageError("-n must be at least 2 (Self-BLEU compares replies with each other)")
     if args.seed is not None and args.seed < 0:
@@ -174,6 +198,57 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for i, text in enumerate(r.replies, 1):
             print(f"--- reply {i} (seed {r.seeds[i - 1]})\n{text.strip()}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """compare PROMPT --grid NAME=V,... [--grid NAME=V,...]: a sweep's heat maps, table, JSON or CSV."""
+    axes = parse_grid(args.grid)
+    if args.n < 2:
+        raise UsageError("-n must be at least 2 (Self-BLEU compares replies with each other)")
+    if args.out and Path(args.out).suffix.lower() not in OUT_SUFFIXES:
+        raise UsageError(f"--out {args.out}: expected a file ending in {', '.join(OUT_SUFFIXES)}")
+    check_raw(args)
+    s = resolve_settings(args.preset, args.set, None, args.model)
+    for cell in cells_for(axes, 1, 0):  # every combination is refused or taken before the model loads
+        apply(s.params, cell.values)
+    prompt = read_prompt(args.prompt)
+    qs = questions()[: args.limit] if args.eval else []
+    sweep = Sweep(prompt, axes, args.n, cells_for(axes, args.n, _base_seed(args.seed)), args.tokenize)
+    total = len(sweep.cells) * (args.n + len(qs))
+    with (
+        closing(EngineProcess(ModelOptions.from_parameters(s.model_path, s.params, args.log))) as engine,
+        ProgressReport("sweep", total, "replies") as bar,
+    ):
+        raw = raw_prompt(args, engine, prompt)
+        run_sweep(engine, sweep, s.params, s.system, prompt_tokens=raw, questions=qs,
+                  progress=bar.advance)  # fmt: skip
+    return _show_sweep(sweep, args)
+
+
+def _base_seed(seed: int | None) -> int:
+    if seed is not None and seed < 0:
+        raise UsageError(f"--seed {seed}: must be >= 0 (reply i uses seed + i, so a run can be repeated)")
+    return secrets.randbits(30) if seed is None else seed
+
+
+def _show_sweep(sweep: Sweep, args: argparse.Namespace) -> int:
+    metrics = ["self_bleu", "distinct_2", *(["accuracy"] if args.eval else [])]
+    if args.out:
+        console = sweep_render(sweep, metrics, record=True)
+        suffix = Path(args.out).suffix.lower()
+        save = {".svg": console.save_svg, ".html": console.save_html, ".txt": console.save_text}[suffix]
+        save(args.out)
+    if not sweep.complete:
+        print(f"andon: sweep stopped: {len(sweep.done())} of {len(sweep.cells)} cells done", file=sys.stderr)
+    if args.json:
+        print(json.dumps(sweep.to_json(), ensure_ascii=False))
+    elif args.csv:
+        sys.stdout.write(sweep.to_csv())
+    elif not args.out:
+        sweep_render(sweep, metrics)
+        print(f"seeds: {sweep.cells[0].seeds[0]}..{sweep.cells[0].seeds[-1]} "
+              f"(rerun with --seed {sweep.cells[0].seeds[0]})")  # fmt: skip
+    return 0 if sweep.complete else 130
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -30,14 +30,35 @@ def run_reply(engine: EngineLike, messages: Sequence[Message], params: Parameter
 # --- diversity -------------------------------------------------------------------------------
 
 
-def self_bleu(texts: Sequence[str]) -> float:
-    """Mean BLEU of each text against all the others (sacrebleu); lower is more diverse."""
+TOKENIZERS = ("13a", "char", "zh", "ja-mecab", "intl", "none")
+_KANA = re.compile(r"[\u3040-\u30ff]")  # hiragana, katakana
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def tokenizer_for(texts: Sequence[str]) -> str:
+    """sacrebleu's tokenizer for the texts' script: Japanese (kana) 'ja-mecab' where MeCab is
+    installed, else 'char'; Chinese (Han without kana) 'zh'; anything else '13a' (BLEU's default)."""
+    joined = "".join(texts)
+    if _KANA.search(joined):
+        try:
+            import MeCab  # noqa: F401  (sacrebleu's ja-mecab needs mecab-python3 and ipadic)
+
+            return "ja-mecab"
+        except ImportError:
+            return "char"
+    return "zh" if _HAN.search(joined) else "13a"
+
+
+def self_bleu(texts: Sequence[str], tokenize: str | None = None) -> float:
+    """Mean BLEU of each text against all the others (sacrebleu's sentence_bleu, the others as
+    references); lower is more diverse. `tokenize`: sacrebleu's tokenizer (default by script)."""
     if len(texts) < 2:
         return 0.0
+    tok = tokenize or tokenizer_for(texts)
     scores = []
     for i, hypothesis in enumerate(texts):
         others = [t for j, t in enumerate(texts) if j != i]
-        scores.append(sacrebleu.sentence_bleu(hypothesis, others).score)
+        scores.append(sacrebleu.sentence_bleu(hypothesis, others, tokenize=tok).score)
     return statistics.fmean(scores)
 
 
