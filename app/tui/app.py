@@ -113,13 +113,9 @@ class AndonApp(App[None]):
             if self.screen_stack and isinstance(self.screen_stack[-1], StartScreen):
                 self.screen_stack[-1].echo(_typed(event))
             return
-        if (
-            isinstance(event, events.Key)
-            and self._chat is not None
-            and self.screen_stack
-            and self.screen_stack[-1] is self._chat
-        ):
-            self._chat.catch_typing(event)  # typing after a click elsewhere still goes in
+        chat = self._chat
+        if isinstance(event, events.Key) and chat is not None and chat.is_current:
+            chat.catch_typing(event)  # typing after a click elsewhere still goes in
         await super().on_event(event)
 
     def input_ready(self) -> None:
