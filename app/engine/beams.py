@@ -5,7 +5,8 @@ Every live beam is one sequence of a `Sequences` context: the prompt is evaluate
 and one batch a step decodes the last token of every beam. Each step takes the 2 x num_beams best
 (beam, token) pairs by the running sum of log-probabilities; an end of turn among the first
 num_beams of them finishes a hypothesis (score = sum / length^length_penalty, the end counted in the
-length), the first num_beams others are the next beams. A beam whose parent has several children
+length), and so does a pair whose text reaches a stop string (its tokens kept, the text cut before
+the stop); the first num_beams others are the next beams. A beam whose parent has several children
 is forked (`llama_memory_seq_cp`) into a sequence no kept beam uses, before any step writes to it,
 so num_beams sequences are enough. Search ends when num_beams hypotheses are kept and (early
 stopping) at once or (otherwise) when no live beam can still beat the worst of them, or at the
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 Shape = Callable[[Sequence[int], NDArray[np.float32], "TokenConstraint | None"], NDArray[np.float32]]
 # Whether a token ends the turn.
 IsEnd = Callable[[int], bool]
+# Whether a beam's reply tokens reach a stop string.
+IsStopped = Callable[[Sequence[int]], bool]
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,10 @@ class BeamSearch:
         max_tokens: int,
         new_constraint: Callable[[], TokenConstraint | None] = lambda: None,
         cancelled: CancelCheck | None = None,
+        is_stopped: IsStopped | None = None,
     ) -> None:
         self.seqs, self.prompt, self.shape, self.is_end = sequences, list(prompt), shape, is_end
+        self.is_stopped = is_stopped
         self.num_beams, self.max_tokens, self.cancelled = num_beams, max_tokens, cancelled
         self.new_constraint = new_constraint
         self.hypotheses = Hypotheses(num_beams, length_penalty, early_stopping)
@@ -177,9 +182,13 @@ class BeamSearch:
         best = pairs[0][2] if pairs else -math.inf
         chosen: list[tuple[int, int, float]] = []
         for rank, (parent, token, total) in enumerate(pairs):
+            tokens = self.beams[parent].tokens
             if self.is_end(token):
                 if rank < self.num_beams:
-                    self.hypotheses.add(self.beams[parent].tokens, total, length, ended=True)
+                    self.hypotheses.add(tokens, total, length, ended=True)
+            elif self.is_stopped is not None and self.is_stopped([*tokens, token]):
+                if rank < self.num_beams:  # finished at its stop string, as at an end of turn
+                    self.hypotheses.add([*tokens, token], total, length, ended=True)
             else:
                 chosen.append((parent, token, total))
             if len(chosen) == self.num_beams:
@@ -238,6 +247,13 @@ def reply_text(engine: Engine, tokens: Sequence[int], stops: Sequence[str]) -> t
     return (shown if hit else shown + stop.flush()), hit
 
 
+def stop_check(engine: Engine, stops: Sequence[str]) -> IsStopped | None:
+    """Whether reply tokens' text reaches one of `stops` (None: no stop strings)."""
+    if not stops:
+        return None
+    return lambda tokens: reply_text(engine, tokens, stops)[1]
+
+
 def shaper(engine: Engine, params: Parameters) -> Shape:
     """The pre-sampling stages (logit_bias, penalties, DRY) over a beam's tokens, then its grammar."""
     values = {**params.sampling(), "samplers": ["penalties", "dry"], "mirostat": 0}
@@ -272,7 +288,8 @@ def beam_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed:
         search = BeamSearch(seqs, prompt, shaper(engine, params), engine.is_end_of_turn,
                             num_beams=params.num_beams, length_penalty=params.length_penalty,
                             early_stopping=params.early_stopping, max_tokens=limit,
-                            new_constraint=lambda: engine.constraint_for(params), cancelled=cancelled)  # fmt: skip
+                            new_constraint=lambda: engine.constraint_for(params), cancelled=cancelled,
+                            is_stopped=stop_check(engine, params.stop))  # fmt: skip
         first = 0.0
         for length in search.steps():
             first = first or time.perf_counter()

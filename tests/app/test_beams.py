@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from andon.app.cli.main import main
 from andon.app.engine.beams import BeamSearch, shaper
+from andon.app.engine.generation import Done
 from andon.app.engine.sequences import Sequences
 from andon.presets.parameters import ParameterError, Parameters
 
@@ -102,3 +103,31 @@ def test_beams_over_a_draft_preset_leave_the_preset_as_it_was():
     with pytest.raises(ParameterError):
         Parameters.of({"num_beams": 2}, base=base)
     assert base.num_beams == 1 and base.draft == "ngram"
+
+
+def beam_reply(engine, question: str, values: dict) -> Done:
+    done = list(engine.stream([{"role": "user", "content": question}], Parameters.of(values)))[-1]
+    assert isinstance(done, Done)
+    return done
+
+
+@pytest.mark.model
+def test_a_constrained_beam_search_keeps_only_beams_the_grammar_accepts(engine):
+    colours = {"red", "blue", "green", "yellow"}
+    grammar = 'root ::= "red" | "blue" | "green" | "yellow"'
+    done = beam_reply(engine, "Name a colour.", {"num_beams": 3, "grammar": grammar, "num_predict": 8})
+    texts = [c["text"] for c in done.candidates]
+    assert len(texts) == 3 and set(texts) <= colours and len(set(texts)) == 3  # three whole sentences of it
+    assert done.text == texts[0] and all(c["finish_reason"] == "stop" for c in done.candidates)
+
+
+@pytest.mark.model
+def test_a_beam_reaching_a_stop_string_is_finished_there(engine):
+    free = beam_reply(engine, "Tell me about the sea.", {"num_beams": 2, "num_predict": 16})
+    words = free.text.split()
+    stop = words[len(words) // 2]  # a word the best beam writes mid-way
+    done = beam_reply(engine, "Tell me about the sea.", {"num_beams": 2, "num_predict": 16, "stop": [stop]})
+    assert all(stop not in c["text"] for c in done.candidates)
+    cut = free.text[: free.text.index(stop)]
+    stopped = [c for c in done.candidates if c["text"] == cut]  # the best beam, ended at its stop string
+    assert stopped and stopped[0]["finish_reason"] == "stop" and len(stopped[0]["tokens"]) < len(free.tokens)
