@@ -335,7 +335,8 @@ class ParameterPanel(Vertical):
             return
         if isinstance(target, BlockEditor | StageOrder):  # entered at the edge it was entered from
             target.enter(from_below=step < 0)
-        target.focus()
+        target.focus(scroll_visible=False)
+        target.scroll_visible(animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Esc clears a filter; with none it goes on (the screen's Esc stops a reply)."""
@@ -345,8 +346,12 @@ class ParameterPanel(Vertical):
 
     @guarded
     def action_clear_filter(self) -> None:
+        """Every row again; the field focused stays in view (it moves down as the rows above come back)."""
         self.query_one(f"#{FILTER}", Input).value = ""
         self._filter("")
+        focused = self.screen.focused
+        if focused is not None and self in focused.ancestors:
+            self.call_after_refresh(focused.scroll_visible, animate=False)
 
     @on(Input.Changed, f"#{FILTER}")
     @guarded
