@@ -241,9 +241,10 @@ class EngineProcess(EngineConnection):
     """One model loaded in an engine process of its own, and the connection to it; the methods
     block until it answers."""
 
-    def __init__(self, options: ModelOptions, show_log: bool | None = None) -> None:
+    def __init__(self, options: ModelOptions, show_log: bool | None = None, parallel: int = 1) -> None:
         """`show_log`: pass the engine's standard error (llama.cpp's log) on to this process's as it
-        comes; by default where `options.verbose` asks for the log."""
+        comes; by default where `options.verbose` asks for the log. `parallel`: replies decoded
+        together in slots of their own (andon serve; app/engine/scheduler.py)."""
         from andon.app.engine.server import SOCKET_FOLDER_PREFIX, options_json
 
         self.options = options
@@ -252,7 +253,7 @@ class EngineProcess(EngineConnection):
         self._socket = os.path.join(self._folder, "engine.sock")
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
         command = [sys.executable, "-m", "andon.app.engine.server", "--socket", self._socket,
-                   "--options", options_json(options)]  # fmt: skip
+                   "--options", options_json(options), "--parallel", str(parallel)]  # fmt: skip
         self.proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

@@ -106,6 +106,18 @@ class Sequences:
         self._decode([(seq, token, True) for seq, token in order])
         return {seq: self._row(i) for i, (seq, _) in enumerate(order)}
 
+    def evaluate(self, parts: Mapping[int, Sequence[int]]) -> dict[int, NDArray[np.float32]]:
+        """Tokens of several sequences in one batch (a server's slots: one token of each reply and a
+        block of a new prompt): the next-token logits after each sequence's last token (copies). At
+        most n_batch tokens in all."""
+        items = [(seq, t, i == len(tokens) - 1) for seq, tokens in parts.items() for i, t in enumerate(tokens)]
+        if not items:
+            return {}
+        if len(items) > self.n_batch or any(len(self.tokens[s]) + len(t) > self.n_ctx for s, t in parts.items()):
+            raise SequencesError(f"a batch past the context's {self.n_ctx} tokens or {self.n_batch} tokens")
+        self._decode(items)
+        return {items[i][0]: self._row(i) for i in range(len(items)) if items[i][2]}
+
     def close(self) -> None:
         """Return the context's memory (the model's weights stay with their owner)."""
         if self._batch is not None:

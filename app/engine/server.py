@@ -34,10 +34,12 @@ from collections.abc import Callable, Generator
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from andon.app.engine import rpc
+from andon.app.engine.context import KVContext
 from andon.app.engine.engine import ContextFullError, Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
+from andon.app.engine.scheduler import Slots, SlotWaitCancelled
 from andon.presets.parameters import ALL_SPECS, Parameters
 
 SOCKET_FOLDER_PREFIX = "andon-engine-"  # the private folder EngineProcess makes for the socket
@@ -89,11 +91,15 @@ def _now() -> str:
 
 
 class EngineService:
-    """The routes over one Engine: one request at a time uses it (llama.cpp's context is not shared)."""
+    """The routes over one Engine. With `parallel` > 1, replies run together in that many slots
+    (scheduler.py), decoded in one batch; what needs the engine's own context (speculative decoding,
+    beams, MBR, the inspector, perplexity) runs alone once they end. With 1, one request at a time
+    uses the engine's own context (the app's and `andon ask`'s engine: its KV cache is the chat's)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, parallel: int = 1) -> None:
         self.engine = engine
         self.lock = threading.Lock()
+        self.slots = Slots(engine.llm, parallel, engine.n_ctx) if parallel > 1 and not engine.options.rpc else None
         self.cancels: dict[str, threading.Event] = {}
         self._cancels_lock = threading.Lock()
 
@@ -123,12 +129,12 @@ class EngineService:
         params = _parameters(body)
         top = int(body.get("top", 10))
         temperatures = [float(t) for t in body.get("temperatures", [])]
-        with self.lock:
+        with self._alone():
             return self.engine.inspect(tokens, params, top, temperatures, reply).to_wire()
 
     def perplexity(self, body: dict[str, Any]) -> dict[str, Any]:
         tokens, n_ctx = _tokens(body, "tokens", self.engine.n_vocab), _field(body, "n_ctx", int)
-        with self.lock:
+        with self._alone():
             return self.engine.perplexity(tokens, n_ctx).to_json()
 
     def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -156,9 +162,12 @@ class EngineService:
         def cancelled() -> bool:
             return stop.is_set() or gone()
 
+        model = self.engine.model_name
         try:
-            with self.lock:
-                model = self.engine.model_name
+            if self.slots is not None and _batched(params):
+                yield from self._in_slot(messages, params, cancelled, prompt, logprobs)
+                return
+            with self._alone():
                 for event in self.engine.stream(messages, params, cancelled=cancelled, prompt=prompt,
                                                 logprobs=logprobs):  # fmt: skip
                     yield event_line(event, model)
@@ -166,6 +175,31 @@ class EngineService:
             if rid:
                 with self._cancels_lock:
                     self.cancels.pop(rid, None)
+
+    def _in_slot(self, messages: list[Any], params: Parameters, cancelled: Callable[[], bool],
+                 prompt: list[int] | None, logprobs: int | None) -> Generator[dict[str, Any]]:  # fmt: skip
+        """The reply in the slot that holds the longest prefix of its prompt, decoded with the others."""
+        assert self.slots is not None
+        model = self.engine.model_name
+        tokens = prompt if prompt is not None else self.engine.chat_tokens(messages, params.think)
+        try:
+            with self.slots.take(tokens, cancelled) as context:
+                for event in self.engine.stream(messages, params, cancelled=cancelled, prompt=prompt,
+                                                logprobs=logprobs, context=cast(KVContext, context)):  # fmt: skip
+                    yield event_line(event, model)
+        except SlotWaitCancelled:
+            return  # its client left while it waited: nobody to answer
+
+    @contextlib.contextmanager
+    def _alone(self) -> Generator[None]:
+        """The engine's own context, for one request at a time (and no slot's reply meanwhile)."""
+        with self.slots.exclusive() if self.slots is not None else contextlib.nullcontext(), self.lock:
+            yield
+
+
+def _batched(params: Parameters) -> bool:
+    """Whether a reply can run in a slot: one sequence, no draft model beside it."""
+    return not params.draft.strip() and params.num_beams <= 1 and params.mbr_samples <= 0
 
 
 def _field(body: dict[str, Any], name: str, kind: type) -> Any:
@@ -352,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="andon-engine")
     ap.add_argument("--socket", required=True)
     ap.add_argument("--options", required=True, help="the model options as JSON")
+    ap.add_argument("--parallel", type=int, default=1, help="replies decoded together (andon serve's slots)")
     args = ap.parse_args(argv)
     out = _protocol_stream()
     signal.signal(signal.SIGTERM, lambda *_: _exit(args.socket))
@@ -371,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         say({"error": f"could not load the model: {_kind(exc)}: {exc}", "kind": "ModelLoadError"})
         return 0
-    service = EngineService(engine)
+    service = EngineService(engine, args.parallel)
     server = EngineHTTPServer(args.socket, service)
     say({"ready": service.props()})
     server.serve_forever(poll_interval=0.5)

@@ -1,9 +1,10 @@
-"""One engine process per model, shared by every preset of it and every client, each request in turn.
+"""One engine process per model, shared by every preset of it and every client, PARALLEL replies at once.
 
 A model's `Slot` holds its engine (app/engine/client.py's EngineProcess, the one the app and `andon
-ask` use) and its `Turns`: requests are served one after another in the order they came (a FIFO, so
-no client waits behind a stream of later ones). Batching several sequences in one llama.cpp decode
-replaces `Turns` inside the slot: the routes call `Pool.reply` and never see how turns are given.
+ask` use, started with PARALLEL slots: app/engine/scheduler.py decodes their replies in one batch)
+and its `Turns`: up to PARALLEL requests run at once, the others wait in the order they came (a FIFO,
+so no client waits behind a stream of later ones); loading or reloading the engine runs alone.
+The routes call `Pool.reply` and never see how turns are given.
 An engine stays loaded for its keep_alive after its last reply (Ollama's 5 minutes by default), is
 reloaded where a request asks for other model options (num_ctx, num_gpu, ...), and is replaced by a
 new one at the next request if its process died.
@@ -12,11 +13,13 @@ new one at the next request if its process died.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from andon.app.engine.client import EngineDied, EngineLike, EngineProcess
@@ -25,6 +28,7 @@ from andon.app.engine.loading import ModelOptions
 from andon.app.engine.prompt import Message
 from andon.presets.parameters import Parameters
 
+PARALLEL = 4  # replies decoded together on one model (llama-server's and Ollama's default slots)
 WAIT_POLL_S = 0.1  # how often a request waiting for its turn asks whether its client is still there
 REAP_POLL_S = 1.0  # how often engines past their keep_alive are closed
 
@@ -36,20 +40,22 @@ class ClientGone(Exception):
 
 
 class Turns:
-    """Requests on one engine served one at a time, first come first served."""
+    """Requests on one engine, up to `capacity` at once, first come first served; an exclusive one
+    (a load) runs alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = PARALLEL) -> None:
         self._cond = threading.Condition()
-        self._queue: deque[object] = deque()
+        self._queue: deque[tuple[object, bool]] = deque()
+        self.capacity = capacity
 
     @contextlib.contextmanager
-    def turn(self, gone: Gone) -> Iterator[None]:
+    def turn(self, gone: Gone, exclusive: bool = False) -> Iterator[None]:
         """Wait for this request's turn (ClientGone if its client leaves first), hold it while the body runs."""
-        ticket = object()
+        ticket = (object(), exclusive)
         with self._cond:
             self._queue.append(ticket)
             try:
-                while self._queue[0] is not ticket:
+                while not self._may_run(ticket):
                     self._cond.wait(WAIT_POLL_S)
                     if gone():
                         raise ClientGone
@@ -62,7 +68,14 @@ class Turns:
             with self._cond:
                 self._leave(ticket)
 
-    def _leave(self, ticket: object) -> None:
+    def _may_run(self, ticket: tuple[object, bool]) -> bool:
+        """Among the first `capacity` in the queue, none before it exclusive (and none at all if it is)."""
+        before = list(itertools.takewhile(lambda t: t is not ticket, self._queue))
+        if ticket[1]:
+            return not before
+        return len(before) < self.capacity and not any(exclusive for _, exclusive in before)
+
+    def _leave(self, ticket: tuple[object, bool]) -> None:
         self._queue.remove(ticket)
         self._cond.notify_all()
 
@@ -96,12 +109,13 @@ class Slot:
 
 
 StartEngine = Callable[[ModelOptions], EngineLike]
+START: StartEngine = partial(EngineProcess, parallel=PARALLEL)  # an engine process with PARALLEL slots
 
 
 class Pool:
     """Every model's slot; `reply` streams a reply on the model's engine in the request's turn."""
 
-    def __init__(self, start: StartEngine = EngineProcess) -> None:
+    def __init__(self, start: StartEngine = START) -> None:
         self._start = start
         self._slots: dict[Path, Slot] = {}
         self._lock = threading.Lock()
@@ -129,9 +143,8 @@ class Pool:
         with the request's model options) first. keep_alive: seconds to keep the engine after
         this reply (None: until the server ends; 0: closed at once)."""
         slot = self.slot(path)
-        with slot.turns.turn(gone):
+        with self._turn(slot, ModelOptions.from_parameters(path, params), gone) as engine:
             slot.name = name
-            engine = self._engine(slot, ModelOptions.from_parameters(path, params))
             try:
                 yield from engine.stream(messages, params, cancelled=gone)
             except EngineDied:
@@ -145,13 +158,30 @@ class Pool:
     def load(self, path: Path, name: str, params: Parameters, keep_alive: float | None, gone: Gone) -> None:
         """Load the model without a reply (Ollama's empty prompt); keep_alive 0 unloads it."""
         slot = self.slot(path)
-        with slot.turns.turn(gone):
+        with slot.turns.turn(gone, exclusive=True):
             if keep_alive == 0:
                 slot.close()
                 return
             slot.name = name
             self._engine(slot, ModelOptions.from_parameters(path, params))
             slot.expires = None if keep_alive is None else time.monotonic() + keep_alive
+
+    @contextlib.contextmanager
+    def _turn(self, slot: Slot, options: ModelOptions, gone: Gone) -> Iterator[EngineLike]:
+        """A turn on the slot's engine with these options: shared where it is loaded with them,
+        alone where it must be (re)loaded first."""
+        exclusive = self._needs_load(slot, options)
+        while True:
+            with slot.turns.turn(gone, exclusive):
+                if exclusive or not self._needs_load(slot, options):  # another request may have changed it
+                    yield self._engine(slot, options)
+                    return
+            exclusive = True
+
+    @staticmethod
+    def _needs_load(slot: Slot, options: ModelOptions) -> bool:
+        engine = slot.engine
+        return engine is None or not engine.alive() or engine.options != options
 
     def _engine(self, slot: Slot, options: ModelOptions) -> EngineLike:
         engine = slot.engine
