@@ -121,13 +121,17 @@ class Engine:
         *,
         prompt: Sequence[int] | None = None,
         logprobs: int | None = None,
+        context: KVContext | None = None,
     ) -> Iterator[Event]:
         """Stream a reply: Delta events of whole characters, maybe ReplyNotices, then one Done.
 
         `constraint` (a grammar) limits what the reply may be; None asks `constraint_for(params)`.
         `prompt`: these tokens continued as they are (a raw prompt: no chat template, `messages`
         unused); `logprobs`: each token's log-probabilities and this many alternatives in Done.logprobs.
+        `context`: a server's slot (scheduler.py's SlotContext) instead of the chat's own context.
         """
+        slot = context is not None
+        context = self.context if context is None else context
         started = time.perf_counter()
         if extra := [s for s in self.prompt.stops() if s not in params.stop]:
             params = params.model_copy(update={"stop": (*params.stop, *extra)})
@@ -136,7 +140,7 @@ class Engine:
         if prompt is not None:
             fitted = self._raw(prompt)
         else:
-            fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), self.context.ids(), variables)
+            fitted = self.fitter.fit(messages, min(reserve, self.n_ctx // 2), context.ids(), variables)
             yield from self._notices(fitted.dropped)
         yield from self._think_notice(params)
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
@@ -148,11 +152,13 @@ class Engine:
         if constraint is None:
             constraint = self.constraint_for(params)
         # None unless `draft` is set; a reply that may rewind (banned_strings) is decoded a token at a time
-        speculation = None if params.banned_strings or logprobs is not None else self.speculator.for_reply(params)
-        if isinstance(self.context, rpc.GuardedContext):
-            self.context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
+        speculation = (
+            None if params.banned_strings or logprobs is not None or slot else self.speculator.for_reply(params)
+        )
+        if isinstance(context, rpc.GuardedContext):
+            context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
         try:
-            evaluated = self.context.prefill(fitted.tokens, cancelled)
+            evaluated = context.prefill(fitted.tokens, cancelled)
         except PrefillCancelled as stop:  # stopped while the prompt was evaluated: what was, stays cached
             usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
                           total_s=time.perf_counter() - started)  # fmt: skip
@@ -160,7 +166,7 @@ class Engine:
             return
         prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
         reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
-        reply = Reply(self.context, self.texts, chain, params, seed, prompt,
+        reply = Reply(context, self.texts, chain, params, seed, prompt,
                       cancelled=cancelled, constraint=constraint, started=started,
                       speculation=speculation, reasoning=reasoning,
                       logprobs=None if logprobs is None else LogprobRecorder(self.texts, logprobs))  # fmt: skip
