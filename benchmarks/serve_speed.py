@@ -1,10 +1,9 @@
 """`andon serve` under several clients: what each waits for and what the server writes in all.
 
 1. Aggregate tokens per second for 1, 2 and 4 concurrent streams (each `/api/generate`, streamed,
-   its own prompt and seed), and each stream's time to first token as its client saw it. Requests
-   on one model are served in turn today (a FIFO per engine), so the aggregate stays near one
-   stream's rate and the later streams' first tokens wait; batched sequences will change that
-   (target at 4 streams: >= 1.5x one stream).
+   its own prompt and seed), and each stream's time to first token as its client saw it. Up to 4
+   requests on one model are decoded together (app/engine/scheduler.py's slots: one llama_decode
+   for one token of each; target at 4 streams: >= 1.5x one stream).
 2. One stream through the server against `andon ask` (a fresh process, --json): tokens per second
    of the reply (target: the server >= 0.97 of `andon ask`).
 
