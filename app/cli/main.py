@@ -223,10 +223,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with stdio.sigint(stdio.exit_interrupted), stdio.shown_stderr() as stderr:
         from andon.app.chat.settings import resolve_settings
         from andon.app.cli.prompt import read_prompt
+        from andon.app.cli.raw import check_raw
         from andon.app.engine.client import EngineProcess
         from andon.app.engine.loading import ModelOptions
-
-        from andon.app.cli.raw import check_raw
 
         check_raw(args)
         prompt = read_prompt(args.prompt)

@@ -236,8 +236,12 @@ def _show_sweep(sweep: Sweep, args: argparse.Namespace) -> int:
     if args.out:
         console = sweep_render(sweep, metrics, record=True)
         suffix = Path(args.out).suffix.lower()
-        save = {".svg": console.save_svg, ".html": console.save_html, ".txt": console.save_text}[suffix]
-        save(args.out)
+        if suffix == ".svg":
+            console.save_svg(args.out, title="andon compare --grid")
+        elif suffix == ".html":
+            console.save_html(args.out)
+        else:
+            console.save_text(args.out)
     if not sweep.complete:
         print(f"andon: sweep stopped: {len(sweep.done())} of {len(sweep.cells)} cells done", file=sys.stderr)
     if args.json:

@@ -164,9 +164,9 @@ class Engine:
                           total_s=time.perf_counter() - started)  # fmt: skip
             yield Done("", "cancelled", usage, seed, fitted.dropped)
             return
-        prompt = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
+        stats = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
         reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
-        reply = Reply(context, self.texts, chain, params, seed, prompt,
+        reply = Reply(context, self.texts, chain, params, seed, stats,
                       cancelled=cancelled, constraint=constraint, started=started,
                       speculation=speculation, reasoning=reasoning,
                       logprobs=None if logprobs is None else LogprobRecorder(self.texts, logprobs))  # fmt: skip

@@ -77,7 +77,8 @@ def perplexity(llm: Llama, tokens: Sequence[int], n_ctx: int, bos: int | None,
         raise PerplexityError(why)
     n_chunk, first = len(tokens) // n_ctx, n_ctx // 2
     nll, count, running = 0.0, 0, []
-    with _Chunk(llm, 1, n_ctx) as context:
+    context = _Chunk(llm, 1, n_ctx)
+    try:
         for i in range(n_chunk):
             if cancelled is not None and cancelled():
                 break
@@ -89,6 +90,8 @@ def perplexity(llm: Llama, tokens: Sequence[int], n_ctx: int, bos: int | None,
                 nll -= float(log_softmax(logits[j])[chunk[j + 1]])
             count += n_ctx - 1 - first
             running.append(math.exp(nll / count))
+    finally:
+        context.close()
     if not count:
         raise PerplexityError("stopped before the first chunk was scored")
     return Perplexity(running[-1], n_ctx, len(running), len(tokens), count, running)
