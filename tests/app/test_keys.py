@@ -75,18 +75,21 @@ def test_the_key_names():
     assert keys.keys_of("preset.pick", "preset.next") == "F3 or Ctrl+T"
 
 
-async def test_the_palettes_parameter_entry_opens_the_panel_on_that_field(tmp_path):
+async def test_the_palettes_parameter_entry_opens_the_panel_on_that_field_in_view(tmp_path):
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("ctrl+p", *"Parameter: mirostat_eta")
+        await pilot.press("f4", *"mirostat_eta", "enter", "escape", "f4")  # the panel scrolled far down, closed
+        await pilot.pause()
+        await pilot.press("ctrl+p", *"Parameter: top_k")
         await pilot.pause(0.3)  # the palette searches on a worker
         await pilot.press("enter")
         await pilot.pause()
         await pilot.pause()
-        assert app.focused is not None and app.focused.id == "param-mirostat_eta"
-        assert "mirostat_eta:" in str(app.query_one("#param-help").render())  # what it does
-        assert app.focused.region.y < 24  # scrolled to
+        assert app.focused is not None and app.focused.id == "param-top_k"
+        assert "top_k:" in str(app.query_one("#param-help").render())  # what it does
+        rows = app.query_one("#param-rows").region
+        assert rows.y <= app.focused.region.y < rows.bottom  # scrolled to
 
 
 async def test_f4_and_a_few_letters_reach_temperature(tmp_path):

@@ -240,6 +240,7 @@ class ParameterPanel(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._chat_id: int | None = None  # the chat whose values are shown
+        self._field_to_show: Widget | None = None  # a field focused while the panel had no size yet
 
     def compose(self) -> ComposeResult:
         yield Label(f"Parameters (↑↓ moves, {keys_of('parameters.toggle')} closes)", classes="panel-title")
@@ -315,7 +316,18 @@ class ParameterPanel(Vertical):
             self.action_clear_filter()
         for field in self.query(f"#param-{name}"):
             field.focus(scroll_visible=False)
-            field.scroll_visible(animate=False)
+            self._field_to_show = field
+            if self.region:  # else when the panel is shown (opened from the palette: after it closes)
+                self._scroll_to_field()
+
+    def _scroll_to_field(self) -> None:
+        field, self._field_to_show = self._field_to_show, None
+        if field is not None and field.is_attached:
+            self.query_one(ParameterRows).scroll_to_widget(field, animate=False)
+
+    @guarded
+    def on_show(self) -> None:
+        self.call_after_refresh(self._scroll_to_field)
 
     # --- the keys: Up and Down, the filter --------------------------------------------------------
 
