@@ -30,7 +30,8 @@ class Mark:
 
 @dataclass
 class Verdict:
-    released: str = ""  # text that can no longer become part of a banned phrase
+    released: list[str] = field(default_factory=list)  # each released token's text, in order
+    first: int = 0  # the reply position of the first released token
     rewind: int | None = None  # the reply position a banned match begins at
 
 
@@ -51,7 +52,8 @@ class BanWatch:
         if at is not None:
             return Verdict(rewind=self.first + self._token_at(at))
         may = self.bans.may_begin(self.held)
-        return Verdict(self._release(len(self.marks) if may is None else self._token_at(may)))
+        first = self.first
+        return Verdict(self._release(len(self.marks) if may is None else self._token_at(may)), first)
 
     def rewind(self, position: int, token: int) -> Any:
         """Forget the tokens from `position` on, ban `token` there; the state saved before it."""
@@ -66,9 +68,10 @@ class BanWatch:
     def banned_at(self, position: int) -> list[int]:
         return sorted(self.banned.get(position, ()))
 
-    def flush(self) -> str:
+    def flush(self) -> Verdict:
         """The reply ended: what was held was not banned after all."""
-        return self._release(len(self.marks))
+        first = self.first
+        return Verdict(self._release(len(self.marks)), first)
 
     def _token_at(self, offset: int) -> int:
         """The index of the held token whose text holds character `offset` (a token before it
@@ -78,10 +81,13 @@ class BanWatch:
             i -= 1
         return i
 
-    def _release(self, keep_from: int) -> str:
-        """Show the text of the tokens before held index `keep_from`; keep the rest."""
+    def _release(self, keep_from: int) -> list[str]:
+        """Show the text of the tokens before held index `keep_from`, one item per token (the
+        reply counts its thinking's tokens by them); keep the rest."""
         cut = self.marks[keep_from].start if keep_from < len(self.marks) else len(self.held)
-        out, self.held = self.held[:cut], self.held[cut:]
+        starts = [m.start for m in self.marks[:keep_from]]
+        out = [self.held[a:b] for a, b in zip(starts, [*starts[1:], cut], strict=False)]  # none when starts is empty
+        self.held = self.held[cut:]
         self.marks = [Mark(m.state, m.start - cut) for m in self.marks[keep_from:]]
         self.first += keep_from
         return out

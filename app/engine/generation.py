@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from andon.app.engine.banning import MAX_REWINDS, BanWatch
+from andon.app.engine.banning import MAX_REWINDS, BanWatch, Verdict
 from andon.app.engine.context import KVContext
 from andon.app.engine.logprobs import LogprobRecorder
 from andon.app.engine.reasoning import TRANSITION, ThinkingSplitter
@@ -193,6 +193,7 @@ class Reply:
         self._thought = 0  # tokens of thinking so far, its markers included
         self._forced: list[int] = []  # think_budget: the tokens that close the thinking, still to write
         self._budget_done = False
+        self._budget_at = 0  # where the closing text began (the reply's position)
         bans = Bans.of(params.banned_strings)
         self._watch = BanWatch(bans) if bans is not None else None
         self._prompt_ids = [int(t) for t in context.ids()] if bans is not None else []
@@ -280,13 +281,14 @@ class Reply:
         if self.constraint is not None:
             self.constraint.accept(token)
         text = self._decoder.feed(self._piece(token))
-        if self._watch is not None:
+        if self._watch is None:
+            thinking, shown = self._split(text, len(self.tokens))
+        else:
             verdict = self._watch.feed(self._mark, text)
             if verdict.rewind is not None:
                 self._rewind(verdict.rewind)
                 return None
-            text = verdict.released
-        thinking, shown = self._split(text)
+            thinking, shown = self._split_each(verdict)
         if self._hit_stop:
             self.finish = "stop"
         elif 0 < self.params.num_predict <= len(self.tokens) or self.context.n_tokens >= self.context.n_ctx:
@@ -302,9 +304,23 @@ class Reply:
         r = self.reasoning
         return self.texts.piece(token, special=r is not None and token in r.marker_tokens)
 
-    def _split(self, text: str) -> tuple[str, str]:
-        """(thinking, answer shown) of text that is sure to stay; a stop string in the answer sets
-        _hit_stop. Counts the thinking's tokens, and closes it at think_budget."""
+    def _split_each(self, verdict: Verdict) -> tuple[str, str]:
+        """`_split` of the tokens banned_strings released, each at its own position (a release of
+        several tokens may hold the thinking's end marker and some of the answer)."""
+        thought: list[str] = []
+        shown: list[str] = []
+        for k, text in enumerate(verdict.released):
+            thinking, answer = self._split(text, verdict.first + k + 1)
+            thought.append(thinking)
+            shown.append(answer)
+            if self._hit_stop:
+                break
+        return "".join(thought), "".join(shown)
+
+    def _split(self, text: str, upto: int) -> tuple[str, str]:
+        """(thinking, answer shown) of text that is sure to stay, the text of the reply's tokens up
+        to `upto`; a stop string in the answer sets _hit_stop. Counts the thinking's tokens, and
+        closes it at think_budget."""
         r = self.reasoning
         if r is None:
             shown, self._hit_stop = self._stops.feed(text)
@@ -312,10 +328,10 @@ class Reply:
         was = r.state
         thinking, answer = r.feed(text)
         if r.state in ("opened", "thinking"):  # the thinking so far: every token since the reply began
-            self._thought = len(self.tokens)
+            self._thought = upto
             self._close_at_budget()
         elif was in ("opened", "thinking"):  # this token ended it (its end marker)
-            self._thought = len(self.tokens)
+            self._thought = upto
         shown, self._hit_stop = self._stops.feed(answer)
         return thinking, shown
 
@@ -324,7 +340,7 @@ class Reply:
         r, budget = self.reasoning, self.params.think_budget
         if r is None or self._budget_done or budget < 0 or self._thought < budget:
             return
-        self._budget_done = True
+        self._budget_done, self._budget_at = True, len(self.tokens)
         self._forced = self.texts.tokenize(f"{TRANSITION}{r.markers.end}\n\n", special=True)
 
     def _rewind(self, position: int) -> None:
@@ -337,6 +353,8 @@ class Reply:
         if self.logprobs is not None:
             self.logprobs.cut(position)
         self._forced = []
+        if self._budget_done and position <= self._budget_at:  # the close went with the thinking before it
+            self._budget_done = False  # armed again; a ban inside the closing text has the last word
         if self.constraint is not None:
             self.constraint.reset()
             for token in self.tokens:
@@ -348,15 +366,11 @@ class Reply:
 
     def _end(self) -> Iterator[Event]:
         if not self._hit_stop:
-            # what was held back as a possible marker, banned phrase or stop string was not one
-            held = self._watch.flush() if self._watch is not None else ""
-            thinking, answer = "", held + self._decoder.finish()
-            if self.reasoning is not None:
-                thinking, answer = self.reasoning.feed(answer)
-                last = self.reasoning.finish()
-                thinking, answer = thinking + last.thinking, answer + last.answer
-            shown, self._hit_stop = self._stops.feed(answer)
-            tail = shown if self._hit_stop else shown + self._stops.flush()
+            # what was held back as a possible banned phrase, marker or stop string was not one
+            thinking, tail = self._split_each(self._watch.flush()) if self._watch is not None else ("", "")
+            if not self._hit_stop:
+                last_thinking, last = self._split_last(self._decoder.finish())
+                thinking, tail = thinking + last_thinking, tail + last
             if tail or thinking:
                 self._text.append(tail)
                 self._thinking.append(thinking)
@@ -366,6 +380,17 @@ class Reply:
         yield Done("".join(self._text), self.finish or "stop", self._usage(), self.seed, self.prompt.dropped,
                    self.tokens, thinking,
                    logprobs=self.logprobs.entries if self.logprobs is not None else [])  # fmt: skip
+
+    def _split_last(self, text: str) -> tuple[str, str]:
+        """(thinking, answer shown) of the reply's last text and of what the splitter and the stop
+        filter held: the reply ended, so it is what it looked like."""
+        thinking, answer = "", text
+        if self.reasoning is not None:
+            thinking, answer = self.reasoning.feed(text)
+            last = self.reasoning.finish()
+            thinking, answer = thinking + last.thinking, answer + last.answer
+        shown, self._hit_stop = self._stops.feed(answer)
+        return thinking, shown if self._hit_stop else shown + self._stops.flush()
 
     def _usage(self) -> Usage:
         end = time.perf_counter()
