@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +42,9 @@ if TYPE_CHECKING:  # the chat screen and what it needs are read when the chat is
 __all__ = ["AndonApp"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# keys read this soon after the first frame were typed before the terminal's raw mode: Enter came as
+# a newline (Ctrl+J) then. Later ones are as typed (Ctrl+J is a new line).
+BEFORE_RAW = 0.05
 
 
 class AndonApp(App[None]):
@@ -72,7 +76,8 @@ class AndonApp(App[None]):
         self.history = history or History()
         self.ui_settings = ui_settings or UiSettings()
         self._saved_theme = ""
-        self._early_keys: list[events.Key] | None = []  # typed before the chat screen is ready
+        self._early_keys: list[tuple[events.Key | events.Paste, bool]] | None = []  # typed before the chat
+        self._first_frame_at: float | None = None  # when the first frame was drawn (raw mode long on)
         self._chat_arguments = (engine_factory, model_path, verbose, rpc, model, store, preset)
         self._chat: ChatScreen | None = None
         self._host: EngineHost | None = None
@@ -109,9 +114,10 @@ class AndonApp(App[None]):
         shown meanwhile in the first frame's box; typing after a click on the conversation or on
         empty space goes to the message box."""
         if isinstance(event, (events.Key, events.Paste)) and self._early_keys is not None:
-            self._early_keys.append(event)  # type: ignore[arg-type]
+            before_raw = self._first_frame_at is None or time.monotonic() - self._first_frame_at < BEFORE_RAW
+            self._early_keys.append((event, before_raw))
             if self.screen_stack and isinstance(self.screen_stack[-1], StartScreen):
-                self.screen_stack[-1].echo(_typed(event))
+                self.screen_stack[-1].echo(_typed(event, before_raw))
             return
         chat = self._chat
         if isinstance(event, events.Key) and chat is not None and chat.is_current:
@@ -121,12 +127,13 @@ class AndonApp(App[None]):
     def input_ready(self) -> None:
         """The chat screen has its message box: the keys typed until now go to it, in order."""
         keys, self._early_keys = self._early_keys or [], None
-        for key in keys:
+        for key, before_raw in keys:
             if isinstance(key, events.Paste):
                 self.post_message(events.Paste(key.text))
                 continue
             # before raw mode the terminal turned Enter into a newline (ctrl+j): it was an Enter
-            name, character = ("enter", "\r") if key.key == "ctrl+j" else (key.key, key.character)
+            enter = before_raw and key.key == "ctrl+j"
+            name, character = ("enter", "\r") if enter else (key.key, key.character)
             self.post_message(events.Key(name, character))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -161,8 +168,12 @@ class AndonApp(App[None]):
         self._catch_signals(True)
         self._restore_theme()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.call_after_refresh(self._first_frame_drawn)
+
+    def _first_frame_drawn(self) -> None:
+        self._first_frame_at = time.monotonic()
         if self._chat is None:
-            self.call_after_refresh(self._read_the_rest)  # once the first frame is on the screen
+            self._read_the_rest()  # behind the first frame
 
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
     @guarded
@@ -250,12 +261,14 @@ class AndonApp(App[None]):
             self._host.close()
 
 
-def _typed(event: events.Key | events.Paste) -> str:
+def _typed(event: events.Key | events.Paste, before_raw: bool) -> str:
     """What a key or a paste typed before the chat screen was ready shows in the first frame."""
     if isinstance(event, events.Paste):
         return event.text
     if event.key in ("backspace", "ctrl+h"):
         return "\b"
-    if event.key in ("enter", "ctrl+j"):
+    if event.key == "enter" or (before_raw and event.key == "ctrl+j"):
+        return ""  # an Enter: it sends once the chat is there
+    if event.key in ("ctrl+j", "shift+enter"):
         return "\n"
     return event.character if event.is_printable and event.character else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from andon.app.chat.history import History
@@ -54,6 +55,24 @@ async def test_what_was_typed_first_reaches_the_chat_in_order_and_enter_sends(tm
         assert app._chat.query_one(ChatInput).text == "no"
         sent = [m.content for m in app.history.messages(app.session.chat.id) if m.role == "user"]
         assert sent == ["hi"]
+
+
+async def test_a_new_line_typed_in_the_first_frame_stays_a_new_line(tmp_path):
+    """Once the first frame is drawn the terminal is in raw mode: Ctrl+J is a new line there (as in
+    the chat's box), Enter sends; before it, Enter itself arrived as Ctrl+J (test_tui's case)."""
+    app = fast_app(tmp_path)
+    app.call_after_refresh = lambda *a, **k: None  # the test says when the first frame is drawn
+    async with app.run_test(size=(80, 24)) as pilot:
+        app._first_frame_at = time.monotonic() - 1  # drawn a second ago
+        await pilot.press("a", "ctrl+j", "b")
+        assert app.screen.query_one("#start-input").text == "a\nb"
+        await pilot.press("enter")
+        app._first_frame_drawn = type(app)._first_frame_drawn.__get__(app)
+        app._read_the_rest()
+        await until_chat(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [m.content for m in app.history.messages(app.session.chat.id) if m.role == "user"] == ["a\nb"]
 
 
 def test_the_first_frame_reads_neither_numpy_nor_pydantic_nor_the_engine():

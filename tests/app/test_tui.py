@@ -710,7 +710,8 @@ async def test_enter_right_after_launch_sends(tmp_path):
     kept until the chat screen is ready; Enter typed before raw mode arrives as a newline (ctrl+j)."""
     app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app._early_keys = []  # as while starting
+        await pilot.pause()  # the first frame is drawn
+        app._early_keys, app._first_frame_at = [], None  # as while starting, before raw mode
         await pilot.press(*"early", "ctrl+j")
         assert app.query_one(ChatInput).text == "" and not app.session.messages
         app.input_ready()
