@@ -46,6 +46,11 @@ def reply_lines(done: Done, total_s: float, load_s: float) -> list[str]:
         f"eval duration:        {duration(eval_s)}",
         f"eval rate:            {u.tokens_per_second:.2f} tokens/s",
     ]
+    if u.thinking_tokens:  # a reasoning model's: the eval count told apart, as --json's usage does
+        lines.append(f"thinking tokens:      {u.thinking_tokens} token(s)")
+        lines.append(f"answer tokens:        {u.completion_tokens - u.thinking_tokens} token(s)")
+    if u.rewinds:
+        lines.append(f"banned rewinds:       {u.rewinds}")
     if u.drafted_tokens:
         lines.append(f"drafted tokens:       {u.drafted_tokens} ({u.accepted_tokens} accepted)")
     return [*lines, f"finish reason:        {done.finish_reason}", f"seed:                 {done.seed}"]

@@ -6,12 +6,14 @@ tests/app/test_think_budget.py does."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from andon.app.engine.engine import Done, Engine
 from andon.app.engine.reasoning import TRANSITION
 
+from tests.app.test_cli import andon
 from tests.app.test_reasoning_model import DEEPSEEK_R1, QWEN3, with_template
 from tests.app.test_think_budget import reply
 
@@ -57,3 +59,17 @@ def test_a_ban_that_takes_the_close_back_arms_the_budget_again(engine, monkeypat
     closing = len(engine.tokenize(f"{TRANSITION}</think>"))
     assert done.usage.thinking_tokens == tokens_to_marker(engine, done)
     assert budget + closing <= done.usage.thinking_tokens <= budget + closing + 3  # late only by held tokens
+
+
+def test_ask_verbose_shows_the_thinking_and_answer_tokens_apart():
+    from tests.app.test_reasoning_model import ASK
+
+    r = andon(*ASK, "--verbose", "--hide-thinking")
+    assert r.returncode == 0 and r.stdout == "Hello!\n", r.stderr
+    lines = dict(line.split(":", 1) for line in r.stderr.splitlines() if ":" in line)
+    thinking, answer = (int(lines[k].split()[0]) for k in ("thinking tokens", "answer tokens"))
+    assert thinking + answer == int(lines["eval count"].split()[0])
+    usage = json.loads(andon(*ASK, "--json").stdout)["usage"]  # the same reply (temperature 0)
+    assert (thinking, answer) == (usage["thinking_tokens"], usage["answer_tokens"]) and answer >= 2  # "\n\nHello!"
+    plain = andon("ask", "Say hello.", "--verbose", "--set", "num_predict=3", "--set", "think=false")
+    assert plain.returncode == 0 and "thinking tokens" not in plain.stderr  # a model that did not think
