@@ -63,6 +63,7 @@ class EngineLike(Protocol):
         *,
         prompt: Sequence[int] | None = None,
         logprobs: int | None = None,
+        samples: int | None = None,
     ) -> Iterator[Event]: ...
 
     def chat_tokens(self, messages: Sequence[Message], think: bool | str = True) -> list[int]: ...
@@ -178,18 +179,20 @@ class EngineConnection:
 
     def stream(
         self, messages: Sequence[Message], params: Parameters, cancelled: CancelCheck | None = None,
-        *, prompt: Sequence[int] | None = None, logprobs: int | None = None,
+        *, prompt: Sequence[int] | None = None, logprobs: int | None = None, samples: int | None = None,
     ) -> Iterator[Event]:  # fmt: skip
         """The reply's events, as Engine.stream yields them. `cancelled` is asked every 50 ms while
         the reply runs; once true, the engine ends the reply ("cancelled") between prompt blocks or
         tokens, and the Done that says so arrives as usual. EngineDied if the process ends first.
-        `prompt` and `logprobs` as Engine.stream takes them."""
+        `prompt`, `logprobs` and `samples` as Engine.stream takes them."""
         rid = uuid.uuid4().hex
         extra: dict[str, Any] = {"id": rid}
         if prompt is not None:
             extra["prompt"] = list(prompt)
         if logprobs is not None:
             extra["logprobs"] = logprobs
+        if samples is not None:
+            extra["samples"] = samples
         body = {"messages": list(messages), "options": params.to_plain(), "stream": True, "andon": extra}
         finished = threading.Event()
         if cancelled is not None:  # watched from the start: the answer's headers wait for its first line

@@ -55,7 +55,7 @@ from andon.app.engine.reasoning import Think
 from andon.app.engine.speculative import Speculator
 from andon.app.engine.structured import grammar_for
 from andon.app.engine.tokens import TextDecoder, TokenTexts
-from andon.presets.parameters import ParameterError, Parameters
+from andon.presets.parameters import MAX_SEARCH, ParameterError, Parameters
 from andon.samplers import Chain, Vocab, build_chain
 from numpy.typing import NDArray
 
@@ -122,6 +122,7 @@ class Engine:
         prompt: Sequence[int] | None = None,
         logprobs: int | None = None,
         context: KVContext | None = None,
+        samples: int | None = None,
     ) -> Iterator[Event]:
         """Stream a reply: Delta events of whole characters, maybe ReplyNotices, then one Done.
 
@@ -129,6 +130,8 @@ class Engine:
         `prompt`: these tokens continued as they are (a raw prompt: no chat template, `messages`
         unused); `logprobs`: each token's log-probabilities and this many alternatives in Done.logprobs.
         `context`: a server's slot (scheduler.py's SlotContext) instead of the chat's own context.
+        `samples`: this many replies drawn together as sequences, sample i seeded seed + i (mbr.py's
+        draw); Done holds sample 0's and lists every one in seed order as its candidates.
         """
         slot = context is not None
         context = self.context if context is None else context
@@ -144,8 +147,8 @@ class Engine:
             yield from self._notices(fitted.dropped)
         yield from self._think_notice(params)
         seed = params.seed if params.seed >= 0 else secrets.randbits(31)
-        if params.num_beams > 1 or params.mbr_samples > 0:  # several sequences: beams.py, mbr.py
-            yield from self._search(fitted.tokens, params, seed, fitted.dropped, cancelled, started)
+        if samples is not None or params.num_beams > 1 or params.mbr_samples > 0:  # sequences: beams.py, mbr.py
+            yield from self._search(fitted.tokens, params, seed, fitted.dropped, cancelled, started, samples)
             return
         if chain is None:
             chain = build_chain(params.sampling(), vocab=self.vocab_for(params), n_vocab=self.n_vocab, seed=seed)
@@ -184,15 +187,22 @@ class Engine:
                 self.speculator.remember()
 
     def _search(self, tokens: list[int], params: Parameters, seed: int, dropped: int,
-                cancelled: CancelCheck | None, started: float) -> Iterator[Event]:  # fmt: skip
-        """A reply by beam search (num_beams) or minimum Bayes risk (mbr_samples)."""
+                cancelled: CancelCheck | None, started: float, samples: int | None) -> Iterator[Event]:  # fmt: skip
+        """A reply by beam search (num_beams) or minimum Bayes risk (mbr_samples), or `samples` replies."""
         from andon.app.engine import beams, mbr
 
-        if params.mbr_samples and params.num_predict <= 0 and not self.prompt.has_template and not params.stop:
+        what = f"samples {samples}" if samples is not None else f"mbr_samples {params.mbr_samples}"
+        if samples is not None and (params.num_beams > 1 or params.mbr_samples > 0 or not 1 <= samples <= MAX_SEARCH):
+            raise ParameterError(f"{what}: expected 1 to {MAX_SEARCH} replies, without num_beams or mbr_samples")
+        ends = params.num_predict > 0 or self.prompt.has_template or bool(params.stop)
+        if (samples or params.mbr_samples) and not ends:
             raise ParameterError(
-                f"mbr_samples {params.mbr_samples} with num_predict {params.num_predict}: {self.model_name} has no "
+                f"{what} with num_predict {params.num_predict}: {self.model_name} has no "
                 "chat template, so its samples may never end; set num_predict > 0 or a stop string"
             )
+        if samples is not None:
+            yield from mbr.sample_events(self, tokens, params, seed, dropped, cancelled, started, samples)
+            return
         events = beams.beam_events if params.num_beams > 1 else mbr.mbr_events
         yield from events(self, tokens, params, seed, dropped, cancelled, started)
 

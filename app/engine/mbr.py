@@ -1,5 +1,6 @@
 """Minimum Bayes risk (MBR) decoding: draw mbr_samples replies with the preset's own chain, keep the
-one with the highest mean utility (chrF or BLEU, sacrebleu) against the others.
+one with the highest mean utility (chrF or BLEU, sacrebleu) against the others. The same draw gives
+`Engine.stream(samples=N)` its N replies (a sweep's cell): every sample, in seed order, unscored.
 
 The samples are sequences of one `Sequences` context: the prompt is evaluated once and shared, and
 one batch a step decodes the last token of every sample still going. Sample i has a chain and a
@@ -10,13 +11,22 @@ drawn again alone with that seed); a grammar constrains each sample as it does a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from andon.app.engine.beams import open_sequences, reply_text, room
-from andon.app.engine.generation import CancelCheck, Delta, Done, Event, TokenConstraint, Usage, sample
+from andon.app.engine.generation import (
+    CancelCheck,
+    Delta,
+    Done,
+    Event,
+    FinishReason,
+    TokenConstraint,
+    Usage,
+    sample,
+)
 from andon.app.engine.sequences import Sequences
 from andon.presets.parameters import Parameters
 from andon.samplers import Chain, build_chain
@@ -41,6 +51,12 @@ def mbr_scores(texts: Sequence[str], name: str) -> list[float]:
     if n < 2:
         return [0.0] * n
     return [sum(score(texts[i], texts[j]) for j in range(n) if j != i) / (n - 1) for i in range(n)]
+
+
+def draws_as_replies(params: Parameters) -> bool:
+    """Whether samples drawn together write what replies one by one would (the draw runs the chain
+    and a grammar, not banned_strings' rewinds, think_budget, beams or MBR's own choice)."""
+    return not params.banned_strings and params.think_budget < 0 and params.num_beams <= 1 and params.mbr_samples <= 0
 
 
 @dataclass
@@ -69,10 +85,12 @@ class Sample:
 
 
 class MBRDraw:
-    """mbr_samples replies of one prompt, drawn together; `steps()` yields after each batch."""
+    """`count` replies of one prompt (default mbr_samples), drawn together; `steps()` yields after
+    each batch."""
 
     def __init__(self, engine: Engine, sequences: Sequences, prompt: Sequence[int], params: Parameters,
-                 seed: int, max_tokens: int, cancelled: CancelCheck | None = None) -> None:  # fmt: skip
+                 seed: int, max_tokens: int, cancelled: CancelCheck | None = None,
+                 count: int | None = None) -> None:  # fmt: skip
         self.engine, self.seqs, self.prompt = engine, sequences, list(prompt)
         self.max_tokens, self.cancelled = max_tokens, cancelled
         vocab = engine.vocab_for(params)
@@ -84,7 +102,7 @@ class MBRDraw:
                 np.random.default_rng([seed + i, 1]),
                 engine.constraint_for(params),
             )
-            for i in range(params.mbr_samples)
+            for i in range(params.mbr_samples if count is None else count)
         ]
         self.was_cancelled = False
 
@@ -120,20 +138,47 @@ class MBRDraw:
         return token
 
 
-def mbr_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, dropped: int,
-               cancelled: CancelCheck | None, started: float) -> Iterator[Event]:  # fmt: skip
-    """A reply by MBR: an empty Delta per step (progress), the chosen reply, then Done with every
-    sample (its text, seed and mean utility; best first) as candidates."""
+def _drawn(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, count: int,
+           cancelled: CancelCheck | None) -> Generator[Event, None, tuple[MBRDraw, float]]:  # fmt: skip
+    """Draw `count` samples in one Sequences context, an empty Delta per step (progress); returns
+    the draw and when its first step ended (0.0: none did)."""
     limit = room(engine, params, prompt)
-    with open_sequences(engine, params.mbr_samples, prompt, limit) as seqs:
-        draw = MBRDraw(engine, seqs, prompt, params, seed, limit, cancelled)
+    with open_sequences(engine, count, prompt, limit) as seqs:
+        draw = MBRDraw(engine, seqs, prompt, params, seed, limit, cancelled, count)
         first = 0.0
         for length in draw.steps():
             first = first or time.perf_counter()
             yield Delta("", length, time.perf_counter() - first)
-    candidates = _candidates(engine, draw.samples, params)
+    return draw, first
+
+
+def mbr_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, dropped: int,
+               cancelled: CancelCheck | None, started: float) -> Iterator[Event]:  # fmt: skip
+    """A reply by MBR: an empty Delta per step (progress), the chosen reply, then Done with every
+    sample (its text, seed and mean utility; best first) as candidates."""
+    draw, first = yield from _drawn(engine, prompt, params, seed, params.mbr_samples, cancelled)
+    rows = _rows(engine, draw.samples, params)
+    scores = mbr_scores([r["text"] for r in rows], params.mbr_utility)
+    candidates = sorted(({**r, "score": s} for r, s in zip(rows, scores, strict=True)), key=lambda r: -r["score"])
+    yield from _ending(candidates, draw, prompt, seed, dropped, started, first)
+
+
+def sample_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, dropped: int,
+                  cancelled: CancelCheck | None, started: float, count: int) -> Iterator[Event]:  # fmt: skip
+    """`count` replies of one prompt drawn together (Engine.stream's `samples`), sample i seeded
+    seed + i: an empty Delta per step (progress), sample 0's text, then Done with every sample (text,
+    seed, tokens, finish_reason) in seed order as candidates. Stopped: "cancelled", the samples as
+    far as they got."""
+    draw, first = yield from _drawn(engine, prompt, params, seed, count, cancelled)
+    yield from _ending(_rows(engine, draw.samples, params), draw, prompt, seed, dropped, started, first)
+
+
+def _ending(candidates: list[dict[str, Any]], draw: MBRDraw, prompt: Sequence[int], seed: int, dropped: int,
+            started: float, first: float) -> Iterator[Event]:  # fmt: skip
+    """The first candidate's text as a Delta, then Done with the candidates and every sample's
+    tokens counted in the rate."""
     best = candidates[0]
-    finish = "cancelled" if draw.was_cancelled else best["finish_reason"]
+    finish: FinishReason = "cancelled" if draw.was_cancelled else best["finish_reason"]
     if best["text"]:
         yield Delta(best["text"], len(best["tokens"]), time.perf_counter() - (first or started))
     n, end = sum(len(c["tokens"]) for c in candidates), time.perf_counter()
@@ -143,18 +188,11 @@ def mbr_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: 
     yield Done(best["text"], finish, usage, best["seed"], dropped, list(best["tokens"]), candidates=candidates)
 
 
-def _candidates(engine: Engine, samples: Sequence[Sample], params: Parameters) -> list[dict[str, Any]]:
-    """Every sample with its mean utility against the others, best first (ties: the first drawn)."""
-    texts = [reply_text(engine, s.tokens, params.stop) for s in samples]
-    scores = mbr_scores([t for t, _ in texts], params.mbr_utility)
-    rows = [
-        {
-            "text": text,
-            "score": score,
-            "seed": s.seed,
-            "tokens": list(s.tokens),
-            "finish_reason": "stop" if hit else (s.finish or "length"),
-        }
-        for s, (text, hit), score in zip(samples, texts, scores, strict=True)
-    ]
-    return sorted(rows, key=lambda r: -r["score"])
+def _rows(engine: Engine, samples: Sequence[Sample], params: Parameters) -> list[dict[str, Any]]:
+    """Every sample's text (cut at a stop string), seed, tokens and finish reason, in seed order."""
+    rows = []
+    for s in samples:
+        text, hit = reply_text(engine, s.tokens, params.stop)
+        finish = "stop" if hit else (s.finish or "length")
+        rows.append({"text": text, "seed": s.seed, "tokens": list(s.tokens), "finish_reason": finish})
+    return rows

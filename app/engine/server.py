@@ -6,7 +6,8 @@ reach, in the shape of Ollama's API (`POST /api/chat` streams NDJSON: `message.c
 `message.thinking` deltas, then a line with `done: true`, `done_reason` and the counts), each line
 carrying what andon adds under `andon` (notices, usage, seed, the reply's tokens). What Ollama has
 no route for is named as llama-server names it or under `/andon/`: `/tokenize`, `/props`,
-`/andon/chat_tokens`, `/andon/token_texts`, `/andon/inspect`, `/andon/cancel`. A reply ends
+`/andon/chat_tokens`, `/andon/token_texts`, `/andon/inspect`, `/andon/cancel`. `andon.samples` N in
+a chat's body asks for N replies drawn together (Engine.stream's `samples`: a sweep's cell). A reply ends
 "cancelled" when its client asks (`/andon/cancel` with the id it gave) or goes away; both are
 checked between prompt blocks and between tokens.
 
@@ -154,6 +155,7 @@ class EngineService:
         rid = str(extra.get("id", ""))
         prompt = _tokens(extra, "prompt", self.engine.n_vocab) if "prompt" in extra else None  # raw: no template
         logprobs = _field(extra, "logprobs", int) if "logprobs" in extra else None
+        samples = _field(extra, "samples", int) if "samples" in extra else None  # N replies drawn together
         stop = threading.Event()
         if rid:
             with self._cancels_lock:
@@ -164,12 +166,12 @@ class EngineService:
 
         model = self.engine.model_name
         try:
-            if self.slots is not None and _batched(params):
+            if self.slots is not None and samples is None and _batched(params):
                 yield from self._in_slot(messages, params, cancelled, prompt, logprobs)
                 return
             with self._alone():
                 for event in self.engine.stream(messages, params, cancelled=cancelled, prompt=prompt,
-                                                logprobs=logprobs):  # fmt: skip
+                                                logprobs=logprobs, samples=samples):  # fmt: skip
                     yield event_line(event, model)
         finally:
             if rid:

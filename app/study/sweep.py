@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from andon.app.engine.engine import Done, messages_for
+from andon.app.engine.mbr import draws_as_replies
 from andon.app.study.evaluation import Question, distinct_n, self_bleu, tokenizer_for
 from andon.presets.commands import apply, spec_for
 from andon.presets.parameters import ParameterError, Parameters
@@ -127,24 +128,24 @@ def run_sweep(
     progress: Callable[[str, int], None] | None = None,
     stopped: Callable[[], bool] | None = None,
 ) -> Sweep:
-    """Fill the sweep's cells in order: n seeded replies each (and the questions' greedy-or-not
-    answers under the cell's settings). KeyboardInterrupt or `stopped()` ends it between replies,
-    keeping the cells done (sweep.complete False)."""
+    """Fill the sweep's cells in order: n seeded replies each, drawn together as llama.cpp sequences
+    where the cell's settings allow (else one by one), and the questions' answers under the cell's
+    settings. KeyboardInterrupt or `stopped()` ends it (the engine stops the reply under way), keeping
+    the cells done (sweep.complete False)."""
+    messages = messages_for(system, (), sweep.prompt)
     try:
         for cell in sweep.cells:
             p = apply(params, cell.values)
-            for seed in cell.seeds[len(cell.replies) :]:
-                if stopped is not None and stopped():
+            fill = _together if draws_as_replies(p) else _one_by_one
+            if not fill(engine, cell, messages, p, prompt_tokens, progress, stopped):
+                sweep.complete = False
+                return sweep
+            for q in questions[len(cell.correct) :]:
+                done = _reply(engine, messages_for(system, (), q.question), apply(p, {"seed": cell.seeds[0]}), stopped)
+                if done.finish_reason == "cancelled":
                     sweep.complete = False
                     return sweep
-                done = _reply(engine, messages_for(system, (), sweep.prompt), apply(p, {"seed": seed}), prompt_tokens)
-                cell.replies.append(done.text)
-                cell.tokens.append(done.usage.completion_tokens)
-                if progress:
-                    progress(_label(cell), 1)
-            for q in questions[len(cell.correct) :]:
-                text = _reply(engine, messages_for(system, (), q.question), apply(p, {"seed": cell.seeds[0]})).text
-                cell.correct.append(q.accepts(text))
+                cell.correct.append(q.accepts(done.text))
                 if progress:
                     progress(_label(cell), 1)
     except KeyboardInterrupt:
@@ -152,8 +153,39 @@ def run_sweep(
     return sweep
 
 
-def _reply(engine: EngineLike, messages: Any, params: Parameters, prompt: Sequence[int] | None = None) -> Done:
-    for event in engine.stream(messages, params, prompt=prompt):
+def _together(engine: EngineLike, cell: Cell, messages: Any, params: Parameters, prompt: Sequence[int] | None,
+              progress: Callable[[str, int], None] | None, stopped: Callable[[], bool] | None) -> bool:  # fmt: skip
+    """The cell's replies as sequences of one batch (Engine.stream's `samples`), seeds in order."""
+    left = cell.seeds[len(cell.replies) :]
+    if not left:
+        return True
+    done = _reply(engine, messages, apply(params, {"seed": left[0]}), stopped, prompt, len(left))
+    if done.finish_reason == "cancelled":
+        return False
+    cell.replies.extend(c["text"] for c in done.candidates)
+    cell.tokens.extend(len(c["tokens"]) for c in done.candidates)
+    if progress:
+        progress(_label(cell), len(left))
+    return True
+
+
+def _one_by_one(engine: EngineLike, cell: Cell, messages: Any, params: Parameters, prompt: Sequence[int] | None,
+                progress: Callable[[str, int], None] | None, stopped: Callable[[], bool] | None) -> bool:  # fmt: skip
+    """The cell's replies one after another (banned_strings, think_budget, beams or MBR in the cell)."""
+    for seed in cell.seeds[len(cell.replies) :]:
+        done = _reply(engine, messages, apply(params, {"seed": seed}), stopped, prompt)
+        if done.finish_reason == "cancelled":
+            return False
+        cell.replies.append(done.text)
+        cell.tokens.append(done.usage.completion_tokens)
+        if progress:
+            progress(_label(cell), 1)
+    return True
+
+
+def _reply(engine: EngineLike, messages: Any, params: Parameters, stopped: Callable[[], bool] | None = None,
+           prompt: Sequence[int] | None = None, samples: int | None = None) -> Done:  # fmt: skip
+    for event in engine.stream(messages, params, stopped, prompt=prompt, samples=samples):
         if isinstance(event, Done):
             return event
     raise RuntimeError("the engine ended without a reply")
