@@ -238,8 +238,8 @@ class Engine:
         if isinstance(params.think, str) and not self.prompt.switches_effort and not self._told_no_effort:
             self._told_no_effort = True
             yield ReplyNotice(
-                f"think is {params.think}, but the chat template of {self.model_name} has no reasoning effort "
-                "(reasoning_effort): the level is not given to it; it thinks as with think true"
+                f"think is {params.think}, but the chat template of {self.model_name} has no reasoning_effort: "
+                "it thinks as with think true"
             )
 
     def _notices(self, dropped: int) -> Iterator[ReplyNotice]:

@@ -66,8 +66,8 @@ def test_a_level_where_the_template_has_none_is_said_once_and_thinks_as_true(eng
     monkeypatch.setattr(engine, "_told_no_effort", False)
     done, notices = reply(engine, HELLO, think="high", num_predict=2)
     assert [n.text for n in notices] == [
-        f"think is high, but the chat template of {engine.model_name} has no reasoning effort "
-        "(reasoning_effort): the level is not given to it; it thinks as with think true"
+        f"think is high, but the chat template of {engine.model_name} has no reasoning_effort: "
+        "it thinks as with think true"
     ]
     assert prompt_text(engine, done).endswith("<|im_start|>assistant\n")  # enable_thinking true: no empty block
     _, notices = reply(engine, HELLO, think="low", num_predict=2)
