@@ -26,7 +26,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from andon.app.engine.generation import CancelCheck, Delta, Done, Event, ReplyNotice, StopFilter, TokenConstraint, Usage
+from andon.app.engine.generation import (
+    CancelCheck,
+    Delta,
+    Done,
+    Event,
+    FinishReason,
+    ReplyNotice,
+    StopFilter,
+    TokenConstraint,
+    Usage,
+)
 from andon.app.engine.sequences import Sequences
 from andon.presets.parameters import Parameters
 from andon.samplers import build_chain
@@ -296,8 +306,8 @@ def beam_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed:
             yield Delta("", length, time.perf_counter() - first)
     kept = search.hypotheses.best_first()
     candidates = [_candidate(engine, h, params.stop) for h in kept]
-    best = candidates[0] if candidates else {"text": "", "finish_reason": "grammar", "tokens": []}
-    finish = "cancelled" if search.was_cancelled else best["finish_reason"]
+    best: dict[str, Any] = candidates[0] if candidates else {"text": "", "finish_reason": "grammar", "tokens": []}
+    finish: FinishReason = "cancelled" if search.was_cancelled else best["finish_reason"]
     if best["text"]:
         yield Delta(best["text"], len(best["tokens"]), time.perf_counter() - (first or started))
     n = len(best["tokens"])

@@ -20,6 +20,7 @@ from andon.app.engine.engine import ContextFullError, Delta, Done, ModelLoadErro
 from andon.app.engine.grammar import GrammarError
 from andon.app.tui.engine_host import EngineHost
 from andon.app.tui.failures import log_lines
+from andon.presets.parameters import Parameters
 
 SAVE_EVERY_S = 0.5  # how often a reply being written is saved in the history
 FLUSH_EVERY_S = 0.1  # how often written text is handed to the UI (10 updates a second)
@@ -43,14 +44,24 @@ class TextBatch:
     tokens_per_second: float  # the live rate, 0 until it can be measured
     completion_tokens: int = 0  # the reply's tokens so far
     thinking: str = ""  # a reasoning model's thinking, shown apart from the answer
+    progress: str = ""  # a search still going: e.g. "4 beams · 37 tokens"
 
 
 Update = TextBatch | ReplyNote | Done | ReplyError
 Emit = Callable[[Update], None]
 
 
-def reply_stats(done: Done) -> dict:
+def search_label(params: Parameters) -> str:
+    """What writes the reply when it is not one draw: "4 beams", "8 samples"; "" for one reply."""
+    if params.num_beams > 1:
+        return f"{params.num_beams} beams"
+    return f"{params.mbr_samples} samples" if params.mbr_samples else ""
+
+
+def reply_stats(done: Done, search: str = "") -> dict:
+    """What the history keeps of how a reply was written (`search`: the search_label it was chosen by)."""
     return {
+        **({"search": search} if search else {}),
         "tokens": done.tokens,
         "completion_tokens": done.usage.completion_tokens,
         "prompt_tokens": done.usage.prompt_tokens,
@@ -63,11 +74,14 @@ def reply_stats(done: Done) -> dict:
 class ReplyWriter:
     """The text of one reply as it arrives: batched for the UI, saved every SAVE_EVERY_S.
 
-    A reasoning model's thinking is kept apart from the answer, on screen and in the history.
+    A reasoning model's thinking is kept apart from the answer, on screen and in the history. A
+    search (beams, MBR samples) sends no text until it has chosen: its progress is told instead.
     """
 
-    def __init__(self, history: History, reply: StoredMessage, emit: Emit, continued: bool = False) -> None:
+    def __init__(self, history: History, reply: StoredMessage, emit: Emit, continued: bool = False,
+                 search: str = "") -> None:  # fmt: skip
         self.history = history
+        self.search = search
         self.reply = reply
         self.emit = emit
         self.before = reply.content if continued else ""  # a reply continued goes on from its text
@@ -78,6 +92,7 @@ class ReplyWriter:
         self.thinking_batch: list[str] = []
         self.rate = 0.0
         self.tokens = 0
+        self.progress = ""
         self.last_save = self.last_flush = time.monotonic()
 
     def add(self, delta: Delta) -> None:
@@ -87,6 +102,8 @@ class ReplyWriter:
             self.thinking.append(delta.thinking)
             self.thinking_batch.append(delta.thinking)
         self.tokens = max(self.tokens, delta.completion_tokens)
+        if self.search and not delta.text and not delta.thinking:  # a search's step: nothing chosen yet
+            self.progress = f"{self.search} · {delta.completion_tokens} tokens"
         if delta.seconds > 0:
             self.rate = (delta.completion_tokens - 1) / delta.seconds
         now = time.monotonic()
@@ -99,7 +116,8 @@ class ReplyWriter:
 
     def flush(self) -> None:
         if self.batch or self.thinking_batch:
-            self.emit(TextBatch("".join(self.batch), self.rate, self.tokens, "".join(self.thinking_batch)))
+            text, progress = "".join(self.batch), self.progress
+            self.emit(TextBatch(text, self.rate, self.tokens, "".join(self.thinking_batch), "" if text else progress))
             self.batch.clear()
             self.thinking_batch.clear()
 
@@ -109,7 +127,7 @@ class ReplyWriter:
     def finish(self, done: Done) -> None:
         """The engine's end of the reply: save it, then hand the UI its last text and the Done."""
         status: Status = "stopped" if done.finish_reason == "cancelled" else "complete"
-        stats = reply_stats(done)
+        stats = reply_stats(done, self.search)
         text, thinking = self.before + done.text, "\n".join(t for t in (self.thinking_before, done.thinking) if t)
         self.history.update_message(self.reply.id, text, status, stats, thinking)
         self.reply.content, self.reply.status, self.reply.stats = text, status, stats
@@ -140,7 +158,7 @@ def write_reply(
 ) -> None:
     """Write `reply` for the session's messages (or go on writing it: `continued`, the prompt then
     ends inside it); every outcome ends with one Done emitted."""
-    writer = ReplyWriter(history, reply, emit, continued)
+    writer = ReplyWriter(history, reply, emit, continued, search_label(session.params))
     while not host.loaded.wait(0.1):  # a message sent before the model loaded waits for it
         if cancelled():
             return writer.end("stopped")

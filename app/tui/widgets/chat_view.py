@@ -248,6 +248,8 @@ class ChatView(Conversation):
         if isinstance(update, TextBatch):
             self.status.chat_note = ""
             await message.box.append(update.text, update.thinking)
+            if update.progress:
+                message.box.show_progress(update.progress)
             if update.tokens_per_second > 0:
                 self.status.tokens_per_second = update.tokens_per_second  # live while the reply streams
             if update.completion_tokens:  # until the reply ends and gives the exact count

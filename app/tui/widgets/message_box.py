@@ -185,6 +185,7 @@ class MessageBox(Vertical):
         """`json_reply`: the reply is asked for in JSON (format json or a schema): it streams as JSON."""
         super().__init__(classes=f"message {message.role}")
         self.message = message
+        self.progress = ""  # a search's progress while it has chosen nothing (e.g. "4 beams · 37 tokens")
         self.header = FieldsLine(self.header_text(), classes="message-header")  # at 80 columns: broken between fields
         # what the user typed is shown as written (Markdown would join its lines), its control
         # characters visible (a pasted escape sequence is shown, not obeyed); replies are Markdown
@@ -205,7 +206,10 @@ class MessageBox(Vertical):
     def header_text(self) -> str:
         note = f" · version {self.message.version}/{self.message.versions}" if self.message.versions > 1 else ""
         note += ENDING.get(self.message.status, "")
+        note += f" · {self.progress}" if self.progress else ""
         stats = self.message.stats
+        if stats.get("search"):
+            note += f" · best of {stats['search']}"
         if stats.get("tokens_per_second"):
             note += f" · {stats['completion_tokens']} tokens, {stats['tokens_per_second']:.1f} tok/s"
         if stats.get("finish_reason") == "length":
@@ -227,8 +231,15 @@ class MessageBox(Vertical):
             self.thoughts.fold()  # the answer begins
         await self._feed.write(text)
 
+    def show_progress(self, progress: str) -> None:
+        """A search's progress in the header, until the reply ends."""
+        if progress != self.progress:
+            self.progress = progress
+            self.header.update(self.header_text())
+
     async def finish(self) -> None:
         """The reply ended: close the stream, render the stored text once, say how it ended."""
+        self.progress = ""
         await self._close_feed()
         if self.is_attached:
             if isinstance(self.body, Markdown):
