@@ -1,16 +1,16 @@
 """Ollama Modelfiles: import into a preset, export a preset; an Ollama model's own defaults.
 
 Import reads a Modelfile as Ollama's parser does (`andon.presets.ollama_syntax`): FROM, PARAMETER
-(several `stop` lines make a list), SYSTEM, DRAFT (Ollama's draft model for speculative
-decoding: andon's `draft`), MESSAGE (the preset's example exchange, sent before each chat) and
-TEMPLATE (kept and exported back, but not used: it is a Go template, and andon formats a chat with
-the model's own chat template, which llama.cpp runs; the import says so in one note); other
-directives, and parameters Ollama has but andon does not use, are reported, not fatal. Every
-value is checked as `--set` checks it (`ParamSpec.parse`, the one parser), and a value refused or a
-parameter neither andon nor Ollama knows is fatal: nothing is written. FROM and DRAFT are checked
-by the caller's resolver (the app layer knows where models are): a relative path is taken from
-the Modelfile's folder, and a missing file or unknown name refuses the import, as `ollama create`
-does.
+(several `stop` lines make a list, and so do several lines of `banned_strings`), SYSTEM, DRAFT
+(Ollama's draft model for speculative decoding: andon's `draft`), MESSAGE (the preset's example
+exchange, sent before each chat) and TEMPLATE (kept and exported back, but not used: it is a Go
+template, and andon formats a chat with the model's own chat template, which llama.cpp runs; the
+import says so in one note); other directives, and parameters Ollama has but andon does not use,
+are reported, not fatal. Every value is checked as `--set` checks it (`ParamSpec.parse`, the one
+parser), and a value refused or a parameter neither andon nor Ollama knows is fatal: nothing is
+written. FROM and DRAFT are checked by the caller's resolver (the app layer knows where models
+are): a relative path is taken from the Modelfile's folder, and a missing file or unknown name
+refuses the import, as `ollama create` does.
 
 Export writes what Ollama knows as Ollama reads it (`draft_max` as Ollama's `draft_num_predict`, a
 draft model as DRAFT; text in the first of Ollama's forms that reads back exactly) and andon's own
@@ -108,7 +108,7 @@ class _Import:
     def __init__(self, resolve_from: FromResolver | None) -> None:
         self.out = ImportedModelfile()
         self.resolve_from = resolve_from
-        self.stops: list[str] = []
+        self.lists: dict[str, list[str]] = {}  # Ollama's lines of a list of text (stop), one item each
         self.own: dict[str, Any] = {}  # andon's section: exact values, over Ollama's lines
         self.own_system: str | None = None
         self.own_messages: list[ExampleMessage] | None = None  # andon's section: all of them, exactly
@@ -181,9 +181,9 @@ class _Import:
             raise ModelfileError(f"line {line}: {exc}") from None
         if name == "draft":
             value = self._draft(value, line, "draft")
-        if ollama and name == "stop":
-            self.stops.extend(value)
-            self.out.lines.setdefault("stop", line)
+        if ollama and spec.kind == "str_list":  # several lines add up, as Ollama's `stop` lines do
+            self.lists.setdefault(name, []).extend(value)
+            self.out.lines.setdefault(name, line)
         else:
             self._set(name, value, line, self.out.parameters if ollama else self.own)
 
@@ -210,8 +210,7 @@ class _Import:
 
     def finish(self) -> ImportedModelfile:
         out = self.out
-        if self.stops:
-            out.parameters["stop"] = self.stops
+        out.parameters.update(self.lists)
         out.parameters.update(self.own)
         if self.own_system is not None:
             out.system = self.own_system

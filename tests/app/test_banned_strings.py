@@ -74,6 +74,14 @@ def test_the_list_is_given_as_stop_is_on_every_surface():
     assert Parameters.of(back.parameters).banned_strings == ("as an AI", "re:\\bdelv\\w{0,3}")
 
 
+def test_several_parameter_lines_of_a_modelfile_add_up_as_stop_lines_do():
+    # a Modelfile written by hand, Ollama's way: one line a phrase; each one is kept, none replaced
+    modelfile = 'FROM foo\nPARAMETER banned_strings delve\nPARAMETER banned_strings "as an AI"\nPARAMETER stop END\n'
+    back = Parameters.of(parse_modelfile(modelfile).parameters)
+    assert back.banned_strings == ("delve", "as an AI")
+    assert back.stop == ("END",)
+
+
 # --- with the embedded model ------------------------------------------------------------------------
 
 
