@@ -139,10 +139,11 @@ class AndonApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Textual's own (theme, keys, quit...) and, on the chat screen, every action of andon's."""
         yield from super().get_system_commands(screen)
-        if screen is not self._chat:
+        chat = self._chat
+        if chat is None or not chat.is_current:
             return
         for title, text, action in palette():
-            yield SystemCommand(title, text, partial(screen.run_action, action))
+            yield SystemCommand(title, text, partial(chat.run_action, action))
 
     def get_driver_class(self) -> type[Driver]:
         """andon's driver where Textual would use its LinuxDriver: input it cannot read is skipped,
@@ -187,8 +188,8 @@ class AndonApp(App[None]):
         self.call_from_thread(self._show_chat)
 
     @guarded
-    async def _show_chat(self) -> None:
-        await self.push_screen(self.build_chat())  # over the first frame, which stays below unseen
+    def _show_chat(self) -> None:
+        self.push_screen(self.build_chat())  # over the first frame, which stays below unseen
 
     # --- the theme, remembered ----------------------------------------------------------------
 
