@@ -100,7 +100,10 @@ KEYS = (
 )  # fmt: skip
 
 # the palette's entries for the actions that have no key: (title, what it does, action)
-UNBOUND = (("Chain order", "The sampler stages in the order they run (Shift+Up/Down, Space)", "edit_chain_order"),)
+UNBOUND = (
+    ("Chain order", "The sampler stages in the order they run (Shift+Up/Down, Space)", "edit_chain_order"),
+    ("Sweep parameters…", "N replies for each combination of two parameters' values, as heat maps", "sweep"),
+)
 
 # The message box's own keys (ChatInput). It handles them as they arrive, among the characters
 # typed around them: a binding runs when its key reaches the app, after the keys typed next are in

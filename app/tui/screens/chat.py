@@ -285,6 +285,13 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
         """The parameter panel, on the chain's order (from the palette: it is far down the panel)."""
         self.edit_parameter("samplers")
 
+    @guarded
+    def action_sweep(self) -> None:
+        """The palette's "Sweep parameters…": the sweep dialog, its prompt the message box's text."""
+        from andon.app.tui.screens.sweep import SweepScreen
+
+        self.app.push_screen(SweepScreen(self.host, self.view.session, self._draft()))
+
     def edit_parameter(self, name: str) -> None:
         """The parameter panel, on one parameter's field (the palette's "Parameter: NAME")."""
         self._open_parameters(partial(self.query_one(ParameterPanel).focus_field, name))
