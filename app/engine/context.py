@@ -83,6 +83,14 @@ class KVContext:
                 self._canonical = self.n_tokens
         return len(tokens) - same
 
+    def warm_up(self) -> None:
+        """One evaluation before the first prompt, then an empty cache: as llama.cpp's own programs
+        warm up after loading (common_init_from_params), so the first pass's cost (the weights read
+        in from the file, the compute set up) is the load's, not the user's first reply's."""
+        bos = self.llm.token_bos()
+        self.append([bos if bos >= 0 else 0])
+        self.truncate(0)
+
     def append(self, tokens: Sequence[int]) -> None:
         """Evaluate `tokens` after the cached ones; `logits()` is then the next token's."""
         self.llm.eval(list(tokens))

@@ -95,6 +95,7 @@ class Engine:
         self.llm = load_llama(options)
         self.texts = TokenTexts(self.llm)
         self.context = rpc.GuardedContext(self.llm) if options.rpc else KVContext(self.llm)
+        self.context.warm_up()
         self.n_vocab = self.texts.n_vocab
         self.n_ctx = self.context.n_ctx
         self.prompt = ChatPrompt(self.llm.metadata.get("tokenizer.chat_template"), self.texts, self.model_name)

@@ -80,3 +80,24 @@ def test_a_prompt_evaluation_stopped_keeps_its_blocks_and_goes_on_from_there(eng
     engine.context.truncate(0)
     assert engine.context.prefill(tokens) == len(tokens)
     assert np.array_equal(resumed, engine.context.logits())
+
+
+def test_the_warm_up_after_loading_leaves_an_empty_cache(model_path):
+    """A new engine has evaluated once (llama.cpp's warm-up) and emptied its cache: the first
+    prompt is evaluated whole from position 0, and greedy decoding writes what it writes after a
+    cache emptied by hand."""
+    import llama_cpp
+    from andon.app.engine.engine import Engine, ModelOptions
+
+    engine = Engine(ModelOptions(model_path, num_ctx=512))
+    try:
+        memory = llama_cpp.llama_get_memory(engine.llm.ctx)
+        assert engine.context.n_tokens == 0 and llama_cpp.llama_memory_seq_pos_max(memory, 0) == -1
+        tokens = engine.chat_tokens([{"role": "user", "content": "Name a colour."}])
+        assert engine.prefill(tokens) == len(tokens)
+        first = int(np.argmax(engine.logits()))
+        engine.context.truncate(0)
+        engine.prefill(tokens)
+        assert int(np.argmax(engine.logits())) == first
+    finally:
+        engine.close()
