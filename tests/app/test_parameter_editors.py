@@ -176,13 +176,36 @@ async def test_system_prompt_edited_in_the_panel_persists_and_reaches_the_model(
         assert "Answer in one line." in str(list(app.query(".notice"))[-1].render())
 
 
+async def test_banned_strings_are_entered_one_per_line_at_80x24_and_a_pattern_reads_as_typed(tmp_path):
+    """The panel says first how a list is written (four lines of help at 80x24 hold it all), and
+    a pattern's backslashes show as typed in /set parameter, not doubled."""
+    app, engines = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "/set parameter banned_strings vast re:\\bmysterious\\b")
+        await open_panel(pilot)
+        bans = app.query_one("#param-banned_strings", BlockEditor)
+        assert bans.text == "vast\nre:\\bmysterious\\b"
+        bans.focus()
+        await settle(pilot)
+        help_box = app.query_one("#param-help", Static)
+        assert str(help_box.render()).startswith("banned_strings, one per line: Phrases the reply never contains")
+        assert help_box.get_content_height(help_box.size, help_box.size, help_box.size.width) <= 4
+        bans.text += "\nas an AI\n\\\\d"  # two more phrases; a literal backslash before d is written twice
+        await pilot.press("tab")  # leaving the list applies it
+        await settle(pilot)
+        assert app.session.params.banned_strings == ("vast", "re:\\bmysterious\\b", "as an AI", "\\d")
+        await send(pilot, "hi")
+        assert engines[0].calls[-1][1].banned_strings == ("vast", "re:\\bmysterious\\b", "as an AI", "\\d")
+
+
 def test_escapes_round_trip_every_item():
-    items = ["\n", "a\\nb", "tab\there", "\r\n", "\x00", "é ✓", "\\"]
+    items = ["\n", "a\\nb", "tab\there", "\r\n", "\x00", "é ✓", "\\", "re:\\bx\\b", "\\\\b", "a\\\\", "\\\n", "\\x41"]
     for item in items:
         assert "\n" not in escape_item(item)
         assert unescape_item(escape_item(item)) == item
     assert text_items("\n".join(escape_item(i) for i in items)) == items
     assert unescape_item("C:\\path\\q") == "C:\\path\\q"  # an unknown escape stays as typed
+    assert escape_item("re:\\bx\\b") == "re:\\bx\\b" and escape_item("\\n") == "\\\\n"  # doubled only if needed
 
 
 @dataclass

@@ -143,7 +143,6 @@ def block_text(name: str, value: Any) -> str:
     return items_text(value) if isinstance(value, list) else str(value)
 
 
-BLOCK_HELP = "One per line, \\n a newline in one; applied on leaving it."
 SYSTEM_HELP = (
     "system: the system prompt, the chat's first message (as /set system). Several lines, applied on leaving "
     "them; empty is none."
@@ -413,9 +412,11 @@ class ParameterPanel(Vertical):
             help_line.update(SYSTEM_HELP)
         elif isinstance(event.widget, StageOrder):  # the names are in the list: no need to repeat them
             help_line.update(f"{name}: {ALL_SPECS[name].description} {StageOrder.HELP}")
+        elif isinstance(event.widget, BlockEditor) and name in ALL_SPECS and name not in MULTILINE:
+            # how a list is written, then what it does: four lines of 37 columns hold it at 80x24
+            help_line.update(f"{name}, one per line: {ALL_SPECS[name].description}")
         elif name in ALL_SPECS:
-            how = f" {BLOCK_HELP}" if isinstance(event.widget, BlockEditor) and name not in MULTILINE else ""
-            help_line.update(f"{name}: {describe(name)}{how}")
+            help_line.update(f"{name}: {describe(name)}")
 
     @on(Input.Submitted)
     @guarded

@@ -25,12 +25,14 @@ from textual.widgets.option_list import Option
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
-_TO_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f]")
+# A control character, and a backslash only where it would read as an escape (a pattern's \b stays)
+_TO_ESCAPE = re.compile(r"\\(?=[\\ntrx\x00-\x1f\x7f])|[\x00-\x1f\x7f]")
 _ESCAPED = re.compile(r"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
 
 
 def escape_item(item: str) -> str:
-    """One item on one line: a newline is `\\n`, a tab `\\t`, a backslash `\\\\`."""
+    """One item on one line: a newline is `\\n`, a tab `\\t`, a backslash `\\\\` where it comes
+    before one of n, t, r, x or a backslash (else it stays one: `re:\\bdelve\\b` reads as typed)."""
     return _TO_ESCAPE.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"), item)
 
 
