@@ -122,6 +122,21 @@ async def test_up_on_an_empty_box_recalls_this_chats_messages_then_the_other_cha
         assert box.text == ""
 
 
+async def test_up_recalls_a_slash_command_typed_in_this_andon_in_the_order_typed(tmp_path):
+    """A mistyped /set is fixed with Up, as in `ollama run` and shells: commands are recalled too."""
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, "a message")
+        await send(pilot, "/set parameter tempurature 0.5")
+        box = app.query_one(ChatInput)
+        await pilot.press("up")
+        assert box.text == "/set parameter tempurature 0.5"
+        await pilot.press("up")
+        assert box.text == "a message"
+        await pilot.press("down")
+        assert box.text == "/set parameter tempurature 0.5"
+
+
 async def test_f5_focuses_the_inspectors_list_its_arrows_choose_and_typing_goes_to_the_box(tmp_path):
     app, _ = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:

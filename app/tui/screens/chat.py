@@ -9,6 +9,7 @@ model controller's callbacks the model's.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from functools import partial
@@ -51,6 +52,7 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
         self.start_preset = preset  # new chats use it; with it, andon starts in a new chat
         self._opening = asyncio.Lock()  # one chat opens at a time
         self._list_for_search = False  # the chat list was hidden and Ctrl+F showed it: it goes after
+        self.typed: list[str] = []  # what was sent from the box in this andon, slash commands included
 
     @property
     def view(self) -> ChatView:
@@ -72,8 +74,9 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
         yield KeysFooter()
 
     def _earlier(self) -> Iterator[str]:
-        """The message box's Up: what was sent in the open chat, newest first, then in the others."""
-        return earlier_messages(self.history, self.view.session.chat.id)
+        """The message box's Up, newest first: what was typed in this andon (slash commands too, as
+        `ollama run` and shells recall them), then what was sent in the open chat, then in the others."""
+        return itertools.chain(reversed(self.typed), earlier_messages(self.history, self.view.session.chat.id))
 
     @guarded
     async def on_mount(self) -> None:
@@ -367,6 +370,7 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
     @on(ChatInput.Submitted)
     @guarded
     async def _submitted(self, event: ChatInput.Submitted) -> None:
+        self.typed.append(event.text)
         taken = False
         try:
             taken = await self.view.submit(event.text)
