@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("andon.engine")
 STDERR_KEPT = 40  # the engine's last lines of standard error, for the line that says why it stopped
+REASON_S = 3.0  # the engine's last line is the reason it ended only if written this close to the end
 LOG_NOISE = ("llama_", "load", "print_info", "ggml_", "graph_")  # llama.cpp's own progress lines
 CANCEL_POLL_S = 0.05  # how often a streaming reply's `cancelled` is asked
 
@@ -255,6 +257,7 @@ class EngineProcess(EngineConnection):
         self._folder = tempfile.mkdtemp(prefix=SOCKET_FOLDER_PREFIX)  # 0700: only this user reaches the socket
         self._socket = os.path.join(self._folder, "engine.sock")
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
+        self._last_said = 0.0  # when the engine last wrote a line (time.monotonic)
         command = [sys.executable, "-m", "andon.app.engine.server", "--socket", self._socket,
                    "--options", options_json(options), "--parallel", str(parallel)]  # fmt: skip
         self.proc = subprocess.Popen(
@@ -308,6 +311,7 @@ class EngineProcess(EngineConnection):
                     sys.stderr.flush()
             if line.strip():
                 self._stderr.append(line)
+                self._last_said = time.monotonic()
                 log.info("engine %d: %s", self.pid, line)
 
     def alive(self) -> bool:
@@ -329,7 +333,8 @@ class EngineProcess(EngineConnection):
         else:
             how = f"exit status {code}"
         said = [line for line in self._stderr if any(c.isalpha() for c in line) and not line.startswith(LOG_NOISE)]
-        last = said[-1] if said else ""
+        # a reason only if said as it ended (not a line from minutes before; all of them are in the log)
+        last = said[-1] if said and time.monotonic() - self._last_said < REASON_S else ""
         return f"{how}: {last}" if last else how
 
     def died(self) -> EngineDied:
@@ -366,7 +371,7 @@ def _event(line: dict[str, Any]) -> Event:
         return ReplyNotice(extra["notice"])
     message = line["message"]
     return Delta(message["content"], extra.get("completion_tokens", 0), extra.get("seconds", 0.0),
-                 message.get("thinking", ""))  # fmt: skip
+                 message.get("thinking", ""), list(extra.get("logprobs", [])))  # fmt: skip
 
 
 def _error(body: dict[str, Any]) -> Exception:

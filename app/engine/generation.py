@@ -51,6 +51,7 @@ class Delta:
     completion_tokens: int = 0  # tokens generated so far, for a live rate
     seconds: float = 0.0  # since the first token
     thinking: str = ""  # reasoning written before the answer (text is then often empty)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # asked for: the entries of the tokens it shows
 
 
 @dataclass
@@ -198,6 +199,7 @@ class Reply:
         self._watch = BanWatch(bans) if bans is not None else None
         self._prompt_ids = [int(t) for t in context.ids()] if bans is not None else []
         self._mark: Any = None  # with bans: the state before the token being chosen
+        self._logprobs_sent = 0  # with logprobs: the entries Deltas carried so far
 
     def events(self) -> Iterator[Event]:
         """Delta events of whole characters as tokens are chosen, then one Done."""
@@ -281,6 +283,7 @@ class Reply:
         if self.constraint is not None:
             self.constraint.accept(token)
         text = self._decoder.feed(self._piece(token))
+        shows = len(self.tokens)  # the tokens whose text is sure to stay
         if self._watch is None:
             thinking, shown = self._split(text, len(self.tokens))
         else:
@@ -289,6 +292,7 @@ class Reply:
                 self._rewind(verdict.rewind)
                 return None
             thinking, shown = self._split_each(verdict)
+            shows = verdict.first + len(verdict.released)
         if self._hit_stop:
             self.finish = "stop"
         elif 0 < self.params.num_predict <= len(self.tokens) or self.context.n_tokens >= self.context.n_ctx:
@@ -298,7 +302,14 @@ class Reply:
             return None
         self._text.append(shown)
         self._thinking.append(thinking)
-        return Delta(shown, len(self.tokens), time.perf_counter() - self._first_at, thinking)
+        return Delta(shown, len(self.tokens), time.perf_counter() - self._first_at, thinking, self._new_logprobs(shows))
+
+    def _new_logprobs(self, upto: int) -> list[dict[str, Any]]:
+        """The logprobs entries of the reply's first `upto` tokens not yet carried by a Delta."""
+        if self.logprobs is None:
+            return []
+        sent, self._logprobs_sent = self._logprobs_sent, self.logprobs.before(upto)
+        return self.logprobs.entries[sent : self._logprobs_sent]
 
     def _piece(self, token: int) -> bytes:
         r = self.reasoning
@@ -374,7 +385,7 @@ class Reply:
             if tail or thinking:
                 self._text.append(tail)
                 self._thinking.append(thinking)
-                yield Delta(tail, thinking=thinking)
+                yield Delta(tail, thinking=thinking, logprobs=self._new_logprobs(len(self.tokens)))
         yield from self._finish_notices()
         thinking = "".join(self._thinking).strip()
         yield Done("".join(self._text), self.finish or "stop", self._usage(), self.seed, self.prompt.dropped,

@@ -9,6 +9,7 @@ from (-inf where a constraint had to take a token the chain removed), its `bytes
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -35,6 +36,8 @@ class LogprobRecorder:
             raise ValueError(f"logprobs {top}: must be 0 to {MAX_TOP} (the alternatives shown per token)")
         self.texts, self.top = texts, top
         self.entries: list[dict[str, Any]] = []
+        self._at: list[int] = []  # each entry's position in the reply (think_budget's tokens have none)
+        self._kept = 0  # the reply's tokens so far
         self._model: NDArray[np.float64] | None = None
         self._chain: dict[int, float] = {}
 
@@ -47,6 +50,7 @@ class LogprobRecorder:
 
     def keep(self, token: int) -> None:
         """The reply took `token`: its entry, from what was seen last."""
+        self._kept += 1
         if self._model is None:
             return  # a token written for the model (think_budget's closing text), not chosen
         model, self._model = self._model, None
@@ -57,10 +61,17 @@ class LogprobRecorder:
             "chain_logprob": _finite(self._chain.get(token, -math.inf)),
             "top_logprobs": [self._token(int(t), float(model[t])) for t in best],
         })  # fmt: skip
+        self._at.append(self._kept - 1)
 
     def cut(self, n: int) -> None:
-        """Keep the first `n` entries (a reply rewound by banned_strings)."""
-        del self.entries[n:]
+        """Keep the entries of the reply's first `n` tokens (a reply rewound by banned_strings)."""
+        kept = self.before(n)
+        del self.entries[kept:], self._at[kept:]
+        self._kept = n
+
+    def before(self, n: int) -> int:
+        """How many entries the reply's first `n` tokens have."""
+        return bisect.bisect_left(self._at, n)
 
     def _token(self, token: int, logprob: float) -> dict[str, Any]:
         piece = self.texts.piece(token)

@@ -58,6 +58,8 @@ def event_line(event: Event, model: str) -> dict[str, Any]:
         line["message"] = {"role": "assistant", "content": event.text, "thinking": event.thinking}
         line["done"] = False
         line["andon"] = {"completion_tokens": event.completion_tokens, "seconds": event.seconds}
+        if event.logprobs:
+            line["andon"]["logprobs"] = event.logprobs
     elif isinstance(event, ReplyNotice):
         line["message"] = {"role": "assistant", "content": ""}
         line["done"] = False
@@ -379,6 +381,13 @@ class EngineHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServe
     def __init__(self, path: str, service: EngineService) -> None:
         self.service = service
         super().__init__(path, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-reply (the app stopped reading, a server's client left) is
+        not an error of the engine's: nothing is written. Anything else is, as socketserver writes it."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 # --- the process --------------------------------------------------------------------------------------

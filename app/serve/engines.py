@@ -138,15 +138,16 @@ class Pool:
         params: Parameters,
         keep_alive: float | None,
         gone: Gone,
+        logprobs: int | None = None,
     ) -> Iterator[Event]:
         """The reply's events, once this request's turn comes; its engine is loaded (or reloaded
         with the request's model options) first. keep_alive: seconds to keep the engine after
-        this reply (None: until the server ends; 0: closed at once)."""
+        this reply (None: until the server ends; 0: closed at once). logprobs: as Engine.stream's."""
         slot = self.slot(path)
         with self._turn(slot, ModelOptions.from_parameters(path, params), gone) as engine:
             slot.name = name
             try:
-                yield from engine.stream(messages, params, cancelled=gone)
+                yield from engine.stream(messages, params, cancelled=gone, logprobs=logprobs)
             except EngineDied:
                 slot.close()  # the next request starts a new engine
                 raise

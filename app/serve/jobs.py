@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from andon.app.engine.generation import Event
+from andon.app.engine.logprobs import MAX_TOP
 from andon.app.engine.prompt import Message
 from andon.app.serve.catalog import Catalog, Target
 from andon.app.serve.engines import Gone, Pool
@@ -32,21 +33,52 @@ class Job:
     messages: list[Message]
     params: Parameters
     keep_alive: float | None  # seconds; None: kept until the server ends
+    logprobs: int | None = None  # each token's log-probability and this many alternatives (None: not asked)
 
     def run(self, pool: Pool, gone: Gone) -> Iterator[Event]:
-        return pool.reply(self.target.entry.load_path(), self.name, self.messages, self.params, self.keep_alive, gone)
+        path = self.target.entry.load_path()
+        return pool.reply(path, self.name, self.messages, self.params, self.keep_alive, gone, self.logprobs)
 
 
 def make_job(
-    catalog: Catalog, name: object, messages: list[Message], options: Mapping[str, Any], keep_alive: object = None
+    catalog: Catalog,
+    name: object,
+    messages: list[Message],
+    options: Mapping[str, Any],
+    keep_alive: object = None,
+    logprobs: int | None = None,
 ) -> Job:
     """The job a request asks for; the preset's system prompt leads where the messages have none."""
     target = catalog.resolve(name)
     params = catalog.parameters(target, options)
+    if logprobs is not None and (params.num_beams > 1 or params.mbr_samples > 0):
+        raise ParameterError("logprobs: not served with num_beams or mbr_samples (the reply is chosen among several)")
     system = catalog.settings(target).system
     if system and not any(m["role"] == "system" for m in messages):
         messages = [{"role": "system", "content": system}, *messages]
-    return Job(str(name), target, messages, params, keep_alive_seconds(keep_alive))
+    return Job(str(name), target, messages, params, keep_alive_seconds(keep_alive), logprobs)
+
+
+def logprobs_asked(logprobs: object, top_logprobs: object) -> int | None:
+    """OpenAI's chat and Ollama's `logprobs` (true/false) and `top_logprobs` (0 to 20, with logprobs
+    true) as the engine's count of alternatives per token; None where none are asked for."""
+    if logprobs not in (None, True, False):
+        raise ParameterError(f"logprobs: {logprobs!r} is not allowed (true or false)")
+    if top_logprobs is not None and (
+        not isinstance(top_logprobs, int) or isinstance(top_logprobs, bool) or not 0 <= top_logprobs <= MAX_TOP
+    ):
+        raise ParameterError(f"top_logprobs: {top_logprobs!r} is not allowed (a whole number from 0 to {MAX_TOP})")
+    if not logprobs:
+        if top_logprobs:
+            raise ParameterError("top_logprobs: needs logprobs set to true")
+        return None
+    return int(top_logprobs or 0)
+
+
+def logprob_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An engine's logprobs entry in OpenAI's and Ollama's shape (token, logprob, bytes,
+    top_logprobs): the chain's own log-probability is andon's, left out."""
+    return {k: v for k, v in entry.items() if k != "chain_logprob"}
 
 
 def message(role: object, content: object, where: str) -> Message:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
-from andon.app.engine.generation import Done, Event
+from andon.app.engine.generation import Delta, Done, Event
 from andon.app.engine.prompt import Message
 from andon.app.engine.server import event_line
 from andon.app.models.catalog import human_count
 from andon.app.models.sources import ModelEntry
 from andon.app.serve.answers import Answer, Service, Streamed
 from andon.app.serve.engines import Gone
-from andon.app.serve.jobs import Job, make_job, message
+from andon.app.serve.jobs import Job, logprob_entry, logprobs_asked, make_job, message
 from andon.presets.commands import parameter_lines
 from andon.presets.parameters import ParameterError
 
@@ -31,8 +31,6 @@ NOT_SERVED = {  # a field Ollama takes that andon cannot honour: refused in one 
     "suffix": "suffix: fill-in-the-middle is not served",
     "template": "template: the model's own chat template is always used",
     "context": "context: not served (it is deprecated in Ollama); send the conversation to /api/chat",
-    "logprobs": "logprobs: token probabilities are not served yet",
-    "top_logprobs": "top_logprobs: token probabilities are not served yet",
 }
 OFFLINE = {
     "/api/pull": "andon serve works offline: it cannot pull models (put a GGUF file where `andon models` finds it)",
@@ -85,10 +83,10 @@ def _stream(body: dict[str, Any]) -> bool:
 def chat(service: Service, body: dict[str, Any], gone: Gone) -> Answer | Streamed:
     _refuse_unserved(body)
     messages = _messages(body)
-    job = make_job(service.catalog, body.get("model"), messages, options(body), body.get("keep_alive"))
+    job = _job(service, body, messages)
     if not messages:  # Ollama loads (or, with keep_alive 0, unloads) the model
         return Answer(_loaded(service, job, gone, {"message": {"role": "assistant", "content": ""}}))
-    lines = (chat_line(e, job.name) for e in job.run(service.pool, gone))
+    lines = chat_lines(job, job.run(service.pool, gone))
     return Streamed(lines) if _stream(body) else Answer(_whole(lines, "chat"))
 
 
@@ -99,11 +97,29 @@ def generate(service: Service, body: dict[str, Any], gone: Gone) -> Answer | Str
         raise ParameterError("prompt and system: expected text")
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages += [{"role": "user", "content": prompt}] if prompt else []
-    job = make_job(service.catalog, body.get("model"), messages, options(body), body.get("keep_alive"))
+    job = _job(service, body, messages)
     if not prompt:
         return Answer(_loaded(service, job, gone, {"response": ""}))
-    lines = (generate_line(chat_line(e, job.name)) for e in job.run(service.pool, gone))
+    lines = (generate_line(line) for line in chat_lines(job, job.run(service.pool, gone)))
     return Streamed(lines) if _stream(body) else Answer(_whole(lines, "generate"))
+
+
+def _job(service: Service, body: dict[str, Any], messages: list[Message]) -> Job:
+    asked = logprobs_asked(body.get("logprobs"), body.get("top_logprobs"))
+    return make_job(service.catalog, body.get("model"), messages, options(body), body.get("keep_alive"), asked)
+
+
+def chat_lines(job: Job, events: Iterator[Event]) -> Generator[dict[str, Any]]:
+    """The reply's lines; where logprobs were asked for, each line carries those of its tokens
+    (the last line the rest: tokens that showed no text, a stop string's), as Ollama's do."""
+    sent = 0
+    for event in events:
+        line = chat_line(event, job.name)
+        if job.logprobs is not None and isinstance(event, Delta | Done):
+            entries = event.logprobs if isinstance(event, Delta) else event.logprobs[sent:]
+            sent += len(entries)
+            line["logprobs"] = [logprob_entry(e) for e in entries]
+        yield line
 
 
 def chat_line(event: Event, name: str) -> dict[str, Any]:
@@ -131,16 +147,19 @@ def generate_line(line: dict[str, Any]) -> dict[str, Any]:
 
 def _whole(lines: Iterator[dict[str, Any]], route: str) -> dict[str, Any]:
     """The reply in one object (Ollama's `stream: false`): the last line, holding the whole text."""
-    text, thinking = [], []
+    text, thinking, logprobs = [], [], []
     for line in lines:
         holder = line["message"] if route == "chat" else line
         key = "content" if route == "chat" else "response"
         text.append(holder.get(key, ""))
         thinking.append(holder.get("thinking", ""))
+        logprobs += line.get("logprobs", [])
         if line.get("done"):
             holder[key] = "".join(text)
             if any(thinking):
                 holder["thinking"] = "".join(thinking)
+            if "logprobs" in line:
+                line["logprobs"] = logprobs
             return line
     raise RuntimeError("the engine ended the reply without its last line")
 

@@ -15,10 +15,11 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from andon.app.engine.generation import Delta, Done, Event
+from andon.app.engine.logprobs import MAX_TOP
 from andon.app.engine.prompt import Message
 from andon.app.serve.answers import Answer, Service, Streamed
 from andon.app.serve.engines import Gone
-from andon.app.serve.jobs import Job, make_job, message
+from andon.app.serve.jobs import Job, logprob_entry, logprobs_asked, make_job, message
 from andon.presets.parameters import ParameterError
 
 SAME_NAMES = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias")
@@ -26,12 +27,11 @@ IGNORED = ("user", "metadata", "store", "service_tier", "parallel_tool_calls")  
 NOT_SERVED = {
     "tools": "tools: tool calling is not served by andon",
     "functions": "functions: tool calling is not served by andon",
-    "logprobs": "logprobs: token probabilities are not served yet (andon's engine does not return them)",
-    "top_logprobs": "top_logprobs: token probabilities are not served yet (andon's engine does not return them)",
     "suffix": "suffix: fill-in-the-middle is not served",
     "echo": "echo: not served",
     "audio": "audio: andon's models read and write text only",
 }
+LOGPROBS = ("logprobs", "top_logprobs")  # read apart (_logprobs), not andon parameters
 FINISH = {"stop": "stop", "length": "length", "grammar": "stop", "cancelled": "stop"}
 
 
@@ -46,7 +46,7 @@ def _options(body: dict[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
         raise ParameterError(f"n: {n!r} is not served (one choice per request: n must be 1)")
     out: dict[str, Any] = {}
     for name, value in body.items():
-        if value is None or name in own or name in IGNORED or name in NOT_SERVED or name == "n":
+        if value is None or name in own or name in IGNORED or name in NOT_SERVED or name in ("n", *LOGPROBS):
             continue
         if name in ("max_tokens", "max_completion_tokens"):
             out["num_predict"] = value
@@ -57,6 +57,19 @@ def _options(body: dict[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
         else:
             out[name] = value  # SAME_NAMES and every andon parameter
     return out
+
+
+def _logprobs(body: dict[str, Any], chat: bool) -> int | None:
+    """The alternatives per token the body asks for: chat's `logprobs` true with `top_logprobs` K,
+    or the legacy completions' `logprobs` K; None where it asks for none."""
+    if chat:
+        return logprobs_asked(body.get("logprobs"), body.get("top_logprobs"))
+    k = body.get("logprobs")
+    if k is None:
+        return None
+    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= MAX_TOP:
+        raise ParameterError(f"logprobs: {k!r} is not allowed (a whole number from 0 to {MAX_TOP})")
+    return k
 
 
 def response_format(value: object) -> object:
@@ -103,27 +116,49 @@ def _messages(body: dict[str, Any]) -> list[Message]:
 
 
 class Completion:
-    """One reply in OpenAI's shapes: `chat.completion` (message/delta) or `text_completion` (text)."""
+    """One reply in OpenAI's shapes: `chat.completion` (message/delta) or `text_completion` (text).
+    Where logprobs were asked for, each choice carries those of its tokens (`logprobs.content` for a
+    chat, the legacy tokens/token_logprobs/top_logprobs/text_offset for a completion)."""
 
     def __init__(self, job: Job, chat: bool, include_usage: bool) -> None:
         self.job, self.chat, self.include_usage = job, chat, include_usage
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
         self.object = "chat.completion" if chat else "text_completion"
+        self._offset = 0  # a completion's text so far, for text_offset
 
     def _head(self, suffix: str = "") -> dict[str, Any]:
         return {"id": self.id, "object": self.object + suffix, "created": self.created, "model": self.job.name,
                 "system_fingerprint": "andon"}  # fmt: skip
 
-    def _choice(self, text: str, thinking: str, finish: str | None, delta: bool) -> dict[str, Any]:
+    def _choice(self, text: str, thinking: str, finish: str | None, delta: bool,
+                logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+        shaped = self._logprobs(logprobs or [])
         if not self.chat:
-            return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            return {"index": 0, "text": text, "logprobs": shaped, "finish_reason": finish}
         msg: dict[str, Any] = {"role": "assistant", "content": text}
         if thinking:
             msg["reasoning_content"] = thinking
         if delta:
             msg = {k: v for k, v in msg.items() if v or k == "content"}
-        return {"index": 0, "delta" if delta else "message": msg, "logprobs": None, "finish_reason": finish}
+        return {"index": 0, "delta" if delta else "message": msg, "logprobs": shaped, "finish_reason": finish}
+
+    def _logprobs(self, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """A choice's `logprobs` for these engine entries; None where none were asked for."""
+        if self.job.logprobs is None:
+            return None
+        if self.chat:
+            return {"content": [logprob_entry(e) for e in entries], "refusal": None}
+        offsets = []
+        for e in entries:
+            offsets.append(self._offset)
+            self._offset += len(e["token"])
+        return {
+            "tokens": [e["token"] for e in entries],
+            "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
+            "text_offset": offsets,
+        }
 
     def whole(self, events: Iterator[Event]) -> dict[str, Any]:
         text, thinking = [], []
@@ -132,20 +167,25 @@ class Completion:
                 text.append(event.text)
                 thinking.append(event.thinking)
             elif isinstance(event, Done):
-                choice = self._choice("".join(text), "".join(thinking), _finish(event), delta=False)
+                choice = self._choice("".join(text), "".join(thinking), _finish(event), False, event.logprobs)
                 return self._head() | {"choices": [choice], "usage": usage(event)}
         raise RuntimeError("the engine ended the reply without its last event")
 
     def chunks(self, events: Iterator[Event]) -> Generator[dict[str, Any]]:
+        """The SSE chunks: each Delta's text with its tokens' logprobs; the last one has the rest
+        (tokens that showed no text, a stop string's)."""
         suffix = ".chunk" if self.chat else ""
+        sent = 0
         if self.chat:
             yield self._head(suffix) | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                                      "logprobs": None, "finish_reason": None}]}  # fmt: skip
         for event in events:
-            if isinstance(event, Delta) and (event.text or event.thinking):
-                yield self._head(suffix) | {"choices": [self._choice(event.text, event.thinking, None, delta=True)]}
+            if isinstance(event, Delta) and (event.text or event.thinking or event.logprobs):
+                sent += len(event.logprobs)
+                choice = self._choice(event.text, event.thinking, None, True, event.logprobs)
+                yield self._head(suffix) | {"choices": [choice]}
             elif isinstance(event, Done):
-                last = self._choice("", "", _finish(event), delta=True)
+                last = self._choice("", "", _finish(event), True, event.logprobs[sent:])
                 if self.chat:
                     last["delta"] = {}
                 yield self._head(suffix) | {"choices": [last]}
@@ -180,7 +220,8 @@ def _reply(service: Service, body: dict[str, Any], job: Job, chat: bool, gone: G
 
 def chat_completions(service: Service, body: dict[str, Any], gone: Gone) -> Answer | Streamed:
     own = ("model", "messages", "stream", "stream_options", "keep_alive", "tool_choice")
-    job = make_job(service.catalog, body.get("model"), _messages(body), _options(body, own), body.get("keep_alive"))
+    job = make_job(service.catalog, body.get("model"), _messages(body), _options(body, own), body.get("keep_alive"),
+                   _logprobs(body, chat=True))  # fmt: skip
     return _reply(service, body, job, True, gone)
 
 
@@ -195,7 +236,8 @@ def completions(service: Service, body: dict[str, Any], gone: Gone) -> Answer | 
     if body.get("best_of") not in (None, 1):
         raise ParameterError("best_of: not served (one choice per request)")
     messages: list[Message] = [{"role": "user", "content": prompt}]
-    job = make_job(service.catalog, body.get("model"), messages, _options(body, own), body.get("keep_alive"))
+    job = make_job(service.catalog, body.get("model"), messages, _options(body, own), body.get("keep_alive"),
+                   _logprobs(body, chat=False))  # fmt: skip
     return _reply(service, body, job, False, gone)
 
 
