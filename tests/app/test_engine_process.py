@@ -194,3 +194,31 @@ def test_notices_cross_too(process):
     chat.append({"role": "user", "content": "And now?"})
     notices = [e.text for e in events(process, chat, Parameters.of({"num_predict": 2})) if isinstance(e, ReplyNotice)]
     assert any("dropped the" in n for n in notices)
+
+
+def test_a_client_gone_mid_reply_is_no_reason_given_later_for_a_death(model_path):
+    """A reader that leaves mid-reply (its connection reset) writes nothing on the engine's stderr;
+    an engine killed later says how it ended and nothing older (it once read 'killed by SIGKILL:
+    ConnectionResetError: ...', a line from minutes before)."""
+    import json
+    import socket
+    import struct
+
+    engine = EngineProcess(ModelOptions(model_path, num_ctx=512))
+    try:
+        body = json.dumps({"messages": DRAGONS, "options": {"seed": 1, "num_predict": 200}}).encode()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(engine._socket)
+        sock.sendall(b"POST /api/chat HTTP/1.1\r\nHost: engine\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        sock.recv(4096)  # the reply has begun
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, not a goodbye
+        time.sleep(4)
+        assert not any("Error" in line for line in engine._stderr), list(engine._stderr)
+        os.kill(engine.pid, signal.SIGKILL)
+        with pytest.raises(EngineDied) as died:
+            events(engine, DRAGONS, Parameters.of({"seed": 1, "num_predict": 8}))
+        assert str(died.value) == "the engine stopped (killed by SIGKILL)"
+    finally:
+        engine.close()
