@@ -142,6 +142,8 @@ class ModelController:
         loaded = self.host.current
         if self._loads and (loaded is None or loaded.path != choice.path):
             self.load_model(choice, session, explicit=False)
+        elif self._loads:  # the model in use is the chat's: a new chat keeps it (Ctrl+N on an Ollama model)
+            self._remember(session, choice, explicit=False)
 
     def start_loading(self, session: ChatSession) -> None:
         """The first load, once the first chat is open (its model, else the one andon started with)."""
@@ -276,7 +278,7 @@ class ModelController:
         self._ended(choice.name or (engine.model_name if engine else ""))
         self._note("")
         if request.session is self.view.session:
-            self._remember(request, choice)
+            self._remember(request.session, choice, request.explicit)
             if request.explicit:  # the figures of the model before are not this model's
                 self.view.model_changed(message.context)
         if request.explicit:
@@ -293,12 +295,12 @@ class ModelController:
         self._note("" if still_loaded else "model not loaded")
         self.view.say(f"error: {message.error}.{using}" if using else f"error: {message.error}", error=True)
 
-    def _remember(self, request: LoadRequest, choice: ModelChoice) -> None:
-        """The chat keeps the model it was switched to (a new chat, the model it started on)."""
-        session = request.session
+    def _remember(self, session: ChatSession, choice: ModelChoice, explicit: bool) -> None:
+        """The chat keeps the model it was switched to (a new chat, the model it started on: reopened,
+        it runs on that model, not on the one andon starts with)."""
         session.model_ref, session.model_path = choice.ref, choice.path
         fresh = not session.chat.model and not session.messages
-        if not choice.ref or session.chat.model == choice.ref or not (request.explicit or fresh):
+        if not choice.ref or session.chat.model == choice.ref or not (explicit or fresh):
             return
         try:
             session.use_model(choice.ref, choice.defaults)

@@ -1,0 +1,39 @@
+"""What the acceptance check of issue 21 (the first hour, round two) found, each through Pilot at 80x24:
+a chat started with Ctrl+N keeps the model it runs on; PgUp/PgDn in the message box scroll the chat;
+and the small ones (the preset list's model, the welcome line after a switch, a continued reply's
+header, num_ctx's suggestion, an empty stopped reply, search snippets)."""
+
+from __future__ import annotations
+
+from andon.app.chat.history import History
+from andon.app.tui.app import AndonApp
+from andon.presets.store import PresetStore
+
+from tests.app.test_model_switch import Models, folder, ollama_model, ready, status, type_line  # noqa: F401
+
+SIZE = (80, 24)
+
+
+def _app(tmp_path, models: Models) -> AndonApp:
+    return AndonApp(models.factory, tmp_path / "start.gguf", history=History(tmp_path / "h.sqlite3"),
+                    store=PresetStore(tmp_path / "presets"))  # fmt: skip
+
+
+async def test_a_chat_started_with_ctrl_n_on_an_ollama_model_is_reopened_on_it(tmp_path, ollama_model):
+    models = Models()
+    app = _app(tmp_path, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await type_line(pilot, f"/model {ollama_model}")
+        await type_line(pilot, "hello")
+        await pilot.press("ctrl+n")
+        await ready(pilot)
+        await type_line(pilot, "a question in the new chat")
+        new = app.session.chat.id
+    assert History(tmp_path / "h.sqlite3").chat(new).model == ollama_model  # stored, not ''
+    models = Models()
+    app = _app(tmp_path, models)  # andon opened again: the chat last viewed, on its model
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.session.chat.id == new
+        assert models.loaded.startswith("sha256-") and "mario" in status(app)
