@@ -9,7 +9,10 @@ from andon.app.chat.history import History
 from andon.app.tui.app import AndonApp
 from andon.presets.store import PresetStore
 
-from tests.app.test_model_switch import Models, folder, ollama_model, ready, status, type_line  # noqa: F401
+from tests.app import test_model_switch as switching
+from tests.app.test_model_switch import Models, ready, status, type_line
+
+folder, ollama_model = switching.folder, switching.ollama_model  # their fixtures, used here too
 
 SIZE = (80, 24)
 
