@@ -73,6 +73,13 @@ def build_parser() -> Parser:
         metavar="HOST:PORT[,...]",
         help="llama.cpp RPC servers for the model's layers (where no preset names any)",
     )
+    parser.add_argument(
+        "--server",
+        nargs="?",
+        const="http://127.0.0.1:11435",
+        metavar="URL",
+        help="use a running `andon serve`'s engines (default http://127.0.0.1:11435) instead of loading the model here",
+    )
     parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-V", "--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -129,7 +136,7 @@ def check_text_arguments(args: argparse.Namespace) -> None:
                 text.check(item, label.replace("_", "-"))
 
 
-AppRunner = Callable[..., int]  # starts the app: model, preset, verbose, rpc (andon.app.main gives it)
+AppRunner = Callable[..., int]  # starts the app: model, preset, verbose, rpc, server (andon.app.main gives it)
 
 
 def main(argv: list[str] | None = None, app: AppRunner | None = None) -> int:
@@ -169,7 +176,7 @@ def _run(argv: list[str], stdout: stdio.Output, app: AppRunner | None) -> int:
 
             raise UsageError("a command is needed (see andon --help)")
         with contextlib.redirect_stdout(stdout.stream):  # the app owns the terminal
-            return app(model=args.model, preset=args.preset, verbose=args.verbose, rpc=args.rpc)
+            return app(model=args.model, preset=args.preset, verbose=args.verbose, rpc=args.rpc, server=args.server)
 
 
 def _failed(exc: BaseException, stdout: stdio.Output, verbose: bool) -> int:

@@ -119,11 +119,18 @@ class EngineConnection:
         """The error for an engine that no longer answers (EngineProcess says how its process ended)."""
         return EngineDied("the engine closed the connection")
 
+    def _connection(self) -> http.client.HTTPConnection:
+        """A new connection to the engine (its Unix socket; a server's engine: server.py's TCP address)."""
+        return _UnixConnection(self._socket)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json"}
+
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> http.client.HTTPResponse:
-        connection = _UnixConnection(self._socket)
+        connection = self._connection()
         data = json.dumps(body or {}).encode()
         try:
-            connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            connection.request(method, path, body=data, headers=self._headers())
             response = connection.getresponse()
         except (OSError, http.client.HTTPException):
             connection.close()

@@ -144,17 +144,29 @@ class Pool:
         with the request's model options) first. keep_alive: seconds to keep the engine after
         this reply (None: until the server ends; 0: closed at once). logprobs: as Engine.stream's."""
         slot = self.slot(path)
+        with self.using(path, name, params, keep_alive, gone) as engine:
+            yield from engine.stream(messages, params, cancelled=gone, logprobs=logprobs)
+        if keep_alive == 0:
+            slot.turns.when_idle(slot.close)
+
+    @contextlib.contextmanager
+    def using(self, path: Path, name: str, params: Parameters, keep_alive: float | None,
+              gone: Gone) -> Iterator[EngineLike]:  # fmt: skip
+        """The model's engine for one request, in its turn (loaded with the request's model options)."""
+        slot = self.slot(path)
         with self._turn(slot, ModelOptions.from_parameters(path, params), gone) as engine:
             slot.name = name
             try:
-                yield from engine.stream(messages, params, cancelled=gone, logprobs=logprobs)
+                yield engine
             except EngineDied:
                 slot.close()  # the next request starts a new engine
                 raise
             finally:
                 slot.expires = None if keep_alive is None else time.monotonic() + keep_alive
-        if keep_alive == 0:
-            slot.turns.when_idle(slot.close)
+
+    def running(self, path: Path) -> EngineLike | None:
+        """The model's engine if one is loaded, without waiting for a turn (a cancel)."""
+        return self.slot(path).engine
 
     def load(self, path: Path, name: str, params: Parameters, keep_alive: float | None, gone: Gone) -> None:
         """Load the model without a reply (Ollama's empty prompt); keep_alive 0 unloads it."""

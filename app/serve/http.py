@@ -18,13 +18,14 @@ import select
 import socket
 import sys
 from collections.abc import Callable
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from andon.app.engine.client import EngineDied
 from andon.app.errors import USER_ERRORS
-from andon.app.serve import ollama_api, openai_api
+from andon.app.serve import andon_api, ollama_api, openai_api
 from andon.app.serve.answers import Answer, Service, Streamed
 from andon.app.serve.catalog import UnknownModel
 from andon.app.serve.engines import ClientGone
@@ -107,7 +108,9 @@ class ServeServer(ThreadingHTTPServer):
             ("GET", "/api/tags"): answer(lambda: ollama_api.tags(s)),
             ("GET", "/api/ps"): answer(lambda: ollama_api.ps(s)),
             ("POST", "/api/show"): lambda body, gone: Answer(ollama_api.show(s, body)),
-            ("POST", "/api/chat"): served(ollama_api.chat),
+            ("POST", "/api/chat"): served(andon_api.any_chat),
+            ("POST", "/andon/cancel"): lambda body, gone: andon_api.cancel(body),
+            **{("POST", p): partial(andon_api.engine_route, s, p) for p in andon_api.ENGINE_ROUTES},
             ("POST", "/api/generate"): served(ollama_api.generate),
             ("GET", "/v1/models"): answer(lambda: openai_api.models(s)),
             ("POST", "/v1/chat/completions"): served(openai_api.chat_completions),
@@ -259,8 +262,11 @@ class Handler(BaseHTTPRequestHandler):
         status, line = _status(exc)
         if status >= 500 and not isinstance(exc, HttpError):
             log.error("%s %s: %s", self.command, self.path, line, exc_info=not isinstance(exc, EngineDied))
+        body = self._error_body(status, line)
+        if not self._openai and not isinstance(exc, HttpError):
+            body["kind"] = type(exc).__name__  # the engine protocol's: an andon client raises the same class
         try:
-            self._send(Answer(self._error_body(status, line), status))
+            self._send(Answer(body, status))
         except OSError:
             self.close_connection = True
 

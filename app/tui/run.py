@@ -5,16 +5,23 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from andon.app.engine.client import EngineProcess
+    from andon.app.engine.client import EngineLike
     from andon.app.engine.loading import ModelOptions
     from andon.app.tui.app import AndonApp
 
 
-def run_app(model: str | None = None, preset: str | None = None, verbose: bool = False, rpc: str | None = None) -> int:
+def run_app(
+    model: str | None = None,
+    preset: str | None = None,
+    verbose: bool = False,
+    rpc: str | None = None,
+    server: str | None = None,
+) -> int:
     from andon.app.tui.app import AndonApp
 
     if preset is not None:
@@ -28,15 +35,60 @@ def run_app(model: str | None = None, preset: str | None = None, verbose: bool =
 
         servers = use(ALL_SPECS["rpc"].parse(rpc))
 
-    def factory(options: ModelOptions) -> EngineProcess:  # the engine in a process of its own
+    def own_engine(options: ModelOptions) -> EngineLike:  # the engine in a process of its own
         from andon.app.engine.client import EngineProcess
 
         return EngineProcess(options, show_log=False)  # llama.cpp's log would write over the screen
+
+    factory: Callable[[ModelOptions], EngineLike] = own_engine
+    if server is not None:
+        if rpc:
+            from andon.app.errors import UsageError
+
+            raise UsageError("--rpc: not with --server (the server's machine chooses its RPC servers)")
+        factory = server_factory(server)
 
     # a name from `andon models`, an Ollama name or a path; an unknown one is one line before the app starts
     path = _found(model) if model else _embedded_model_path
     app = AndonApp(factory, path, preset=preset, verbose=verbose, rpc=servers, model=model or "", fast_start=True)
     return run_to_end(app)
+
+
+def server_factory(url: str) -> Callable[[ModelOptions], EngineLike]:
+    """Engines of the `andon serve` at `url` (`andon --server`): a model is named there as `andon
+    models` names it here (the server and the app share the machine's model folders)."""
+    from andon.app.engine.remote import server_address
+
+    try:
+        server_address(url)
+    except ValueError as exc:
+        from andon.app.errors import UsageError
+
+        raise UsageError(str(exc)) from None
+
+    def factory(options: ModelOptions) -> EngineLike:
+        from andon.app.engine.loading import ModelLoadError
+        from andon.app.engine.remote import ServerEngine
+
+        name = _name_of(options.path)
+        if name is None:
+            raise ModelLoadError(f"{options.path.name}: not among `andon models` (andon serve loads models by name)")
+        return ServerEngine(url, options, name)
+
+    return factory
+
+
+def _name_of(path: Path) -> str | None:
+    """The name `andon models` gives the model in this file (None: none of them)."""
+    from andon.app.models.sources import discover
+
+    wanted = os.path.realpath(path)
+    entries = discover().entries
+    for same in (lambda e: e.path, lambda e: e.load_path()):  # a packaged model's file is joined from chunks
+        for entry in entries:
+            if os.path.realpath(same(entry)) == wanted:
+                return entry.name
+    return None
 
 
 def _found(model: str) -> Path:
