@@ -15,7 +15,8 @@ from textual.binding import Binding, BindingType
 # the message box's placeholder: the first keys a newcomer needs (the chat screen's and the first frame's)
 PLACEHOLDER = "Type a message · Enter sends · Ctrl+J new line · /? commands · Ctrl+P all actions"
 
-NAMES = {"escape": "Esc", "enter": "Enter", "tab": "Tab", "up": "Up", "down": "Down", "left": "Left", "right": "Right"}
+NAMES = {"escape": "Esc", "enter": "Enter", "tab": "Tab", "up": "Up", "down": "Down", "left": "Left", "right": "Right",
+         "pageup": "PgUp", "pagedown": "PgDn", "home": "Home", "end": "End"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,14 @@ SEND = "enter"
 NEWLINE = ("ctrl+j", "shift+enter")
 EARLIER, LATER = "up", "down"  # on an empty box (or one showing what Up recalled): earlier messages
 QUIT = "ctrl+d"  # on an empty box, as in a shell and `ollama run`; else it deletes a character
+# the keys that scroll the conversation from the box (as in oterm and LM Studio): the conversation's
+# method for each. PgUp and PgDn stay the box's while its own text is taller than it (it scrolls then).
+SCROLL = {"pageup": "scroll_page_up", "pagedown": "scroll_page_down", "ctrl+home": "scroll_home",
+          "ctrl+end": "scroll_end"}  # fmt: skip
 
 # /help's keys that are not the chat screen's: the message box's and Textual's (keys, words)
-BEFORE = ((SEND, "send"), (NEWLINE[0], "new line"), (f"{EARLIER},{LATER}", "earlier messages"))
+BEFORE = ((SEND, "send"), (NEWLINE[0], "new line"), (f"{EARLIER},{LATER}", "earlier messages"),
+          ("pageup,pagedown", "scroll the chat"), ("ctrl+home,ctrl+end", "its top/end"))  # fmt: skip
 AFTER = (("ctrl+p", "command palette (every action)"), ("ctrl+q", "quit"), (QUIT, "quit (on an empty box)"))
 
 # The parameter panel's keys (its BINDINGS; its title names them). Up and Down leave a list or a

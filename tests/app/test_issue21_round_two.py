@@ -5,11 +5,15 @@ header, num_ctx's suggestion, an empty stopped reply, search snippets)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from andon.app.chat.history import History
 from andon.app.tui.app import AndonApp
+from andon.app.tui.widgets.message_box import ChatInput, NoticeLine
 from andon.presets.store import PresetStore
 
 from tests.app import test_model_switch as switching
+from tests.app.fakes import FakeEngine, seeded_history
 from tests.app.test_model_switch import Models, ready, status, type_line
 
 folder, ollama_model = switching.folder, switching.ollama_model  # their fixtures, used here too
@@ -40,3 +44,40 @@ async def test_a_chat_started_with_ctrl_n_on_an_ollama_model_is_reopened_on_it(t
         await ready(pilot)
         assert app.session.chat.id == new
         assert models.loaded.startswith("sha256-") and "mario" in status(app)
+
+
+def _fake_app(tmp_path, history: History) -> AndonApp:
+    return AndonApp(lambda options: FakeEngine(options), Path("/models/fake.gguf"), history=history,
+                    store=PresetStore(tmp_path / "presets"))  # fmt: skip
+
+
+async def test_pgup_pgdn_and_ctrl_home_end_in_the_message_box_scroll_the_chat(tmp_path):
+    app = _fake_app(tmp_path, seeded_history(tmp_path / "h.sqlite3", turns=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view, box = app.chat_screen.view, app.query_one(ChatInput)
+        assert box.has_focus and view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # at the end
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert view.scroll_y < view.max_scroll_y and box.has_focus  # up a page; typing still goes to the box
+        await pilot.press("ctrl+home")
+        await pilot.pause()
+        assert view.scroll_y == 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert view.scroll_y > 0
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        box.text = "\n".join(f"line {i}" for i in range(30))  # taller than the box: PgUp is the box's own
+        box.move_cursor(box.document.end)
+        await pilot.pause()
+        assert box.max_scroll_y > 0
+        before = view.scroll_y
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert view.scroll_y == before and box.cursor_location[0] < 29  # the box's cursor went up a page
+        await pilot.press("f1")  # /help names the keys
+        await pilot.pause()
+        assert "PgUp / PgDn scroll the chat" in " ".join(str(n.render()) for n in app.query(NoticeLine))

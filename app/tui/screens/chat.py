@@ -68,7 +68,7 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
             with Vertical(id="chat"):  # the open chat's ChatView is mounted first in here
                 yield InspectorPanel(self.host, id="inspector", classes="hidden")
                 yield LoadingIndicator(id="loading")
-                yield ChatInput(id="input", placeholder=PLACEHOLDER, earlier=self._earlier)
+                yield ChatInput(id="input", placeholder=PLACEHOLDER, earlier=self._earlier, scroll=self._scroll_chat)
             yield ParameterPanel(id="parameters", classes="hidden")
         yield StatusBar(id="status").data_bind(*StatusFields.bound())  # the model's fields and the open chat's
         yield KeysFooter()
@@ -77,6 +77,10 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
         """The message box's Up, newest first: what was typed in this andon (slash commands too, as
         `ollama run` and shells recall them), then what was sent in the open chat, then in the others."""
         return itertools.chain(reversed(self.typed), earlier_messages(self.history, self.view.session.chat.id))
+
+    def _scroll_chat(self, method: str) -> None:
+        """The message box's PgUp/PgDn, Ctrl+Home/End: the conversation's `method` (scroll_page_up...)."""
+        getattr(self.view, method)(animate=False)
 
     @guarded
     async def on_mount(self) -> None:

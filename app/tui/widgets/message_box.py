@@ -15,7 +15,7 @@ from andon.app.chat.session import typed_message
 from andon.app.control_text import visible
 from andon.app.tui.copying import code_blocks
 from andon.app.tui.failures import guarded
-from andon.app.tui.keys import EARLIER, LATER, NEWLINE, QUIT, SEND
+from andon.app.tui.keys import EARLIER, LATER, NEWLINE, QUIT, SCROLL, SEND
 from andon.app.tui.widgets.feed import MarkdownFeed, ModelMarkdown
 from andon.app.tui.widgets.thoughts import Thoughts
 from andon.app.tui.widgets.typed_document import TypedDocument
@@ -96,7 +96,8 @@ class Recall:
 
 class ChatInput(TextArea):
     """The message box: Enter sends, Ctrl+J (or Shift+Enter where the terminal tells it) adds a line,
-    Up on an empty box recalls earlier messages (Down comes back), Ctrl+D on an empty box quits.
+    Up on an empty box recalls earlier messages (Down comes back), Ctrl+D on an empty box quits,
+    PgUp/PgDn and Ctrl+Home/End scroll the conversation (`scroll`, given the conversation's method's name).
 
     Its text is kept exactly as typed or pasted, control characters drawn visibly (TypedDocument).
     """
@@ -105,9 +106,16 @@ class ChatInput(TextArea):
     class Submitted(Message):
         text: str
 
-    def __init__(self, *, earlier: Callable[[], Iterable[str]] = lambda: (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        earlier: Callable[[], Iterable[str]] = lambda: (),
+        scroll: Callable[[str], None] = lambda method: None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.recall = Recall(earlier)
+        self._scroll = scroll
 
     @guarded
     async def on_key(self, event: events.Key) -> None:
@@ -128,6 +136,8 @@ class ChatInput(TextArea):
             await self.app.run_action("quit")  # as Ctrl+Q: the reply being written is saved as stopped
         elif key in (EARLIER, LATER):
             return self._recall(older=key == EARLIER)
+        elif key in SCROLL and not (key.startswith("page") and self.max_scroll_y > 0):  # a tall text: its own
+            self._scroll(SCROLL[key])
         else:
             return False
         return True
