@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import secrets
+import shutil
 import sys
 import textwrap
 from contextlib import closing
@@ -118,8 +119,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         _model_summary(s.model_path, engine.n_ctx)
     if args.json:
         print(json.dumps({"preset": s.preset.name, **result.to_json()}, ensure_ascii=False))
-    else:
-        print(render(result))
+    else:  # at a terminal the table fits its width, as the app's panel; piped, it is whole
+        print(render(result, width=shutil.get_terminal_size().columns if sys.stdout.isatty() else None))
     return 0
 
 

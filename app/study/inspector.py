@@ -55,6 +55,22 @@ def fitted(row: int, width: int | None) -> tuple[bool, int]:
     return False, 0
 
 
+CELL = 7  # a probability's cell: "100.00%"
+# The stages' names in a table too wide for its width (the app's panel at 80 columns): at most CELL letters
+SHORT = {"penalties": "penalty", "temperature": "temp", "adaptive_p": "adapt_p", "top_n_sigma": "nsigma",
+         "epsilon_cutoff": "epsilon", "eta_cutoff": "eta", "smoothing": "smooth", "mirostat": "miro"}  # fmt: skip
+
+
+def headers(names: Sequence[str], row_start: int, width: int | None) -> tuple[list[str], list[int], str]:
+    """The stages' headers, their columns' widths and the gap between them: the whole names, or, where
+    those do not fit `width` even without the id and the bar, names of at most CELL letters in
+    cells of CELL and a gap of one (the default chain with bans and adaptive-p then fits 80 columns)."""
+    cols = [max(CELL, len(n)) for n in names]
+    if width is None or row_start + sum(cols) + 2 * (len(cols) - 1) <= width:
+        return list(names), cols, "  "
+    return [SHORT.get(n, n)[:CELL] for n in names], [CELL] * len(names), " "
+
+
 def render(result: Inspection, *, with_prompt: bool = True, width: int | None = None) -> str:
     """The candidates' table; `width`: the columns it may take (the app's panel), else all of it."""
     lines: list[str] = []
@@ -66,21 +82,21 @@ def render(result: Inspection, *, with_prompt: bool = True, width: int | None = 
     lines.append(f"Next token: {len(result.shown)} candidates of {result.n_vocab}; probability before the chain "
                  "(input) and after each stage (✗ removed)")  # fmt: skip
     tw = max(8, *(len(show_token(result.texts[t])) for t in result.shown)) + 2
-    cols = [max(7, len(n)) for n in names]
-    with_id, bar_width = fitted(tw + sum(cols) + 2 * (len(cols) - 1), width)
+    names, cols, gap = headers(names, tw, width)
+    with_id, bar_width = fitted(tw + sum(cols) + len(gap) * (len(cols) - 1), width)
 
     def start(token: str, ident: object) -> str:
         return f"{token:<{tw}}" + (f"{ident:>7}  " if with_id else "")
 
     final = "  final" if bar_width else ""
-    lines.append(start("token", "id") + "  ".join(f"{n:>{w}}" for n, w in zip(names, cols, strict=True)) + final)
+    lines.append(start("token", "id") + gap.join(f"{n:>{w}}" for n, w in zip(names, cols, strict=True)) + final)
     for t in result.shown:
         cells = []
         for s, w in zip(result.stages, cols, strict=True):
             cells.append(f"{s.probs[t] * 100:>{w - 1}.2f}%" if t in s.probs else f"{'✗':>{w}}")
         p = result.final.probs.get(t, 0.0)
         lines.append(
-            start(show_token(result.texts[t]), t) + "  ".join(cells) + (f"  {bar(p, bar_width)}" if bar_width else "")
+            start(show_token(result.texts[t]), t) + gap.join(cells) + (f"  {bar(p, bar_width)}" if bar_width else "")
         )
     lines.append("")
     lines.append("kept after each stage: " + ", ".join(f"{s.name} {s.kept}" for s in result.stages))

@@ -10,6 +10,7 @@ import re
 import pytest
 from andon.app.engine.engine import Done, Engine
 from andon.app.engine.inspection import inspect_next
+from andon.app.study.inspector import inspect_chat
 from andon.presets import Parameters
 from andon.presets.bans import Bans
 
@@ -101,3 +102,25 @@ def test_andon_inspect_shows_the_bans_stage():
     assert the and the[0]["p"]["input"] > 0 and the[0]["p"]["bans"] == 0
     table = andon("inspect", "Write two sentences about the sea.", "--set", "banned_strings=The", "--top", "5")
     assert table.returncode == 0 and "bans" in table.stdout.splitlines()[-1]  # kept after each stage: ... bans N
+
+
+@pytest.mark.model
+def test_the_app_s_inspector_at_80_columns_shows_bans_and_adaptive_p_without_wrapping(engine: Engine):
+    """The panel's table at 80 columns (78 cells): bans and adaptive-p made the default chain's rows
+    wrap; the stages' names are shortened there, the row keeps every stage and the ban's ✗."""
+    reply = greedy_reply(engine)
+    k = [engine.token_text(t) for t in reply].index(" vast")
+    balanced = {"repeat_penalty": 1.1, "top_p": 0.95, "min_p": 0.05}  # the app's default preset
+    params = Parameters.of({**balanced, "temperature": 0.7, "banned_strings": ["vast"], "adaptive_target": 0.5})
+    messages = [*SEA, {"role": "assistant", "content": "".join(engine.token_texts(reply))}]
+    text = inspect_chat(engine, messages, reply, params, position=k, width=78)
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("token"))
+    table = lines[lines.index(header) : lines.index(header) + 11]  # the header and 10 candidates
+    assert max(len(line) for line in table) <= 78
+    assert header.split()[1:] == ["input", "bans", "penalty", "top_k", "top_p", "min_p", "temp", "adapt_p"]
+    vast = next(line for line in lines if line.startswith(" vast "))
+    assert vast.split()[2] == "✗"  # removed by the bans, the first stage after the input
+    # the CLI's table (no width) keeps the whole names
+    whole = inspect_chat(engine, messages, reply, params, position=k)
+    assert "temperature" in whole and "adaptive_p" in whole
