@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from andon.app.engine.structured import check_change, resolve_assignment
 from andon.app.models.catalog import resolve_from
 from andon.app.models.files import EMBEDDED_NAME, ModelPathError, check_gguf
 from andon.presets.commands import apply, parameter_lines, parse_assignments
-from andon.presets.modelfile import ModelfileError, export_modelfile, parse_modelfile
+from andon.presets.modelfile import TEMPLATE_UNUSED, ModelfileError, export_modelfile, parse_modelfile
 from andon.presets.parameters import DEFAULTS, Parameters
 from andon.presets.preset import check_name
 from andon.presets.store import DEFAULT_PRESET, PresetError, PresetStore, os_reason
@@ -88,6 +89,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("parameters")
     changed = preset.parameters.changed(DEFAULTS)
     _print_indented("\n".join(parameter_lines(preset.parameters.to_plain(sorted(changed)))))
+    if preset.messages:  # Modelfile MESSAGE lines, as /show modelfile and `presets export` write them
+        print("example exchange (sent after the system prompt, before the chat)")
+        _print_indented("\n".join(f"{m.role}: {m.content}" for m in preset.messages))
+    if preset.template:
+        print("template")
+        _print_indented(textwrap.fill(f"{TEMPLATE_UNUSED} (`andon presets export` prints it)", 76))
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from andon.app.chat.history import History
+from andon.app.cli.main import main
 from andon.app.tui.app import AndonApp
 from andon.app.tui.widgets.message_box import ChatInput, NoticeLine
 from andon.presets.store import PresetStore
@@ -81,3 +82,17 @@ async def test_pgup_pgdn_and_ctrl_home_end_in_the_message_box_scroll_the_chat(tm
         await pilot.press("f1")  # /help names the keys
         await pilot.pause()
         assert "PgUp / PgDn scroll the chat" in " ".join(str(n.render()) for n in app.query(NoticeLine))
+
+
+def test_presets_show_lists_the_example_exchange_and_notes_a_kept_template(tmp_path, capsys):
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text('SYSTEM You are Mario.\nTEMPLATE """{{ .System }} {{ .Prompt }}"""\n'
+                         "MESSAGE user Who are you?\nMESSAGE assistant It's-a me, Mario!\n")  # fmt: skip
+    assert main(["presets", "import", str(modelfile), "--name", "mario"]) == 0
+    capsys.readouterr()
+    assert main(["presets", "show", "mario"]) == 0
+    out = capsys.readouterr().out
+    exchange = out.split("example exchange")[1]
+    assert "  user: Who are you?\n  assistant: It's-a me, Mario!\n" in exchange
+    assert "template\n  TEMPLATE (Ollama's Go template) is kept for export, not used" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
