@@ -95,8 +95,7 @@ class ServerEngine(EngineConnection):
     def died(self, why: str = "") -> EngineDied:
         """The server or its engine stopped answering: the next message asks the server again."""
         self._dead = True
-        return EngineDied(f"andon serve's engine at {self.url} stopped ({why or 'the connection closed'}); "
-                          "the server starts a new one at the next message")  # fmt: skip
+        return EngineDied(f"andon serve ({self.url}): {why or 'the connection closed (is the server running?)'}")
 
     def alive(self) -> bool:
         return not self._dead
