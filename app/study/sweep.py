@@ -164,8 +164,9 @@ def _together(engine: EngineLike, cell: Cell, messages: Any, params: Parameters,
         return False
     cell.replies.extend(c["text"] for c in done.candidates)
     cell.tokens.extend(len(c["tokens"]) for c in done.candidates)
-    if progress:
-        progress(_label(cell), len(left))
+    for _ in left:  # one step a reply, as ProgressReport counts them
+        if progress:
+            progress(_label(cell), 1)
     return True
 
 

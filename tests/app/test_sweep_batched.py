@@ -79,11 +79,12 @@ def sweep_of(n: int = 3) -> Sweep:
 
 
 def test_a_cell_is_one_batched_request_and_one_by_one_where_banned_strings_are_set():
-    together, alone = Counting(), Counting()
-    run_sweep(together, sweep_of(), Parameters(), "")
+    together, alone, steps = Counting(), Counting(), []
+    run_sweep(together, sweep_of(), Parameters(), "", progress=lambda label, step: steps.append(label))
     run_sweep(alone, sweep_of(), Parameters.of({"banned_strings": ["x"]}), "")
     assert together.calls == [(10, 3), (10, 3)]  # two cells, each one batch of 3 seeds from 10
     assert alone.calls == [(10, None), (11, None), (12, None)] * 2
+    assert steps == ["temperature=0.5"] * 3 + ["temperature=1.5"] * 3  # the progress bar counts every reply
 
 
 def test_ctrl_c_keeps_the_cells_done():

@@ -108,8 +108,8 @@ class SweepScreen(ModalScreen[None]):
         """The sweep on the loaded model (its lock held: no reply meanwhile), then its heat maps."""
         from andon.app.study.sweep import run_sweep
 
-        def advance(_label: str, replies: int) -> None:
-            self.app.call_from_thread(self.query_one(ProgressBar).advance, replies)
+        def advance(_label: str, _step: int) -> None:  # one reply written
+            self.app.call_from_thread(self.query_one(ProgressBar).advance, 1)
 
         params = self.session.params
         why = ""
