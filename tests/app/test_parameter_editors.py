@@ -198,6 +198,20 @@ async def test_banned_strings_are_entered_one_per_line_at_80x24_and_a_pattern_re
         assert engines[0].calls[-1][1].banned_strings == ("vast", "re:\\bmysterious\\b", "as an AI", "\\d")
 
 
+async def test_a_changed_list_is_counted_in_the_changes_line(tmp_path):
+    """The list's items are in its row; written whole in the changes line they pushed its end out."""
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send(pilot, '/set parameter banned_strings vast "as an AI" re:\\bmysterious\\b')
+        await send(pilot, "/set parameter adaptive_target 0.5")
+        await send(pilot, "/set think high")
+        await open_panel(pilot)
+        line = changes_line(app)
+        assert "banned_strings 3 items, preset has none" in line and "adaptive_target 0.5" in line
+        assert "as an AI" not in line and "mysterious" not in line
+        assert "as an AI" in app.query_one("#param-banned_strings", BlockEditor).text  # the row has them
+
+
 def test_escapes_round_trip_every_item():
     items = ["\n", "a\\nb", "tab\there", "\r\n", "\x00", "é ✓", "\\", "re:\\bx\\b", "\\\\b", "a\\\\", "\\\n", "\\x41"]
     for item in items:

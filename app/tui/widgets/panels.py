@@ -117,7 +117,11 @@ def changes_line(preset_name: str, plain: dict[str, Any], base: dict[str, Any], 
 
 
 def change(name: str, mine: Any, preset: Any) -> str:
-    """One parameter's part of the changes line; the chain's order in words, not two long lists."""
+    """One parameter's part of the changes line; the chain's order in words, not two long lists;
+    a list or a map counted (its items are in its row, marked: whole, they pushed the line's
+    end out of its four lines at 80 columns)."""
+    if isinstance(mine, list | dict) and name != "samplers":
+        return f"{name} {counted(mine)}, preset has {counted(preset)}"
     if name != "samplers":
         return f"{name} {field_text(mine)}, preset has {field_text(preset)}"
     dropped = [s for s in preset if s not in mine]
@@ -127,6 +131,11 @@ def change(name: str, mine: Any, preset: Any) -> str:
     parts += [f"without {', '.join(dropped)}"] if dropped else []
     parts += [f"with {', '.join(added)}"] if added else []
     return "chain: " + ", ".join(parts)
+
+
+def counted(value: list[Any] | dict[str, Any]) -> str:
+    """A list's or a map's size in words: "none", "1 item", "3 items"."""
+    return f"{len(value)} item{'' if len(value) == 1 else 's'}" if value else "none"
 
 
 def system_change(mine: str, preset: str) -> str:
