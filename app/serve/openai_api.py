@@ -53,10 +53,21 @@ def _options(body: dict[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
         elif name == "response_format":
             out["format"] = response_format(value)
         elif name == "reasoning_effort":  # think's level; OpenAI's ends clamped to it, as Ollama does
-            out["think"] = False if value == "none" else {"minimal": "low", "xhigh": "high"}.get(value, value)
+            out["think"] = reasoning_effort(value)
         else:
             out[name] = value  # SAME_NAMES and every andon parameter
     return out
+
+
+EFFORTS = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+
+
+def reasoning_effort(value: object) -> object:
+    """OpenAI's reasoning_effort as andon's think: none is off, minimal and xhigh clamped (as Ollama does);
+    another value is refused under the name the client sent."""
+    if not isinstance(value, str) or value not in EFFORTS:
+        raise ParameterError(f"reasoning_effort: {value!r} is not allowed (must be one of {', '.join(EFFORTS)})")
+    return EFFORTS[value]
 
 
 def _logprobs(body: dict[str, Any], chat: bool) -> int | None:

@@ -88,3 +88,15 @@ def test_a_resent_chat_reports_its_cached_tokens(client: openai.OpenAI):
     second = client.chat.completions.create(model=MODEL, messages=chat, **GREEDY)  # type: ignore[arg-type]
     cached = second.usage.prompt_tokens_details.cached_tokens  # type: ignore[union-attr]
     assert cached is not None and cached >= first.usage.prompt_tokens - 1  # type: ignore[union-attr]
+
+
+def test_a_reasoning_effort_not_known_is_named_as_sent(client: openai.OpenAI):
+    """OpenAI's field is refused under its own name and values, not as andon's `think`."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}],
+                                       reasoning_effort="extreme", max_tokens=4)  # type: ignore[arg-type]  # fmt: skip
+    line = str(refused.value)
+    assert "reasoning_effort: 'extreme' is not allowed" in line and "minimal" in line and "think" not in line
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}],
+                                           reasoning_effort="xhigh", max_tokens=4)  # fmt: skip
+    assert reply.choices[0].message.content is not None
