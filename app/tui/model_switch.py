@@ -281,6 +281,7 @@ class ModelController:
             self._remember(request.session, choice, request.explicit)
             if request.explicit:  # the figures of the model before are not this model's
                 self.view.model_changed(message.context)
+            self.view.refresh_welcome()  # an empty chat's welcome names the model now loaded
         if request.explicit:
             self.view.say(f"Model {choice.name or choice.path.name} loaded ({message.seconds:.1f} s).")
         self._say_notes(choice)

@@ -10,12 +10,15 @@ from pathlib import Path
 from andon.app.chat.history import History
 from andon.app.cli.main import main
 from andon.app.tui.app import AndonApp
+from andon.app.tui.screens.dialogs import PresetPicker
 from andon.app.tui.widgets.message_box import ChatInput, NoticeLine
+from andon.presets.modelfile import parse_modelfile
 from andon.presets.store import PresetStore
+from textual.widgets import OptionList
 
 from tests.app import test_model_switch as switching
 from tests.app.fakes import FakeEngine, seeded_history
-from tests.app.test_model_switch import Models, ready, status, type_line
+from tests.app.test_model_switch import Models, ready, status, type_line, until
 
 folder, ollama_model = switching.folder, switching.ollama_model  # their fixtures, used here too
 
@@ -96,3 +99,27 @@ def test_presets_show_lists_the_example_exchange_and_notes_a_kept_template(tmp_p
     assert "  user: Who are you?\n  assistant: It's-a me, Mario!\n" in exchange
     assert "template\n  TEMPLATE (Ollama's Go template) is kept for export, not used" in out
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+MARIO = "FROM alpha\nPARAMETER temperature 0.2\nSYSTEM You are Mario.\n"
+
+
+async def test_f3_names_a_presets_model_and_the_welcome_follows_a_switch(tmp_path, folder):
+    PresetStore(tmp_path / "presets").save(parse_modelfile(MARIO).to_preset("mario"))
+    models = Models()
+    app = _app(tmp_path, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        welcome = app.query(NoticeLine).first()
+        assert "of start · preset balanced" in str(welcome.render())
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, PresetPicker))
+        picker = app.screen.query_one(OptionList)
+        row = str(picker.get_option_at_index(app.screen.names.index("mario")).prompt)
+        assert "model alpha · Imported from an Ollama Modelfile." in row
+        await pilot.press("escape")
+        await type_line(pilot, "/load mario")
+        await ready(pilot)
+        assert models.loaded == "alpha.gguf"
+        assert app.query(NoticeLine).first() is welcome  # the same line at the top, now naming the new ones
+        assert "model alpha · preset mario" in str(welcome.render())

@@ -256,10 +256,13 @@ class ChatScreen(Screen[None], StatusFields):  # it holds what the status bar sh
         self.view.switch_preset(name)
 
     def preset_summary(self, name: str) -> str:
+        """A preset's line in F3's list and the palette: the model it brings (a Modelfile's FROM), what it is for."""
         try:
-            return preset_summary(self.store.load(name).description)
+            preset = self.store.load(name)
         except PresetError:
             return ""
+        summary = preset_summary(preset.description)
+        return f"model {preset.model} · {summary}" if preset.model else summary
 
     @guarded
     def action_next_preset(self) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from andon.app.chat.history import HistoryError, StoredMessage, first_match
 from andon.app.chat.session import ChatSession
+from andon.app.control_text import visible
 from andon.app.engine.engine import Done
 from andon.app.engine.structured import check_change
 from andon.app.tui.engine_host import EngineHost
@@ -27,6 +28,7 @@ from andon.app.tui.widgets.conversation import Conversation
 from andon.app.tui.widgets.message_box import (
     EarlierMessages,
     MessageBox,
+    NoticeLine,
     StatusFields,
     last_code_block,
     preset_summary,
@@ -110,6 +112,7 @@ class ChatView(Conversation):
         self.owned = False  # whether this andon writes the chat (see _claim)
         self.verbose = False  # /set verbose: timings after each reply
         self._context_before = 0  # context used when the reply being written started
+        self._welcome: NoticeLine | None = None  # an empty chat's welcome line
 
     # --- what is on screen --------------------------------------------------------------------
 
@@ -123,7 +126,7 @@ class ChatView(Conversation):
         if self.session.warning:
             self.say(f"warning: {self.session.warning}", error=True)
         if not self.messages():
-            self.say(self.welcome())
+            self._welcome = self.say(self.welcome())
         self._claim()
 
     def welcome(self) -> str:
@@ -138,6 +141,11 @@ class ChatView(Conversation):
             f"Type a message and press Enter (Ctrl+J adds a line). {keys_of('reply.stop', 'reply.stop_ctrl_c')} "
             f"stops a reply.\n{welcome_hints()}"
         )
+
+    def refresh_welcome(self) -> None:
+        """An empty chat's welcome names the model and preset in use now (after /load, F3, a load)."""
+        if self._welcome is not None and self._welcome.is_attached and not self.messages():
+            self._welcome.set_text(visible(self.welcome()))
 
     def _claim(self) -> None:
         """Become the chat's writer; another andon writing it leaves it read-only here."""
@@ -461,6 +469,7 @@ class ChatView(Conversation):
         self.settings_changed()
 
     def settings_changed(self) -> None:
+        self.refresh_welcome()
         self.status.preset_label = self._preset_label()
         self.status.num_ctx = self.session.params.num_ctx
         self.post_message(self.ChatChanged(self.session))

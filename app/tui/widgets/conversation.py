@@ -41,12 +41,14 @@ class Conversation(VerticalScroll):
         for message in visible[self.hidden :]:
             yield MessageBox(message)
 
-    def say(self, text: str, error: bool = False) -> None:
+    def say(self, text: str, error: bool = False) -> NoticeLine:
         """A line from andon in the conversation (it may quote a model's or a user's text: its
         control characters are shown, never sent to the terminal)."""
-        self.mount(NoticeLine(visible(text), error))
+        line = NoticeLine(visible(text), error)
+        self.mount(line)
         self.call_after_refresh(self._trim)
         self.scroll_end(animate=False)
+        return line
 
     async def add(self, widget: Widget) -> None:
         """Mount a message at the end; the oldest beyond the window go."""

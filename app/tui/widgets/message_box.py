@@ -278,6 +278,10 @@ class NoticeLine(Static):
     def __init__(self, text: str, error: bool = False) -> None:
         super().__init__(Wrapped(text, hang), classes="notice error" if error else "notice", markup=False)
 
+    def set_text(self, text: str) -> None:
+        """Say something else in its place (an empty chat's welcome after a switch)."""
+        self.update(Wrapped(text, hang))
+
 
 class EarlierMessages(Button):
     """Stands for the messages not mounted above the conversation; pressing it shows more."""
