@@ -166,6 +166,12 @@ def _runs(names: str, sets: list[str]):
     return [(s.preset.name, s.params, s.system) for s in (resolve_settings(n, sets, store=store) for n in wanted)]
 
 
+def say_notices(notices: list[str]) -> None:
+    """What the engine said of the replies, each once, after the progress bar (as `andon ask` says them)."""
+    for text in dict.fromkeys(notices):
+        print(f"andon: {text}", file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.grid:
         return cmd_sweep(args)
@@ -176,11 +182,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     prompt = read_prompt(args.prompt)
     runs = _runs(args.presets or ",".join(PresetStore().builtin_names()), args.set)
     options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.log)
+    notices: list[str] = []
     with (
         closing(EngineProcess(options)) as engine,
         ProgressReport("compare", args.n * len(runs), "replies") as bar,
     ):
-        results = compare(engine, prompt, runs, args.n, args.seed, bar.advance)
+        results = compare(engine, prompt, runs, args.n, args.seed, bar.advance, notices)
+    say_notices(notices)
     if args.verbose:
         _model_summary(options.path, engine.n_ctx)
     if args.json:
@@ -263,8 +271,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     qs = questions()[: args.limit]
     runs = _runs(args.presets, args.set)
     options = ModelOptions.from_parameters(model_path_for(args.model), runs[0][1], args.log)
+    notices: list[str] = []
     with closing(EngineProcess(options)) as engine, ProgressReport("eval", len(qs) * len(runs), "answers") as bar:
-        results = evaluate(engine, runs, qs, seed=args.seed, progress=bar.advance)
+        results = evaluate(engine, runs, qs, seed=args.seed, progress=bar.advance, notices=notices)
+    say_notices(notices)
     if args.json:
         print(json.dumps({
             "questions": len(qs), "seed": args.seed,

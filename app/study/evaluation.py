@@ -12,7 +12,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import sacrebleu
-from andon.app.engine.engine import Done, Message, messages_for
+from andon.app.engine.engine import Done, Message, ReplyNotice, messages_for
 
 if TYPE_CHECKING:
     from andon.app.engine.client import EngineLike
@@ -20,9 +20,14 @@ from andon.presets.commands import apply
 from andon.presets.parameters import Parameters
 
 
-def run_reply(engine: EngineLike, messages: Sequence[Message], params: Parameters) -> Done:
+def run_reply(
+    engine: EngineLike, messages: Sequence[Message], params: Parameters, notices: list[str] | None = None
+) -> Done:
+    """The reply's end; what the engine says of the reply (its notices) goes into `notices`."""
     for event in engine.stream(messages, params):
-        if isinstance(event, Done):
+        if isinstance(event, ReplyNotice) and notices is not None:
+            notices.append(event.text)
+        elif isinstance(event, Done):
             return event
     raise RuntimeError("the engine ended without a reply")
 
@@ -97,15 +102,17 @@ def compare(
     n: int,
     base_seed: int | None = None,
     progress: Callable[[str, int], None] | None = None,
+    notices: list[str] | None = None,
 ) -> list[PresetRun]:
-    """n replies per preset; reply i of every preset uses seed base_seed + i (recorded)."""
+    """n replies per preset; reply i of every preset uses seed base_seed + i (recorded); what the
+    engine says of them goes into `notices`."""
     base = secrets.randbits(30) if base_seed is None else base_seed
     seeds = [base + i for i in range(n)]
     out = []
     for name, params, system in runs:
         run = PresetRun(name, seeds, [], [], params.to_plain(sorted(params.changed())))
         for i, seed in enumerate(seeds):
-            done = run_reply(engine, messages_for(system, (), prompt), apply(params, {"seed": seed}))
+            done = run_reply(engine, messages_for(system, (), prompt), apply(params, {"seed": seed}), notices)
             run.replies.append(done.text)
             run.tokens.append(done.usage.completion_tokens)
             if progress:
@@ -157,6 +164,7 @@ def evaluate(
     seed: int = 1,
     max_tokens: int = 48,
     progress: Callable[[str, int], None] | None = None,
+    notices: list[str] | None = None,
 ) -> list[EvalResult]:
     results = []
     for name, params, system in runs:
@@ -164,7 +172,7 @@ def evaluate(
                            if params.num_predict > 0 else max_tokens})  # fmt: skip
         result = EvalResult(name, [], [], seed)
         for i, q in enumerate(qs):
-            text = run_reply(engine, messages_for(system, (), q.question), p).text
+            text = run_reply(engine, messages_for(system, (), q.question), p, notices).text
             result.replies.append(text)
             result.correct.append(q.accepts(text))
             if progress:

@@ -106,6 +106,17 @@ def test_compare_reports_diversity_and_seeds():
 
 
 @pytest.mark.model
+def test_compare_and_eval_say_the_engines_notices_once_as_ask_does():
+    """A think level on a template without reasoning_effort is said once, on stderr, after the run."""
+    for command in (("compare", "Say hi", "--presets", "balanced", "-n", "2"), ("eval", "--presets", "balanced",
+                    "--limit", "2")):  # fmt: skip
+        r = andon(*command, "--set", "think=low", "--set", "num_predict=4")
+        assert r.returncode == 0, r.stderr
+        said = [line for line in r.stderr.splitlines() if "reasoning_effort" in line]
+        assert len(said) == 1 and said[0].startswith("andon: think is low"), r.stderr
+
+
+@pytest.mark.model
 def test_eval_reports_accuracy_per_preset():
     r = andon("eval", "--presets", "factual,creative", "--limit", "6", "--json")
     assert r.returncode == 0, r.stderr
