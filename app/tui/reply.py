@@ -86,6 +86,7 @@ class ReplyWriter:
         self.emit = emit
         self.before = reply.content if continued else ""  # a reply continued goes on from its text
         self.thinking_before = reply.thinking if continued else ""
+        self.tokens_before = int(reply.stats.get("completion_tokens", 0)) if continued else 0  # its count covers all
         self.text: list[str] = [self.before]
         self.batch: list[str] = []
         self.thinking: list[str] = [self.thinking_before]
@@ -128,6 +129,9 @@ class ReplyWriter:
         """The engine's end of the reply: save it, then hand the UI its last text and the Done."""
         status: Status = "stopped" if done.finish_reason == "cancelled" else "complete"
         stats = reply_stats(done, self.search)
+        if self.tokens_before:  # continued: the count is the whole reply's; a cut is at this run's num_predict
+            stats["completion_tokens"] += self.tokens_before
+            stats["num_predict"] = done.usage.completion_tokens
         text, thinking = self.before + done.text, "\n".join(t for t in (self.thinking_before, done.thinking) if t)
         self.history.update_message(self.reply.id, text, status, stats, thinking)
         self.reply.content, self.reply.status, self.reply.stats = text, status, stats

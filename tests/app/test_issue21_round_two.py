@@ -18,7 +18,9 @@ from textual.widgets import OptionList
 
 from tests.app import test_model_switch as switching
 from tests.app.fakes import FakeEngine, seeded_history
+from tests.app.test_history_replies import header, reply_box
 from tests.app.test_model_switch import Models, ready, status, type_line, until
+from tests.app.test_tui import make_app, send
 
 folder, ollama_model = switching.folder, switching.ollama_model  # their fixtures, used here too
 
@@ -123,3 +125,31 @@ async def test_f3_names_a_presets_model_and_the_welcome_follows_a_switch(tmp_pat
         assert models.loaded == "alpha.gguf"
         assert app.query(NoticeLine).first() is welcome  # the same line at the top, now naming the new ones
         assert "model alpha · preset mario" in str(welcome.render())
+
+
+async def test_a_continued_reply_that_ended_by_itself_is_not_said_cut_and_counts_all_its_tokens(tmp_path):
+    app, engines = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/set parameter num_predict 2")
+        await send(pilot, "Say hello.")
+        assert "cut at num_predict 2" in header(app)
+        await send(pilot, "/set parameter num_predict -1")
+        engines[-1].script = [" the", " fake", " model."]
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert reply_box(app).message.content == "Hello from the fake model."
+        assert "cut" not in header(app) and "5 tokens" in header(app)  # the 2 before and the 3 written now
+
+
+async def test_a_continued_reply_cut_again_is_said_cut_at_num_predict_not_at_its_whole_count(tmp_path):
+    app, engines = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/set parameter num_predict 2")
+        await send(pilot, "Say hello.")
+        engines[-1].script = [" the", " fake", " model."]
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert reply_box(app).message.content == "Hello from the fake"
+        assert "4 tokens" in header(app) and "cut at num_predict 2" in header(app)

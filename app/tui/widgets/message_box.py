@@ -223,7 +223,8 @@ class MessageBox(Vertical):
         if stats.get("tokens_per_second"):
             note += f" · {stats['completion_tokens']} tokens, {stats['tokens_per_second']:.1f} tok/s"
         if stats.get("finish_reason") == "length":
-            note += f" · cut at num_predict {stats.get('completion_tokens', '?')} (finish reason: length)"
+            cut_at = stats.get("num_predict", stats.get("completion_tokens", "?"))  # a continued reply: its last run's
+            note += f" · cut at num_predict {cut_at} (finish reason: length)"
         return WHO.get(self.message.role, self.message.role) + note
 
     async def append(self, text: str, thinking: str = "") -> None:
