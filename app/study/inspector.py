@@ -11,6 +11,7 @@ from andon.app.chat.session import typed_message
 from andon.app.engine.inspection import Inspection
 from andon.app.engine.prompt import Message
 from andon.presets.parameters import Parameters
+from rich.cells import cell_len
 
 if TYPE_CHECKING:
     from andon.app.engine.client import EngineLike
@@ -71,16 +72,33 @@ def headers(names: Sequence[str], row_start: int, width: int | None) -> tuple[li
     return [SHORT.get(n, n)[:CELL] for n in names], [CELL] * len(names), " "
 
 
+def filled(items: Sequence[str], width: int | None, indent: str) -> list[str]:
+    """`items` joined by spaces on lines of at most `width` columns (one line where no width is
+    given: a pipe keeps it whole), each line after `indent`; an item is never broken."""
+    if width is None:
+        return [indent + " ".join(items)]
+    out: list[str] = []
+    line = ""
+    for item in items:
+        if line and cell_len(indent + line + " " + item) > width:
+            out.append(indent + line)
+            line = item
+        else:
+            line = f"{line} {item}" if line else item
+    return [*out, indent + line] if line or not out else out
+
+
 def render(result: Inspection, *, with_prompt: bool = True, width: int | None = None) -> str:
     """The candidates' table; `width`: the columns it may take (the app's panel), else all of it."""
     lines: list[str] = []
     if with_prompt:
         lines.append(f"Prompt: {len(result.prompt)} tokens")
-        lines.append("  " + " ".join(f"[{i}]{show_token(t)}" for i, t, _ in result.prompt))
+        lines.extend(filled([f"[{i}]{show_token(t)}" for i, t, _ in result.prompt], width, "  "))
         lines.append("")
     names = [s.name for s in result.stages]
-    lines.append(f"Next token: {len(result.shown)} candidates of {result.n_vocab}; probability before the chain "
-                 "(input) and after each stage (✗ removed)")  # fmt: skip
+    about = (f"Next token: {len(result.shown)} candidates of {result.n_vocab}; probability before the chain "
+             "(input) and after each stage (✗ removed)")  # fmt: skip
+    lines.extend(filled(about.split(" "), width, ""))
     tw = max(8, *(len(show_token(result.texts[t])) for t in result.shown)) + 2
     names, cols, gap = headers(names, tw, width)
     with_id, bar_width = fitted(tw + sum(cols) + len(gap) * (len(cols) - 1), width)

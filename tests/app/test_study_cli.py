@@ -45,6 +45,23 @@ def test_inspect_json_is_consistent_with_the_chain(engine):
 
 
 @pytest.mark.model
+def test_inspect_at_80_columns_breaks_its_lines_between_words_and_tokens(engine):
+    """At a terminal of 80 columns every line fits it; the prompt's tokens break only between tokens
+    (each `[id]text` whole, in order) and the prose only between words."""
+    from andon.app.study.inspector import render
+    from rich.cells import cell_len
+
+    tokens = engine.chat_tokens([{"role": "user", "content": "What is the capital of Japan, the large one?"}])
+    text = render(inspect_next(engine, tokens, Parameters.of({}), top=5), width=80)
+    lines = text.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), [line for line in lines if cell_len(line) > 80]
+    prompt = lines[1 : lines.index("")]
+    assert len(prompt) > 1 and all(line.startswith("  [") for line in prompt)
+    assert " ".join(line.strip() for line in prompt).count("[") == len(tokens)
+    about = " ".join(line for line in lines if not line.startswith(("  ", "Prompt", "token")) and line)
+    assert "probability before the chain (input) and after each stage" in about
+
+
 def test_inspect_probabilities_match_a_direct_computation(engine):
     """top_k 5 then temperature 0.7: final p_i = p_i^(1/0.7) renormalised over the 5 (from the input column)."""
     import numpy as np
