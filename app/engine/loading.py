@@ -24,7 +24,7 @@ KV_BYTES_PER_VALUE = 2  # llama.cpp's default KV cache type is f16
 # attention needs 2.5 MiB): a context below num_ctx times this fits without reading the metadata.
 MAX_KV_BYTES_PER_TOKEN = 4 << 20
 _META_KEYS = ("block_count", "embedding_length", "attention.head_count", "attention.head_count_kv",
-              "attention.key_length", "attention.value_length", "attention.kv_lora_rank")  # fmt: skip
+              "attention.key_length", "attention.value_length", "attention.kv_lora_rank", "context_length")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,16 +138,20 @@ def check_memory(path: Path, num_ctx: int) -> None:
     weights = path.stat().st_size
     if num_ctx * MAX_KV_BYTES_PER_TOKEN + weights <= usable:
         return
-    per_token = kv_bytes_per_token(read_metadata(path, _META_KEYS))
+    meta = read_metadata(path, _META_KEYS)
+    per_token = kv_bytes_per_token(meta)
     if per_token is None:
         return
     need = num_ctx * per_token
     if need + weights > usable:
-        fits = max(0, (usable - weights) // per_token)
+        fits, trained = max(0, (usable - weights) // per_token), int(meta.get("context_length") or 0)
+        lower = f"about {fits} would fit"  # or, when more fits, no more than the model was trained on
+        if 0 < trained <= fits:
+            lower = f"at most {trained}, the context it was trained on"
         raise ModelLoadError(
             f"num_ctx {num_ctx} needs about {_size(need)} of memory for the context (KV cache) of "
             f"{path.name}, plus {_size(weights)} for the model, but {_size(available)} is available: "
-            f"lower num_ctx (about {fits} would fit)"
+            f"lower num_ctx ({lower})"
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from andon.app.chat.history import History
 from andon.app.cli.main import main
+from andon.app.engine import loading
 from andon.app.tui.app import AndonApp
 from andon.app.tui.screens.dialogs import PresetPicker
 from andon.app.tui.widgets.message_box import ChatInput, NoticeLine
@@ -19,7 +20,7 @@ from textual.widgets import OptionList
 from tests.app import test_model_switch as switching
 from tests.app.fakes import FakeEngine, seeded_history
 from tests.app.test_history_replies import header, reply_box
-from tests.app.test_model_switch import Models, ready, status, type_line, until
+from tests.app.test_model_switch import Models, notices, ready, status, type_line, until
 from tests.app.test_tui import make_app, send
 
 folder, ollama_model = switching.folder, switching.ollama_model  # their fixtures, used here too
@@ -153,3 +154,16 @@ async def test_a_continued_reply_cut_again_is_said_cut_at_num_predict_not_at_its
         await pilot.pause()
         assert reply_box(app).message.content == "Hello from the fake"
         assert "4 tokens" in header(app) and "cut at num_predict 2" in header(app)
+
+
+async def test_num_ctx_refused_for_memory_suggests_no_more_than_the_trained_context(tmp_path, folder, monkeypatch):
+    monkeypatch.setattr(loading, "available_memory", lambda: 10 << 20)  # about 18000 tokens of alpha's fit
+    models = Models()
+    app = _app(tmp_path, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await type_line(pilot, "/model alpha")  # trained on 1024 tokens
+        await type_line(pilot, "/set parameter num_ctx 100000")
+        said = notices(app)[-1]
+        assert "lower num_ctx (at most 1024, the context it was trained on)" in said and "would fit" not in said
+        assert app.session.params.num_ctx != 100000  # refused, nothing changed

@@ -67,8 +67,11 @@ def test_a_context_that_cannot_fit_is_refused_before_allocating(model_path, monk
     assert str(err.value) == (
         "num_ctx 100000 needs about 2.1 GiB of memory for the context (KV cache) of "
         f"{model_path.name}, plus {loading._size(model_path.stat().st_size)} for the model, but 2.0 GiB is "
-        f"available: lower num_ctx (about {(int(2 * GiB * 0.9) - model_path.stat().st_size) // per_token} would fit)"
+        "available: lower num_ctx (at most 8192, the context it was trained on)"  # about 78000 would fit
     )
+    monkeypatch.setattr(loading, "available_memory", lambda: GiB // 4)  # less than the trained context fits
+    with pytest.raises(ModelLoadError, match=r"lower num_ctx \(about \d+ would fit\)"):
+        check_memory(model_path, 100_000)
 
 
 @pytest.mark.model
