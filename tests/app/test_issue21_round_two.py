@@ -167,3 +167,22 @@ async def test_num_ctx_refused_for_memory_suggests_no_more_than_the_trained_cont
         said = notices(app)[-1]
         assert "lower num_ctx (at most 1024, the context it was trained on)" in said and "would fit" not in said
         assert app.session.params.num_ctx != 100000  # refused, nothing changed
+
+
+async def test_a_reply_stopped_before_any_text_says_so_instead_of_an_empty_message(tmp_path):
+    app, _ = make_app(tmp_path, script=["", "", "word"], delay=0.3)  # no text before the stop
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one(ChatInput).text = "Say words."
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        await pilot.press("escape")  # before the first token
+        await app.chat_screen.view.stop_reply()  # until the reply thread has saved it
+        await pilot.pause()
+        box = reply_box(app)
+        assert box.message.status == "stopped" and box.message.content == ""  # stored as it is
+        assert "(stopped before any text)" in str(box.body.source) and "stopped" in header(app)
+    app, _ = make_app(tmp_path)  # reopened: the same
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "(stopped before any text)" in str(reply_box(app).body.source)

@@ -34,6 +34,7 @@ from textual.widgets.text_area import DocumentNavigator, WrappedDocument
 
 WHO = {"user": "You", "assistant": "Assistant", "system": "System"}
 ENDING = {"stopped": " · stopped", "error": " · error", "streaming": " · …"}
+STOPPED_EMPTY = "*(stopped before any text)*"
 
 
 def preset_summary(description: str) -> str:
@@ -202,7 +203,7 @@ class MessageBox(Vertical):
         self.body: Markdown | Static = (
             Static(visible(message.content), classes="user-text", markup=False)
             if message.role == "user"
-            else ModelMarkdown(message.content or "", json_reply=json_reply)  # a reply: its control characters shown
+            else ModelMarkdown(self.shown_text(), json_reply=json_reply)  # a reply: its control characters shown
         )
         self._feed = MarkdownFeed(self.body) if isinstance(self.body, Markdown) else None  # the reply's answer
         self.thoughts: Thoughts | None = Thoughts(message.thinking) if message.thinking else None
@@ -212,6 +213,13 @@ class MessageBox(Vertical):
         if self.thoughts is not None:
             yield self.thoughts
         yield self.body
+
+    def shown_text(self) -> str:
+        """A reply's text as shown: one stopped before any text says so (oterm drops it; this keeps
+        it, stored as it is, for Ctrl+R to write it again), rather than being an empty message."""
+        message = self.message
+        empty = message.status == "stopped" and not message.content.strip() and not message.thinking
+        return STOPPED_EMPTY if empty else message.content
 
     def header_text(self) -> str:
         note = f" · version {self.message.version}/{self.message.versions}" if self.message.versions > 1 else ""
@@ -259,7 +267,7 @@ class MessageBox(Vertical):
                     await self.mount(self.thoughts, before=self.body)
                 if self.thoughts is not None:
                     await self.thoughts.done(self.message.thinking, answered=bool(self.message.content))
-                await self.body.update(self.message.content)
+                await self.body.update(self.shown_text())
             else:
                 self.body.update(visible(self.message.content))
             self.header.update(self.header_text())
