@@ -12,6 +12,7 @@ from andon.app.cli.main import main
 from andon.app.engine import loading
 from andon.app.tui.app import AndonApp
 from andon.app.tui.screens.dialogs import PresetPicker
+from andon.app.tui.widgets.chat_list import ChatItem
 from andon.app.tui.widgets.message_box import ChatInput, NoticeLine
 from andon.presets.modelfile import parse_modelfile
 from andon.presets.store import PresetStore
@@ -186,3 +187,22 @@ async def test_a_reply_stopped_before_any_text_says_so_instead_of_an_empty_messa
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "(stopped before any text)" in str(reply_box(app).body.source)
+
+
+async def test_chat_search_results_show_the_text_found(tmp_path):
+    history = History(tmp_path / "h.sqlite3")
+    chat = history.create_chat("Birds", "balanced")
+    history.add_message(chat.id, "user", "Tell me about birds.")
+    history.add_message(chat.id, "assistant", "Many birds fly far. Emperor penguins live on the sea ice of Antarctica.")
+    history.create_chat("Penguins by title", "balanced")  # the title matches: no text to show
+    history.close()
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+f", *"PENGUINS")
+        await pilot.pause(0.5)
+        items = {item.chat.title: item for item in app.query(ChatItem)}
+        assert set(items) == {"Birds", "Penguins by title"}
+        [found] = items["Birds"].query(".chat-snippet")
+        assert str(found.render()) == "…far. Emperor penguins live on the sea ice of Antarctica."
+        assert found.region.width > 0 and not items["Penguins by title"].query(".chat-snippet")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from andon.app.chat.history import Chat, History, HistoryError
+from andon.app.chat.history import Chat, History, HistoryError, StoredMessage, first_match, search_words
 from andon.app.control_text import visible
 from andon.app.tui.failures import guarded
 from andon.app.tui.screens.dialogs import ConfirmScreen, PromptScreen
@@ -28,6 +28,8 @@ from textual.message import Message
 from textual.widgets import Input, Label, ListItem, ListView
 
 NEW_TITLE = "New chat"
+SNIPPET_LEAD = 12  # a search result's text starts about this many characters before the word found
+SNIPPET_MAX = 120  # and is cut here (the list cuts it again where its width ends)
 Clock = Callable[[], float]
 T = TypeVar("T")
 
@@ -47,12 +49,26 @@ def when(updated: float, now: float) -> str:
     return f"{then.day} {then:%b %Y}"  # another year, or a clock set back
 
 
+def snippet(messages: list[StoredMessage], search: str) -> str:
+    """A search result's matching text: the message first_match finds, on one line, from a few
+    words before the first search word it holds ("" when only the title matched)."""
+    index = first_match(messages, search)
+    if index is None:
+        return ""
+    text = " ".join(messages[index].content.split())
+    folded = text.casefold()
+    at = min((i for i in (folded.find(w) for w in search_words(search)) if i >= 0), default=0)
+    start = max(0, text.rfind(" ", 0, max(0, at - SNIPPET_LEAD)) + 1) if at > SNIPPET_LEAD else 0
+    return ("…" if start else "") + text[start : start + SNIPPET_MAX]
+
+
 class ChatItem(ListItem):
-    def __init__(self, chat: Chat, now: float) -> None:
-        super().__init__(
-            Label(visible(chat.title), markup=False, classes="chat-title"),
-            Label(when(chat.updated, now), classes="chat-date"),
-        )
+    def __init__(self, chat: Chat, now: float, found: str = "") -> None:
+        labels = [Label(visible(chat.title), markup=False, classes="chat-title"),
+                  Label(when(chat.updated, now), classes="chat-date")]  # fmt: skip
+        if found:  # a search result: the text found, under the title
+            labels.append(Label(visible(found), markup=False, classes="chat-snippet"))
+        super().__init__(*labels)
         self.chat = chat
 
 
@@ -76,18 +92,22 @@ class ChatList(ListView):
             self.current = current
         search = self.search.strip()
         # on a thread: searching a long history takes a while, and typing goes on meanwhile
-        chats = await asyncio.to_thread(self._find, search)
+        found = await asyncio.to_thread(self._find, search)
+        chats = [chat for chat, _ in found]
         now = self.clock()
         await self.clear()
         if chats:
-            await self.extend(ChatItem(c, now) for c in chats)
+            await self.extend(ChatItem(c, now, text) for c, text in found)
         elif search:
             await self.append(ListItem(Label(f"No chat has “{search}”", markup=False), disabled=True))
         ids = [c.id for c in chats]
         self.index = ids.index(self.current) if self.current in ids else (0 if chats else None)
 
-    def _find(self, search: str) -> list[Chat]:
-        return self.history.search_chats(search) if search else self.history.chats()
+    def _find(self, search: str) -> list[tuple[Chat, str]]:
+        """The chats listed, each with the text a search found in it ("" without a search)."""
+        if not search:
+            return [(chat, "") for chat in self.history.chats()]
+        return [(chat, snippet(self.history.messages(chat.id), search)) for chat in self.history.search_chats(search)]
 
     def filter(self, text: str) -> None:
         """List only the chats with each word of `text` in their title or messages ("" lists all)."""
