@@ -33,6 +33,9 @@ class _View:
     def settings_changed(self) -> None:
         pass
 
+    def refresh_welcome(self) -> None:
+        pass
+
     def model_changed(self, context: int | None) -> None:
         pass
 
