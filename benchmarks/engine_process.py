@@ -51,7 +51,7 @@ class InstantEngine:
     n_ctx: int = 4096
     n_vocab: int = 1
 
-    def stream(self, messages, params, cancelled=None):
+    def stream(self, messages, params, cancelled=None, **_options):  # as Engine.stream (prompt=, samples=, ...)
         for i in range(self.n):
             if cancelled is not None and cancelled():
                 break

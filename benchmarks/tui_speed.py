@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import pty
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -42,6 +43,8 @@ from andon.presets.commands import apply
 from andon.presets.store import PresetStore
 from engine_vs_native import load_average
 from textual import events
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]")  # a terminal's control sequences
 
 PROMPT = "Write a long story about a dragon who learns to bake bread."
 
@@ -192,7 +195,8 @@ def app_in_a_terminal(command: list[str], env: dict, data: Path) -> tuple[float,
             if not chunk:
                 return
             screen.extend(chunk)
-            if not shown.is_set() and b"Type a message" in screen:
+            # the placeholder's first letter is drawn under the cursor: its styles cut the words
+            if not shown.is_set() and b"Type a message" in ANSI.sub(b"", bytes(screen)):
                 launch[0] = time.perf_counter() - started
                 shown.set()
 

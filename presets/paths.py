@@ -28,3 +28,15 @@ def presets_dir() -> Path:
 
 def history_db() -> Path:
     return data_dir() / "history.sqlite3"
+
+
+def preset_file_named(name: str) -> bool:
+    """Whether a preset of that name has a file, the user's or a built-in one, looked up without
+    reading it (no pydantic): `andon --preset NAME` checks this before its first frame and reads the
+    preset behind it (a name with no file gets PresetStore's one line before the app starts)."""
+    if not name or any(c in name for c in "/\\\0") or name.startswith("."):
+        return False
+    from importlib import resources
+
+    builtin = resources.files("andon.presets") / "builtin" / f"{name}.toml"
+    return (presets_dir() / f"{name}.toml").is_file() or builtin.is_file()

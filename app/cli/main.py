@@ -64,7 +64,9 @@ def _common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     p.add_argument("--log", action="store_true", help=LOG_HELP)
 
 
-def build_parser() -> Parser:
+def app_parser() -> Parser:
+    """The options of `andon` itself (the chat app): read without any command's modules, so the app's
+    first frame does not wait for them (every command's parser reads numpy, pydantic, the engine)."""
     parser = Parser(prog="andon", description="Offline chat with GGUF models and a complete sampler chain.")
     parser.add_argument("--model", metavar="NAME|PATH", help="model for the chat app (a name from `andon models`)")
     parser.add_argument("--preset", metavar="NAME", help="preset for new chats in the app")
@@ -82,6 +84,12 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-V", "--version", action=VersionAction)
+    return parser
+
+
+def build_parser() -> Parser:
+    """`andon`'s whole command line: the app's options and every command."""
+    parser = app_parser()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     ask = sub.add_parser("ask", help="answer one prompt, streaming to standard output")
@@ -164,7 +172,7 @@ def _run(argv: list[str], stdout: stdio.Output, app: AppRunner | None) -> int:
     if argv[:1] in (["--version"], ["-V"]):  # at once: the parser's imports (llama.cpp's too) take a second
         print(version_text())
         return 0
-    args = build_parser().parse_args(argv)
+    args = _app_arguments(argv) or build_parser().parse_args(argv)
     check_text_arguments(args)
     # commands other than `ask` (which handles Ctrl-C itself) stop by KeyboardInterrupt, running
     # their own clean-ups (a progress bar gives the cursor back)
@@ -177,6 +185,18 @@ def _run(argv: list[str], stdout: stdio.Output, app: AppRunner | None) -> int:
             raise UsageError("a command is needed (see andon --help)")
         with contextlib.redirect_stdout(stdout.stream):  # the app owns the terminal
             return app(model=args.model, preset=args.preset, verbose=args.verbose, rpc=args.rpc, server=args.server)
+
+
+def _app_arguments(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments when `argv` starts the app (no command, no --help), parsed by the app's parser
+    alone; None when a command (or anything else) is there, for the whole parser to read."""
+    if {"-h", "--help"} & set(argv):
+        return None
+    args, rest = app_parser().parse_known_args(argv)
+    if rest:
+        return None
+    args.command = None
+    return args
 
 
 def _failed(exc: BaseException, stdout: stdio.Output, verbose: bool) -> int:

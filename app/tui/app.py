@@ -182,9 +182,16 @@ class AndonApp(App[None]):
         """Read the chat screen's modules behind the first frame (a thread: the box echoes keys
         meanwhile), then build the chat screen and show it in the first frame's place."""
         import andon.app.tui.engine_host
-        import andon.app.tui.screens.chat
-        import andon.presets.store  # noqa: F401
+        import andon.app.tui.screens.chat  # noqa: F401
+        from andon.presets.store import PresetError, PresetStore
 
+        preset, store = self._chat_arguments[6], self._chat_arguments[5]
+        if preset is not None:
+            try:
+                (store or PresetStore()).load(preset)  # its file was found before the first frame
+            except PresetError as exc:  # but cannot be read: one line, as an unknown preset gets
+                self.call_from_thread(self.exit, None, 2, f"andon: {exc}")
+                return
         self.call_from_thread(self._show_chat)
 
     @guarded

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from andon.presets.paths import preset_file_named
+
 if TYPE_CHECKING:
     from andon.app.engine.client import EngineLike
     from andon.app.engine.loading import ModelOptions
@@ -24,7 +26,7 @@ def run_app(
 ) -> int:
     from andon.app.tui.app import AndonApp
 
-    if preset is not None:
+    if preset is not None and not preset_file_named(preset):
         from andon.presets.store import PresetStore
 
         PresetStore().load(preset)  # an unknown preset is one clear line before the app starts

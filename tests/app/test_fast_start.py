@@ -75,6 +75,22 @@ async def test_a_new_line_typed_in_the_first_frame_stays_a_new_line(tmp_path):
         assert [m.content for m in app.history.messages(app.session.chat.id) if m.role == "user"] == ["a\nb"]
 
 
+async def test_a_preset_file_that_cannot_be_read_ends_the_app_with_its_line(tmp_path):
+    """`andon --preset NAME` finds the file before the first frame and reads it behind it: a file that
+    is not a preset is one line and status 2, as an unknown name is before the app starts."""
+    store = PresetStore(tmp_path / "presets")
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "broken.toml").write_text("this is = = not toml\n")
+    app = AndonApp(lambda options: FakeEngine(options), Path("/models/fake.gguf"),
+                   history=History(tmp_path / "h.sqlite3"), store=store, preset="broken", fast_start=True)  # fmt: skip
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if not app.is_running:
+                break
+    assert app.return_code == 2 and app._chat is None
+
+
 def test_the_first_frame_reads_neither_numpy_nor_pydantic_nor_the_engine():
     """What `andon` reads before its first frame: Textual and a little of andon (a user sees the
     message box sooner: benchmarks/tui_speed.py measures it)."""
