@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import platformdirs
@@ -36,7 +38,9 @@ def preset_file_named(name: str) -> bool:
     preset behind it (a name with no file gets PresetStore's one line before the app starts)."""
     if not name or any(c in name for c in "/\\\0") or name.startswith("."):
         return False
-    from importlib import resources
+    return (presets_dir() / f"{name}.toml").is_file() or (builtin_presets() / f"{name}.toml").is_file()
 
-    builtin = resources.files("andon.presets") / "builtin" / f"{name}.toml"
-    return (presets_dir() / f"{name}.toml").is_file() or builtin.is_file()
+
+def builtin_presets() -> Traversable:
+    """The folder of the presets andon ships (their TOML files)."""
+    return resources.files("andon.presets") / "builtin"

@@ -12,13 +12,12 @@ import os
 import tempfile
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
 from andon.presets.parameters import ParameterError, Parameters
-from andon.presets.paths import presets_dir
+from andon.presets.paths import builtin_presets, presets_dir
 from andon.presets.preset import Preset, PresetError, check_name
 from andon.presets.text import TextError, check, read_text
 from pydantic import ValidationError
@@ -87,7 +86,7 @@ class PresetStore:
     # --- reading ------------------------------------------------------------------------------
 
     def builtin_names(self) -> list[str]:
-        return sorted(p.name[:-5] for p in _builtin_files().iterdir() if p.name.endswith(".toml"))
+        return sorted(p.name[:-5] for p in builtin_presets().iterdir() if p.name.endswith(".toml"))
 
     def user_path(self, name: str) -> Path:
         return self.user_dir / f"{check_name(name)}.toml"
@@ -117,7 +116,7 @@ class PresetStore:
             raise PresetError(str(_problem(path, exc))) from None
 
     def builtin(self, name: str) -> Preset:
-        f = _builtin_files() / f"{name}.toml"
+        f = builtin_presets() / f"{name}.toml"
         if not f.is_file():
             raise PresetError(f"no built-in preset named {name!r}")
         return parse_document(name, f.read_text("utf-8"), Path(f"builtin/{name}.toml"))
@@ -185,10 +184,6 @@ class PresetStore:
         except OSError as exc:
             raise PresetError(f"cannot delete {path}: {os_reason(exc, path)}") from None
         return path
-
-
-def _builtin_files():
-    return resources.files("andon.presets") / "builtin"
 
 
 def _write_atomically(path: Path, data: str) -> None:

@@ -24,9 +24,7 @@ import argparse
 import contextlib
 import json
 import os
-import select
 import signal
-import socket
 import socketserver
 import sys
 import threading
@@ -41,6 +39,7 @@ from andon.app.engine import rpc
 from andon.app.engine.context import KVContext
 from andon.app.engine.engine import ContextFullError, Delta, Engine, Event, ModelLoadError, ModelOptions, ReplyNotice
 from andon.app.engine.scheduler import Slots, SlotWaitCancelled
+from andon.app.engine.sockets import connection_gone
 from andon.presets.parameters import ALL_SPECS, Parameters
 
 SOCKET_FOLDER_PREFIX = "andon-engine-"  # the private folder EngineProcess makes for the socket
@@ -315,13 +314,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
     def _gone(self) -> bool:
-        """Whether the client closed its connection (its request was read whole: anything readable
-        now is the end of the stream)."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except (OSError, ValueError):
-            return True
+        return connection_gone(self.connection)
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)

@@ -14,7 +14,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import select
 import socket
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from andon.app.engine.client import EngineDied
+from andon.app.engine.sockets import connection_gone
 from andon.app.errors import USER_ERRORS
 from andon.app.serve import andon_api, ollama_api, openai_api
 from andon.app.serve.answers import Answer, Service, Streamed
@@ -209,13 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _gone(self) -> bool:
-        """Whether the client closed its connection (its request was read whole: an end of stream
-        is all that can be readable now)."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except (OSError, ValueError):
-            return True
+        return connection_gone(self.connection)
 
     # --- the answers --------------------------------------------------------------------------------
 
