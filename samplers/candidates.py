@@ -26,6 +26,9 @@ class Candidates:
     identity: bool = False
     # -inf entries llama.cpp would still hold after top-n-sigma (probability 0, never sampled)
     masked: int = 0
+    # True while `logits` is the chain's own copy that nothing else holds (no observer has seen
+    # it): a stage may then change it in place (`writable_logits`) instead of copying the vocabulary
+    owned: bool = False
 
     @property
     def size(self) -> int:
@@ -40,8 +43,15 @@ class Candidates:
         return Candidates(self.ids[index], self.logits[index], sorted, masked=masked)
 
     def with_logits(self, logits: NDArray[np.float32], *, sorted: bool | None = None) -> Candidates:
-        """The same candidates with new logits."""
-        return Candidates(self.ids, logits, self.sorted if sorted is None else sorted, self.identity, self.masked)
+        """The same candidates with new logits (from `writable_logits`: owned as these were)."""
+        owned = self.owned and logits is self.logits
+        return Candidates(self.ids, logits, self.sorted if sorted is None else sorted, self.identity, self.masked,
+                          owned)  # fmt: skip
+
+    def writable_logits(self) -> NDArray[np.float32]:
+        """The logits to change: these, where the chain owns them (see `owned`), else a copy.
+        The candidates given up this way are not used again (a stage returns `with_logits`)."""
+        return self.logits if self.owned else self.logits.copy()
 
     def positions(self, token_ids: NDArray[np.intc]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """Where each of `token_ids` sits in this set: (index into token_ids, position)."""

@@ -94,10 +94,12 @@ class Chain:
         step = Step(np.asarray(input_ids), self.rng, logits.shape[0])
         if observe is not None:
             observe("input", cands)
+            cands.owned = False  # the observer may keep them as they are
         for stage in self.stages:
             cands = stage.apply(cands, step)
             if observe is not None:
                 observe(stage.name, cands)
+                cands.owned = False
         return cands
 
     def candidates(self, logits: NDArray[np.single]) -> Candidates:
@@ -106,11 +108,13 @@ class Chain:
             self._ids = np.arange(n, dtype=np.intc)
             self._ids.setflags(write=False)
         values = np.array(logits, dtype=np.float32, copy=True)
-        return Candidates(self._ids, values, sorted=False, identity=True)
+        return Candidates(self._ids, values, sorted=False, identity=True, owned=True)
 
     @staticmethod
     def scatter(cands: Candidates, logits: NDArray[np.single]) -> NDArray[np.single]:
         """Full-vocabulary logits: the candidates' values, -inf for every other token."""
+        if cands.identity and cands.size == logits.shape[0] and np.isfinite(cands.logits).any():
+            return cands.logits  # every token, in vocabulary order: already the answer (a copy of `logits`)
         out = np.full(logits.shape[0], -np.inf, np.float32)
         out[cands.ids] = cands.logits
         if not np.isfinite(cands.logits).any():

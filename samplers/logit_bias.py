@@ -49,13 +49,21 @@ class LogitBias(Stage):
             values.extend([value] * len(tokens))
         return cls(np.array(ids, np.intc), np.array(values, np.float32))
 
+    def __post_init__(self) -> None:
+        # each token once: one indexed add does what llama.cpp's loop does (else np.add.at, in order)
+        self._once = bool(np.unique(self.token_ids).shape[0] == self.token_ids.shape[0])
+
     def apply(self, c: Candidates, step: Step) -> Candidates:
         if self.token_ids.size == 0:
             return c
+        if c.identity and self._once and int(self.token_ids.max()) < c.size:
+            logits = c.writable_logits()
+            logits[self.token_ids] += self.biases
+            return c.with_logits(logits, sorted=False)
         which, pos = c.positions(self.token_ids)
         if pos.size == 0:
             return c
-        logits = c.logits.copy()
+        logits = c.writable_logits()
         np.add.at(logits, pos, self.biases[which])
         return c.with_logits(logits, sorted=False)
 

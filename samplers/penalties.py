@@ -31,7 +31,7 @@ def _adjust(c: Candidates, token_ids: NDArray[np.intc], fn) -> Candidates:
     which, pos = c.positions(token_ids)
     if pos.size == 0:
         return c
-    logits = c.logits.copy()
+    logits = c.writable_logits()
     logits[pos] = fn(logits[pos], which)
     return c.with_logits(logits, sorted=False)
 

@@ -30,7 +30,8 @@ class Step:
 
 
 class Stage:
-    """One sampler. `apply` returns a new candidate set and never mutates its argument."""
+    """One sampler. `apply` returns a new candidate set and never mutates its argument, except
+    the logits `writable_logits` lends where the chain owns them (Candidates.owned)."""
 
     name: ClassVar[str] = "stage"
     # The parameters this stage reads, in the order the parameter table lists them.

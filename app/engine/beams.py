@@ -32,12 +32,13 @@ from andon.app.engine.generation import (
     Done,
     Event,
     FinishReason,
+    PromptStats,
     ReplyNotice,
     StopFilter,
     TokenConstraint,
     Usage,
 )
-from andon.app.engine.sequences import Sequences
+from andon.app.engine.sequences import Sequences, common_prefix
 from andon.presets.parameters import Parameters
 from andon.samplers import build_chain
 from numpy.typing import NDArray
@@ -109,30 +110,33 @@ class Beam:
     constraint: TokenConstraint | None = None
 
 
-def log_softmax(logits: NDArray[np.float32]) -> NDArray[np.float64]:
-    """log p over the vocabulary (-inf stays -inf), in float64."""
+def best_tokens(logits: NDArray[np.float32], n: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """A beam's n likeliest next tokens and every token tied with the n-th, in token order, with
+    their log-probabilities (log-softmax over the whole vocabulary, in float64; -inf never)."""
     x = logits.astype(np.float64)
     top = np.max(x)
     if not np.isfinite(top):
-        return np.full_like(x, -np.inf)
-    return x - (top + np.log(np.sum(np.exp(x - top))))
+        return np.empty(0, np.intp), np.empty(0, np.float64)
+    lse = top + np.log(np.sum(np.exp(x - top)))
+    k = min(n, x.shape[0])
+    cut = np.partition(x, x.shape[0] - k)[x.shape[0] - k]
+    ids = np.flatnonzero(x >= cut) if np.isfinite(cut) else np.flatnonzero(np.isfinite(x))
+    return ids, x[ids] - lse
 
 
 def best_pairs(
-    logprobs: Sequence[NDArray[np.float64]], totals: Sequence[float], n: int
+    choices: Sequence[tuple[NDArray[np.intp], NDArray[np.float64]]], totals: Sequence[float], n: int
 ) -> list[tuple[int, int, float]]:
-    """The n best (beam index, token, total log-probability), best first; ties to the lower
-    beam, then the lower token (a stable sort over beam-major order, as torch.topk on CPU)."""
-    flat = np.concatenate([lp + t for lp, t in zip(logprobs, totals, strict=True)])
-    n = min(n, int(np.isfinite(flat).sum()))
-    if n == 0:
+    """The n best (beam index, token, total log-probability) of each beam's `best_tokens`, best
+    first; ties to the lower beam, then the lower token (a stable sort over beam-major order, as
+    torch.topk on CPU). Any pair among the n best overall is among its own beam's n best."""
+    if not choices:
         return []
-    top = np.argpartition(-flat, n - 1)[:n] if n < flat.shape[0] else np.arange(flat.shape[0])
-    cut = flat[top].min()
-    tied = np.flatnonzero(flat >= cut)  # every pair as good as the n-th, in beam-major order
-    order = tied[np.argsort(-flat[tied], kind="stable")][:n]
-    width = logprobs[0].shape[0]
-    return [(int(i // width), int(i % width), float(flat[i])) for i in order]
+    beam = np.concatenate([np.full(ids.shape[0], b, np.intp) for b, (ids, _) in enumerate(choices)])
+    token = np.concatenate([ids for ids, _ in choices])
+    total = np.concatenate([lp + t for (_, lp), t in zip(choices, totals, strict=True)])
+    order = np.argsort(-total, kind="stable")[:n]
+    return [(int(beam[i]), int(token[i]), float(total[i])) for i in order]
 
 
 class BeamSearch:
@@ -163,14 +167,14 @@ class BeamSearch:
 
     def steps(self) -> Iterator[int]:
         """Run the search; after each step, how many tokens the beams hold."""
-        logits = {0: self.seqs.fill(0, self.prompt, self.cancelled)}
+        logits = {0: self.seqs.prefill(0, self.prompt, self.cancelled)}
         self.beams = [Beam(0, [], 0.0, self.new_constraint())]
         for length in range(1, self.max_tokens + 1):
             if self.cancelled is not None and self.cancelled():
                 self.was_cancelled = True
                 return
-            logprobs = [log_softmax(self._shaped(b, logits[b.seq])) for b in self.beams]
-            chosen, best = self._select(logprobs, length)
+            choices = [best_tokens(self._shaped(b, logits[b.seq]), 2 * self.num_beams) for b in self.beams]
+            chosen, best = self._select(choices, length)
             if not chosen or self.hypotheses.done(best, length):
                 self.beams = []
                 return
@@ -185,10 +189,12 @@ class BeamSearch:
     def _shaped(self, beam: Beam, logits: NDArray[np.float32]) -> NDArray[np.float32]:
         return self.shape([*self.prompt, *beam.tokens], logits, beam.constraint)
 
-    def _select(self, logprobs: list[NDArray[np.float64]], length: int) -> tuple[list[tuple[int, int, float]], float]:
+    def _select(
+        self, choices: list[tuple[NDArray[np.intp], NDArray[np.float64]]], length: int
+    ) -> tuple[list[tuple[int, int, float]], float]:
         """Finish the ends among the best num_beams pairs; the num_beams best others go on; and
         the best total of all pairs (what the done check weighs, as transformers does)."""
-        pairs = best_pairs(logprobs, [b.logprob for b in self.beams], 2 * self.num_beams)
+        pairs = best_pairs(choices, [b.logprob for b in self.beams], 2 * self.num_beams)
         best = pairs[0][2] if pairs else -math.inf
         chosen: list[tuple[int, int, float]] = []
         for rank, (parent, token, total) in enumerate(pairs):
@@ -239,8 +245,18 @@ KEPT_STAGES = ("logit_bias", "penalties", "dry")  # what reshapes logits; the re
 
 
 def open_sequences(engine: Engine, n_seq: int, prompt: Sequence[int], max_tokens: int) -> Sequences:
-    """A context for `n_seq` sequences of `prompt` and up to `max_tokens` reply tokens each."""
-    return Sequences(engine.llm, n_seq, len(prompt) + n_seq * max_tokens + 16)
+    """A context for `n_seq` sequences of `prompt` and up to `max_tokens` reply tokens each; its
+    sequence 0 holds what of `prompt` the chat's KV cache holds (copied, not evaluated again:
+    Engine.stream evaluates a chat's new message there first, as for a reply), and `prefill`
+    adds the rest (the last token at least, for its logits)."""
+    held = [int(t) for t in engine.context.ids()]
+    common = common_prefix(held, prompt)
+    size = len(prompt) + n_seq * max_tokens + 16
+    seqs = Sequences(engine.llm, n_seq, max(size, len(held) + 16) if common else size)
+    if common:
+        seqs.adopt(0, engine.llm.ctx, held, common)
+    return seqs
+
 
 
 def room(engine: Engine, params: Parameters, prompt: Sequence[int]) -> int:
@@ -284,7 +300,7 @@ def unused_stages(engine: Engine, params: Parameters) -> list[str]:
     return [s.name for s in chain.stages if s.name not in KEPT_STAGES]
 
 
-def beam_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, dropped: int,
+def beam_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, stats: PromptStats,
                 cancelled: CancelCheck | None, started: float) -> Iterator[Event]:  # fmt: skip
     """A reply by beam search: an empty Delta per step (progress), the chosen reply, then Done
     with every kept beam (best first) as candidates."""
@@ -312,10 +328,10 @@ def beam_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed:
         yield Delta(best["text"], len(best["tokens"]), time.perf_counter() - (first or started))
     n = len(best["tokens"])
     end = time.perf_counter()
-    usage = Usage(prompt_tokens=len(prompt), prompt_eval_tokens=len(prompt), completion_tokens=n,
+    usage = Usage(prompt_tokens=stats.tokens, prompt_eval_tokens=stats.evaluated, completion_tokens=n,
                   ttft_s=(first or end) - started, total_s=end - started,
                   tokens_per_second=n / (end - first) if first and end > first else 0.0)  # fmt: skip
-    yield Done(best["text"], finish, usage, seed, dropped, list(best["tokens"]), candidates=candidates)
+    yield Done(best["text"], finish, usage, seed, stats.dropped, list(best["tokens"]), candidates=candidates)
 
 
 def _candidate(engine: Engine, h: Hypothesis, stops: Sequence[str]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class KVContext:
         self.n_batch: int = llm.n_batch
         self._canonical = 0  # cached tokens evaluated in aligned blocks (a prompt, not a reply)
         self._batch: Any = None  # a llama_batch asking for every position's logits, made on first use
+        self._views = LogitViews(self.n_vocab)
 
     @property
     def n_tokens(self) -> int:
@@ -47,8 +48,7 @@ class KVContext:
 
     def logits(self) -> NDArray[np.float32]:
         """The next-token logits after the last evaluated token (a view; do not keep it)."""
-        ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return self._views.of(self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1))
 
     def prefill(self, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None) -> int:
         """Make the cache hold `tokens`, reusing the cached prefix; returns how many were evaluated.
@@ -167,3 +167,24 @@ class KVContext:
             raise RuntimeError(f"llama_decode returned {code}")
         self.llm.input_ids[n_past : n_past + len(chunk)] = chunk
         self.llm.n_tokens = n_past + len(chunk)
+
+
+class LogitViews:
+    """numpy views of llama.cpp's logit rows, by address: making a view (np.ctypeslib.as_array)
+    costs tens of microseconds a token; llama.cpp keeps its output buffer where it is between
+    evaluations, so the view of an address is made once."""
+
+    def __init__(self, n_vocab: int) -> None:
+        self.n_vocab = n_vocab
+        self._views: dict[int, NDArray[np.float32]] = {}
+
+    def of(self, ptr: Any) -> NDArray[np.float32]:
+        import ctypes
+
+        address = ctypes.cast(ptr, ctypes.c_void_p).value or 0
+        view = self._views.get(address)
+        if view is None:
+            if len(self._views) >= 64:  # the buffer moved (more outputs asked for): forget old ones
+                self._views.clear()
+            view = self._views[address] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return view

@@ -201,11 +201,19 @@ class Engine:
                 f"{what} with num_predict {params.num_predict}: {self.model_name} has no "
                 "chat template, so its samples may never end; set num_predict > 0 or a stop string"
             )
+        try:  # the chat's cache takes the prompt first, as for a reply: its sequences copy it from there
+            evaluated = self.context.prefill(tokens, cancelled)
+        except PrefillCancelled as stop:
+            usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
+                          total_s=time.perf_counter() - started)  # fmt: skip
+            yield Done("", "cancelled", usage, seed, dropped)
+            return
+        stats = PromptStats(len(tokens), evaluated, dropped)
         if samples is not None:
-            yield from mbr.sample_events(self, tokens, params, seed, dropped, cancelled, started, samples)
+            yield from mbr.sample_events(self, tokens, params, seed, stats, cancelled, started, samples)
             return
         events = beams.beam_events if params.num_beams > 1 else mbr.mbr_events
-        yield from events(self, tokens, params, seed, dropped, cancelled, started)
+        yield from events(self, tokens, params, seed, stats, cancelled, started)
 
     def _raw(self, tokens: Sequence[int]) -> Fitted:
         """A raw prompt's tokens as they are; ContextFullError where they leave no room for a reply."""

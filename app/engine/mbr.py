@@ -23,6 +23,7 @@ from andon.app.engine.generation import (
     Done,
     Event,
     FinishReason,
+    PromptStats,
     TokenConstraint,
     Usage,
     sample,
@@ -108,7 +109,7 @@ class MBRDraw:
 
     def steps(self) -> Iterator[int]:
         """Draw every sample to its end; after each step, the most tokens a sample holds."""
-        first = self.seqs.fill(0, self.prompt, self.cancelled)
+        first = self.seqs.prefill(0, self.prompt, self.cancelled)
         self.seqs.fork(0, [s.seq for s in self.samples])
         logits = {s.seq: first for s in self.samples}
         for length in range(1, self.max_tokens + 1):
@@ -152,7 +153,7 @@ def _drawn(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int,
     return draw, first
 
 
-def mbr_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, dropped: int,
+def mbr_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, stats: PromptStats,
                cancelled: CancelCheck | None, started: float) -> Iterator[Event]:  # fmt: skip
     """A reply by MBR: an empty Delta per step (progress), the chosen reply, then Done with every
     sample (its text, seed and mean utility; best first) as candidates."""
@@ -160,20 +161,20 @@ def mbr_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: 
     rows = _rows(engine, draw.samples, params)
     scores = mbr_scores([r["text"] for r in rows], params.mbr_utility)
     candidates = sorted(({**r, "score": s} for r, s in zip(rows, scores, strict=True)), key=lambda r: -r["score"])
-    yield from _ending(candidates, draw, prompt, seed, dropped, started, first)
+    yield from _ending(candidates, draw, stats, started, first)
 
 
-def sample_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, dropped: int,
+def sample_events(engine: Engine, prompt: Sequence[int], params: Parameters, seed: int, stats: PromptStats,
                   cancelled: CancelCheck | None, started: float, count: int) -> Iterator[Event]:  # fmt: skip
     """`count` replies of one prompt drawn together (Engine.stream's `samples`), sample i seeded
     seed + i: an empty Delta per step (progress), sample 0's text, then Done with every sample (text,
     seed, tokens, finish_reason) in seed order as candidates. Stopped: "cancelled", the samples as
     far as they got."""
     draw, first = yield from _drawn(engine, prompt, params, seed, count, cancelled)
-    yield from _ending(_rows(engine, draw.samples, params), draw, prompt, seed, dropped, started, first)
+    yield from _ending(_rows(engine, draw.samples, params), draw, stats, started, first)
 
 
-def _ending(candidates: list[dict[str, Any]], draw: MBRDraw, prompt: Sequence[int], seed: int, dropped: int,
+def _ending(candidates: list[dict[str, Any]], draw: MBRDraw, stats: PromptStats,
             started: float, first: float) -> Iterator[Event]:  # fmt: skip
     """The first candidate's text as a Delta, then Done with the candidates and every sample's
     tokens counted in the rate."""
@@ -182,10 +183,10 @@ def _ending(candidates: list[dict[str, Any]], draw: MBRDraw, prompt: Sequence[in
     if best["text"]:
         yield Delta(best["text"], len(best["tokens"]), time.perf_counter() - (first or started))
     n, end = sum(len(c["tokens"]) for c in candidates), time.perf_counter()
-    usage = Usage(prompt_tokens=len(prompt), prompt_eval_tokens=len(prompt), completion_tokens=len(best["tokens"]),
+    usage = Usage(prompt_tokens=stats.tokens, prompt_eval_tokens=stats.evaluated, completion_tokens=len(best["tokens"]),
                   ttft_s=(first or end) - started, total_s=end - started,
                   tokens_per_second=n / (end - first) if first and end > first else 0.0)  # fmt: skip
-    yield Done(best["text"], finish, usage, best["seed"], dropped, list(best["tokens"]), candidates=candidates)
+    yield Done(best["text"], finish, usage, best["seed"], stats.dropped, list(best["tokens"]), candidates=candidates)
 
 
 def _rows(engine: Engine, samples: Sequence[Sample], params: Parameters) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from andon.app.engine.context import PrefillCancelled
-from andon.app.engine.sequences import Sequences
+from andon.app.engine.sequences import Sequences, common_prefix
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Slots:
                         raise SlotWaitCancelled
                     self._cond.wait(POLL_S)
                 slot = max((s for s in self._slots if not s.busy),
-                           key=lambda s: (_common(self.seqs.tokens[s.seq], prompt), -s.used))  # fmt: skip
+                           key=lambda s: (common_prefix(self.seqs.tokens[s.seq], prompt), -s.used))  # fmt: skip
                 slot.busy = True
                 self._readers += 1
                 return slot
@@ -215,7 +215,7 @@ class SlotContext:
         """Make the slot hold `tokens`, evaluating only what follows the prefix it already holds
         (the last token always, for its logits); how many were evaluated."""
         held = self.slots.seqs.tokens[self.seq]
-        same = min(_common(held, tokens), len(tokens) - 1)
+        same = min(common_prefix(held, tokens), len(tokens) - 1)
         with self.slots._cond:  # no batch is decoding while cells leave the cache
             while self.slots._batch.decoding:
                 self.slots._cond.wait(POLL_S)
@@ -236,11 +236,3 @@ class SlotContext:
             self.slots.seqs.keep(self.seq, n)
         return True
 
-
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many tokens `a` and `b` share from the start."""
-    n = min(len(a), len(b))
-    if not n:
-        return 0
-    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(diff[0]) if diff.size else n

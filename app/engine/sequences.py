@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from andon.app.engine.context import LogitViews
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Sequences:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch: Any = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self.tokens: list[list[int]] = [[] for _ in range(n_seq)]  # what each sequence holds, in order
+        self._views = LogitViews(self.n_vocab)
 
     def fill(self, seq: int, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None) -> NDArray[np.float32]:
         """Evaluate `tokens` after what sequence `seq` holds, n_batch at a time; the next-token logits
@@ -75,6 +77,40 @@ class Sequences:
             last = start + len(chunk) == len(tokens)
             self._decode([(seq, t, last and i == len(chunk) - 1) for i, t in enumerate(chunk)])
         return self._last_logits()
+
+    def prefill(self, seq: int, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None) -> NDArray[np.float32]:
+        """Make sequence `seq` hold `tokens`, keeping the longest prefix it already holds and
+        evaluating the rest (the last token always, for its logits): the next-token logits."""
+        same = min(common_prefix(self.tokens[seq], tokens), len(tokens) - 1)
+        self.keep(seq, same)
+        return self.fill(seq, tokens[same:], cancelled)
+
+    def adopt(self, seq: int, ctx: Any, held: Sequence[int], keep: int) -> int:
+        """Copy what sequence 0 of another context on the same weights holds (`held`, its tokens:
+        the chat's KV cache) into sequence `seq`, then keep its first `keep` tokens; how many it
+        holds then (0 where the copy could not be made: the caller evaluates them instead).
+
+        llama.cpp's llama_state_seq_get_data/set_data copy the keys and values as they are, so a
+        chat's cached conversation is not evaluated again for its beams or samples."""
+        import ctypes
+
+        self.drop(seq)
+        keep = min(keep, len(held))
+        if keep <= 0 or len(held) > self.n_ctx:
+            return 0
+        size = self._lib.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        got = self._lib.llama_state_seq_get_data(ctx, buffer, size, 0)
+        if not got or not self._lib.llama_state_seq_set_data(self._ctx, buffer, got, seq):
+            self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+            return 0
+        self.tokens[seq] = list(held)
+        if not self._lib.llama_memory_seq_rm(self._memory, seq, keep, -1):  # a recurrent model's state
+            self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+            self.tokens[seq] = []
+            return 0
+        del self.tokens[seq][keep:]
+        return keep
 
     def fork(self, src: int, dsts: Iterable[int]) -> None:
         """Make each of `dsts` hold what `src` holds (its cells shared, nothing evaluated again)."""
@@ -159,4 +195,13 @@ class Sequences:
     def _row(self, i: int) -> NDArray[np.float32]:
         """A copy of the logits after the batch's i-th token (-1: the last that asked for them)."""
         ptr = self._lib.llama_get_logits_ith(self._ctx, i)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return self._views.of(ptr).copy()
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens `a` and `b` share from the start."""
+    n = min(len(a), len(b))
+    if not n:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if diff.size else n

@@ -131,3 +131,16 @@ def test_a_beam_reaching_a_stop_string_is_finished_there(engine):
     cut = free.text[: free.text.index(stop)]
     stopped = [c for c in done.candidates if c["text"] == cut]  # the best beam, ended at its stop string
     assert stopped and stopped[0]["finish_reason"] == "stop" and len(stopped[0]["tokens"]) < len(free.tokens)
+
+
+@pytest.mark.model
+def test_beams_in_a_chat_evaluate_only_what_the_cache_lacks_and_answer_as_from_an_empty_cache(engine):
+    question = "Name three animals that live in the sea."
+    engine.context.truncate(0)  # an empty cache: the whole prompt is evaluated
+    cold = beam_reply(engine, question, {"num_beams": 3, "num_predict": 12})
+    assert cold.usage.prompt_eval_tokens == cold.usage.prompt_tokens
+    beam_reply(engine, question, {"temperature": 0, "num_predict": 12})  # a plain reply after the same prompt
+    warm = beam_reply(engine, question, {"num_beams": 3, "num_predict": 12})
+    # the prompt's keys and values are copied from the chat's cache, not evaluated again
+    assert warm.usage.prompt_eval_tokens < warm.usage.prompt_tokens // 2
+    assert warm.text == cold.text and warm.candidates == cold.candidates
