@@ -258,7 +258,6 @@ def open_sequences(engine: Engine, n_seq: int, prompt: Sequence[int], max_tokens
     return seqs
 
 
-
 def room(engine: Engine, params: Parameters, prompt: Sequence[int]) -> int:
     """Most reply tokens: num_predict, or what is left of num_ctx after the prompt."""
     left = max(1, engine.n_ctx - len(prompt))

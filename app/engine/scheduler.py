@@ -235,4 +235,3 @@ class SlotContext:
                 self.slots._cond.wait(POLL_S)
             self.slots.seqs.keep(self.seq, n)
         return True
-

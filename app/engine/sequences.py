@@ -78,7 +78,9 @@ class Sequences:
             self._decode([(seq, t, last and i == len(chunk) - 1) for i, t in enumerate(chunk)])
         return self._last_logits()
 
-    def prefill(self, seq: int, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None) -> NDArray[np.float32]:
+    def prefill(
+        self, seq: int, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None
+    ) -> NDArray[np.float32]:
         """Make sequence `seq` hold `tokens`, keeping the longest prefix it already holds and
         evaluating the rest (the last token always, for its logits): the next-token logits."""
         same = min(common_prefix(self.tokens[seq], tokens), len(tokens) - 1)
