@@ -59,8 +59,16 @@ class Penalties(Stage):
         seen = window(step.input_ids, self.last_n)
         if seen.size == 0:
             return c
-        tokens, counts = np.unique(seen, return_counts=True)
         r, f, pr = np.float32(self.repeat), np.float32(self.frequency), np.float32(self.presence)
+        if c.identity and not f and not pr:
+            # repeat_penalty alone (Ollama's and the presets' usual case): each token seen is
+            # penalised once, from its own logit; a token seen twice is read twice from the same
+            # value and written the same result twice, so no np.unique is needed
+            logits = c.writable_logits()
+            v = logits[seen]
+            logits[seen] = np.where(v <= 0, v * r, v / r)
+            return c.with_logits(logits, sorted=False)
+        tokens, counts = np.unique(seen, return_counts=True)
 
         def penalise(logits: NDArray[np.float32], which: NDArray[np.intp]) -> NDArray[np.float32]:
             out = np.where(logits <= 0, logits * r, logits / r).astype(np.float32)

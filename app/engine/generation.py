@@ -447,6 +447,10 @@ class _SamplingState:
 
 def sample(c: Candidates, rng: np.random.Generator) -> int:
     """Draw one token from softmax of the candidates' logits."""
+    if c.size > 1 and np.isfinite(c.logits).all():  # the usual case after truncation: nothing to drop
+        weights = np.exp(c.logits - c.logits.max(), dtype=np.float64)
+        cum = np.cumsum(weights)
+        return int(c.ids[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), c.size - 1)])
     finite = np.isfinite(c.logits)
     if finite.sum() == 1:
         return int(c.ids[np.argmax(finite)])
