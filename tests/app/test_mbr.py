@@ -31,3 +31,17 @@ def test_mbr_keeps_the_sample_most_like_the_others(engine, utility, metric):
 def test_mbr_utility_other_than_chrf_or_bleu_is_refused_in_one_line():
     with pytest.raises(ParameterError, match="mbr_utility: 'ter' is not allowed"):
         Parameters.of({"mbr_samples": 4, "mbr_utility": "ter"})
+
+
+@pytest.mark.model
+def test_mbr_in_a_chat_evaluates_only_what_the_cache_lacks_and_draws_as_from_an_empty_cache(engine):
+    chat = [{"role": "user", "content": "Name a fruit."}]
+    values = {"mbr_samples": 3, "num_predict": 10, "seed": 7}
+    engine.context.truncate(0)  # an empty cache: the whole prompt is evaluated
+    cold = list(engine.stream(chat, Parameters.of(values)))[-1]
+    list(engine.stream(chat, Parameters.of({"temperature": 0, "num_predict": 10})))  # a plain reply first
+    warm = list(engine.stream(chat, Parameters.of(values)))[-1]
+    assert isinstance(cold, Done) and isinstance(warm, Done)
+    assert cold.usage.prompt_eval_tokens == cold.usage.prompt_tokens
+    assert warm.usage.prompt_eval_tokens < warm.usage.prompt_tokens // 2  # copied from the chat's cache
+    assert [c["text"] for c in warm.candidates] == [c["text"] for c in cold.candidates]
