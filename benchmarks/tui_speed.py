@@ -173,9 +173,20 @@ def settings_for_cli(tokens: int) -> dict:
     return {"num_predict": tokens, "seed": 7, "logit_bias": {"<|im_end|>": False, "<|endoftext|>": False}}
 
 
+def last_reply_id(data: Path) -> int:
+    """The id of the history's last assistant message (0: none yet)."""
+    try:
+        with sqlite3.connect(f"file:{data / 'history.sqlite3'}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT MAX(id) FROM messages WHERE role = 'assistant'").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0] or 0)
+
+
 def app_in_a_terminal(command: list[str], env: dict, data: Path) -> tuple[float, float]:
     """Start the app in a pty, wait for its message box, send PROMPT, wait for the reply in the
     history: (seconds to the message box, the reply's tokens per second)."""
+    before = last_reply_id(data)  # the app reopens the last chat: wait for a reply newer than its last
     master, slave = pty.openpty()
     os.set_blocking(master, True)
     started = time.perf_counter()
@@ -208,12 +219,12 @@ def app_in_a_terminal(command: list[str], env: dict, data: Path) -> tuple[float,
         time.sleep(0.1)
         try:
             with sqlite3.connect(f"file:{data / 'history.sqlite3'}?mode=ro", uri=True) as db:
-                row = db.execute("SELECT status, stats FROM messages WHERE role = 'assistant' "
+                row = db.execute("SELECT id, status, stats FROM messages WHERE role = 'assistant' "
                                  "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
         except sqlite3.Error:
             continue
-        if row and row[0] == "complete":
-            rate = json.loads(row[1]).get("tokens_per_second", 0.0)
+        if row and row[0] > before and row[1] == "complete":
+            rate = json.loads(row[2]).get("tokens_per_second", 0.0)
             break
     os.write(master, b"\x11")  # Ctrl+Q
     proc.wait(timeout=30)

@@ -5,8 +5,9 @@ cache and the compute buffers are new), made with room for `n_seq` sequences in 
 cache. A prompt is evaluated once and copied to the other sequences (`llama_memory_seq_cp` shares its
 cells: no second evaluation, no second copy of its keys and values); then one `llama_decode` per step
 takes one token of every live sequence, so k sequences cost one batch of k tokens a step (on 2 CPU
-cores a batch of 4 costs about 2 single passes, of 8 about 3.3: benchmarks/batch_cost.py), not k
-passes. The chat's own context (KVContext) is not touched: the chat's cache stays as it was.
+cores a batch of 4 costs 2-2.4 single passes, of 8 3.3-4.0, from one day to the next:
+benchmarks/batch_cost.py), not k passes. `adopt` copies a chat's cached prompt in, so only what
+the chat's cache lacks is evaluated; the chat's own context (KVContext) is only read.
 
 Logits of a batch differ from a single sequence's in the last bits (llama.cpp sums in another
 order), so a reference to compare with must be computed from these same logits.
