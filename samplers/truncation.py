@@ -57,15 +57,15 @@ class TopP(Stage):
     def apply(self, c: Candidates, step: Step) -> Candidates:
         p = np.float32(self.p)
         probs = c.probs()  # normalised over every candidate, before sorting, as llama.cpp does
-        if c.sorted and c.size:  # after top_k: the running sum in this order, the first place it reaches p
+        if c.sorted:  # after top_k: the running sum in this order, the first place it reaches p
             cum = np.cumsum(probs, dtype=np.float32)
             last = max(int(np.searchsorted(cum, p, side="left")) + 1, self.min_keep)
             if last > c.size:  # never reached: llama.cpp keeps everything, its masked entries too
                 return c.take(slice(None), sorted=True, masked=c.masked)
             return c.take(slice(0, last), sorted=True)
-        width = c.size if c.sorted else min(_TOP_P_FIRST_PASS, c.size)
+        width = min(_TOP_P_FIRST_PASS, c.size)
         while True:
-            order = np.arange(width) if c.sorted else descending(c.logits, width)
+            order = descending(c.logits, width)
             cum = np.cumsum(probs[order], dtype=np.float32)
             reached = (cum >= p) & (np.arange(1, width + 1) >= self.min_keep)
             if reached.any():

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from andon.app.engine.context import common_prefix
 from andon.app.engine.generation import (
     CancelCheck,
     Delta,
@@ -38,7 +39,7 @@ from andon.app.engine.generation import (
     TokenConstraint,
     Usage,
 )
-from andon.app.engine.sequences import Sequences, common_prefix
+from andon.app.engine.sequences import Sequences
 from andon.presets.parameters import Parameters
 from andon.samplers import build_chain
 from numpy.typing import NDArray
@@ -249,12 +250,9 @@ def open_sequences(engine: Engine, n_seq: int, prompt: Sequence[int], max_tokens
     sequence 0 holds what of `prompt` the chat's KV cache holds (copied, not evaluated again:
     Engine.stream evaluates a chat's new message there first, as for a reply), and `prefill`
     adds the rest (the last token at least, for its logits)."""
+    seqs = Sequences(engine.llm, n_seq, len(prompt) + n_seq * max_tokens + 16)
     held = [int(t) for t in engine.context.ids()]
-    common = common_prefix(held, prompt)
-    size = len(prompt) + n_seq * max_tokens + 16
-    seqs = Sequences(engine.llm, n_seq, max(size, len(held) + 16) if common else size)
-    if common:
-        seqs.adopt(0, engine.llm.ctx, held, common)
+    seqs.adopt(0, engine.llm.ctx, held, common_prefix(held, prompt))
     return seqs
 
 

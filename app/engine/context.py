@@ -3,6 +3,7 @@ KV cache, and the logits after them. Not thread-safe: one reply or inspection at
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,13 +63,7 @@ class KVContext:
         `cancelled` is asked before each block: once true, PrefillCancelled, and the cache holds
         the blocks evaluated so far (a later prefill of the same prompt goes on from there).
         """
-        cached = self.ids()
-        n = min(len(cached), len(tokens))
-        same = 0
-        if n:
-            diff = np.flatnonzero(cached[:n] != np.asarray(tokens[:n], dtype=cached.dtype))
-            same = int(diff[0]) if diff.size else n
-        same = min(same, len(tokens) - 1)  # the last prompt token must be evaluated for logits
+        same = reusable_prefix(self.ids(), tokens)
         aligned = same <= self._canonical
         block = max(1, min(PREFILL_BLOCK if aligned else CONTINUE_BLOCK, self.n_batch))
         if aligned:
@@ -179,8 +174,6 @@ class LogitViews:
         self._views: dict[int, NDArray[np.float32]] = {}
 
     def of(self, ptr: Any) -> NDArray[np.float32]:
-        import ctypes
-
         address = ctypes.cast(ptr, ctypes.c_void_p).value or 0
         view = self._views.get(address)
         if view is None:
@@ -188,3 +181,21 @@ class LogitViews:
                 self._views.clear()
             view = self._views[address] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
         return view
+
+
+Tokens = Sequence[int] | NDArray[np.intc]
+
+
+def common_prefix(a: Tokens, b: Tokens) -> int:
+    """How many tokens `a` and `b` share from the start."""
+    n = min(len(a), len(b))
+    if not n:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if diff.size else n
+
+
+def reusable_prefix(held: Tokens, tokens: Tokens) -> int:
+    """How many of a cache's `held` tokens a prefill of `tokens` keeps: their common prefix, but
+    never the last of `tokens` (it is evaluated again for the logits after it)."""
+    return min(common_prefix(held, tokens), len(tokens) - 1)

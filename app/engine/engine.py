@@ -161,14 +161,10 @@ class Engine:
         )
         if isinstance(context, rpc.GuardedContext):
             context.cancelled = cancelled  # stopping a reply stops waiting for a silent server
-        try:
-            evaluated = context.prefill(fitted.tokens, cancelled)
-        except PrefillCancelled as stop:  # stopped while the prompt was evaluated: what was, stays cached
-            usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
-                          total_s=time.perf_counter() - started)  # fmt: skip
-            yield Done("", "cancelled", usage, seed, fitted.dropped)
+        stats = _prefill(context, fitted.tokens, fitted.dropped, cancelled, started, seed)
+        if isinstance(stats, Done):
+            yield stats
             return
-        stats = PromptStats(len(fitted.tokens), evaluated, fitted.dropped)
         reasoning = self.prompt.splitter(fitted.tokens, begins_as_answer=constraint is not None)
         reply = Reply(context, self.texts, chain, params, seed, stats,
                       cancelled=cancelled, constraint=constraint, started=started,
@@ -201,14 +197,11 @@ class Engine:
                 f"{what} with num_predict {params.num_predict}: {self.model_name} has no "
                 "chat template, so its samples may never end; set num_predict > 0 or a stop string"
             )
-        try:  # the chat's cache takes the prompt first, as for a reply: its sequences copy it from there
-            evaluated = self.context.prefill(tokens, cancelled)
-        except PrefillCancelled as stop:
-            usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
-                          total_s=time.perf_counter() - started)  # fmt: skip
-            yield Done("", "cancelled", usage, seed, dropped)
+        # the chat's cache takes the prompt first, as for a reply: the sequences copy it from there
+        stats = _prefill(self.context, tokens, dropped, cancelled, started, seed)
+        if isinstance(stats, Done):
+            yield stats
             return
-        stats = PromptStats(len(tokens), evaluated, dropped)
         if samples is not None:
             yield from mbr.sample_events(self, tokens, params, seed, stats, cancelled, started, samples)
             return
@@ -338,3 +331,16 @@ class Engine:
             rpc.release(self.llm)  # kept, not freed, if its server was lost
         else:
             self.llm.close()
+
+
+def _prefill(context: KVContext, tokens: list[int], dropped: int, cancelled: CancelCheck | None,
+             started: float, seed: int) -> PromptStats | Done:  # fmt: skip
+    """Evaluate a reply's prompt in `context`: its PromptStats, or the Done of a reply stopped
+    while the prompt was evaluated (what was evaluated stays cached)."""
+    try:
+        evaluated = context.prefill(tokens, cancelled)
+    except PrefillCancelled as stop:
+        usage = Usage(prompt_tokens=stop.tokens, prompt_eval_tokens=stop.evaluated,
+                      total_s=time.perf_counter() - started)  # fmt: skip
+        return Done("", "cancelled", usage, seed, dropped)
+    return PromptStats(len(tokens), evaluated, dropped)

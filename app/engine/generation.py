@@ -447,17 +447,15 @@ class _SamplingState:
 
 def sample(c: Candidates, rng: np.random.Generator) -> int:
     """Draw one token from softmax of the candidates' logits."""
-    if c.size > 1 and np.isfinite(c.logits).all():  # the usual case after truncation: nothing to drop
-        weights = np.exp(c.logits - c.logits.max(), dtype=np.float64)
-        cum = np.cumsum(weights)
-        return int(c.ids[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), c.size - 1)])
     finite = np.isfinite(c.logits)
-    if finite.sum() == 1:
-        return int(c.ids[np.argmax(finite)])
-    logits = c.logits[finite]
-    ids = c.ids[finite]
-    if ids.size == 0:
-        return int(c.ids[0])
+    if c.size > 1 and finite.all():  # the usual case after truncation: nothing to drop
+        logits, ids = c.logits, c.ids
+    else:
+        if finite.sum() == 1:
+            return int(c.ids[np.argmax(finite)])
+        logits, ids = c.logits[finite], c.ids[finite]
+        if ids.size == 0:
+            return int(c.ids[0])
     weights = np.exp(logits - logits.max(), dtype=np.float64)
     cum = np.cumsum(weights)
     return int(ids[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), ids.size - 1)])

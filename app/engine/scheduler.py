@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from andon.app.engine.context import PrefillCancelled
-from andon.app.engine.sequences import Sequences, common_prefix
+from andon.app.engine.context import PrefillCancelled, common_prefix, reusable_prefix
+from andon.app.engine.sequences import Sequences
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ class SlotContext:
         """Make the slot hold `tokens`, evaluating only what follows the prefix it already holds
         (the last token always, for its logits); how many were evaluated."""
         held = self.slots.seqs.tokens[self.seq]
-        same = min(common_prefix(held, tokens), len(tokens) - 1)
+        same = reusable_prefix(held, tokens)
         with self.slots._cond:  # no batch is decoding while cells leave the cache
             while self.slots._batch.decoding:
                 self.slots._cond.wait(POLL_S)

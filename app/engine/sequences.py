@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from andon.app.engine.context import LogitViews
+from andon.app.engine.context import LogitViews, reusable_prefix
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Sequences:
     ) -> NDArray[np.float32]:
         """Make sequence `seq` hold `tokens`, keeping the longest prefix it already holds and
         evaluating the rest (the last token always, for its logits): the next-token logits."""
-        same = min(common_prefix(self.tokens[seq], tokens), len(tokens) - 1)
+        same = reusable_prefix(self.tokens[seq], tokens)
         self.keep(seq, same)
         return self.fill(seq, tokens[same:], cancelled)
 
@@ -199,12 +199,3 @@ class Sequences:
         """A copy of the logits after the batch's i-th token (-1: the last that asked for them)."""
         ptr = self._lib.llama_get_logits_ith(self._ctx, i)
         return self._views.of(ptr).copy()
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many tokens `a` and `b` share from the start."""
-    n = min(len(a), len(b))
-    if not n:
-        return 0
-    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(diff[0]) if diff.size else n
