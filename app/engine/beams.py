@@ -39,7 +39,7 @@ from andon.app.engine.generation import (
     TokenConstraint,
     Usage,
 )
-from andon.app.engine.sequences import Sequences
+from andon.app.engine.sequences import Sequences, SequencesCancelled
 from andon.presets.parameters import Parameters
 from andon.samplers import build_chain
 from numpy.typing import NDArray
@@ -168,7 +168,11 @@ class BeamSearch:
 
     def steps(self) -> Iterator[int]:
         """Run the search; after each step, how many tokens the beams hold."""
-        logits = {0: self.seqs.prefill(0, self.prompt, self.cancelled)}
+        try:
+            logits = {0: self.seqs.prefill(0, self.prompt, self.cancelled)}
+        except SequencesCancelled:  # stopped before the first step: no beam yet
+            self.was_cancelled = True
+            return
         self.beams = [Beam(0, [], 0.0, self.new_constraint())]
         for length in range(1, self.max_tokens + 1):
             if self.cancelled is not None and self.cancelled():

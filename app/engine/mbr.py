@@ -28,7 +28,7 @@ from andon.app.engine.generation import (
     Usage,
     sample,
 )
-from andon.app.engine.sequences import Sequences
+from andon.app.engine.sequences import Sequences, SequencesCancelled
 from andon.presets.parameters import Parameters
 from andon.samplers import Chain, build_chain
 from numpy.typing import NDArray
@@ -109,7 +109,11 @@ class MBRDraw:
 
     def steps(self) -> Iterator[int]:
         """Draw every sample to its end; after each step, the most tokens a sample holds."""
-        first = self.seqs.prefill(0, self.prompt, self.cancelled)
+        try:
+            first = self.seqs.prefill(0, self.prompt, self.cancelled)
+        except SequencesCancelled:  # stopped before the first step: no sample has a token
+            self.was_cancelled = True
+            return
         self.seqs.fork(0, [s.seq for s in self.samples])
         logits = {s.seq: first for s in self.samples}
         for length in range(1, self.max_tokens + 1):

@@ -144,3 +144,16 @@ def test_beams_in_a_chat_evaluate_only_what_the_cache_lacks_and_answer_as_from_a
     # the prompt's keys and values are copied from the chat's cache, not evaluated again
     assert warm.usage.prompt_eval_tokens < warm.usage.prompt_tokens // 2
     assert warm.text == cold.text and warm.candidates == cold.candidates
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("values", [{"num_beams": 2}, {"mbr_samples": 2}])
+def test_a_search_stopped_once_its_prompt_is_cached_ends_cancelled(engine, values):
+    chat = [{"role": "user", "content": "Name a bird."}]
+    n = len(engine.chat_tokens(chat))
+    engine.context.truncate(0)
+    # the stop comes after the chat's cache took the prompt, as the search's sequences start
+    events = list(engine.stream(chat, Parameters.of({**values, "num_predict": 8}),
+                                cancelled=lambda: engine.context.n_tokens >= n))  # fmt: skip
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "cancelled" and done.text == ""
